@@ -1,0 +1,81 @@
+"""The ``m3cvc`` command line.
+
+Each sub-command is a ``main(argv) -> int`` function in its own module, registered by name in
+:data:`COMMANDS` and imported only when used. Errors a user can cause print one line and exit 2;
+set ``M3CVC_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Callable, Optional, Sequence
+
+from .errors import M3cvcError
+
+# name -> ("module:function", one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "encode": ("m3cvc.commands.codec:encode_main", "encode a video into an .m3c bitstream"),
+    "decode": ("m3cvc.commands.codec:decode_main", "decode an .m3c bitstream into a video"),
+    "preprocess": ("m3cvc.commands.codec:preprocess_main", "write exactly the frames the encoder sees"),
+    "info": ("m3cvc.commands.codec:info_main", "describe an .m3c bitstream (header, keyframes, bytes, bpp)"),
+    "config": ("m3cvc.commands.codec:config_main", "print a profile's full default config as YAML"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: m3cvc COMMAND [options]   (m3cvc COMMAND -h for a command's options)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def resolve(name: str) -> Callable[[Sequence[str]], int]:
+    target, _ = COMMANDS[name]
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def run(fn: Callable[[Sequence[str]], int], argv: Sequence[str], prog: str = "m3cvc") -> int:
+    """Call a command, turning user errors into one line on stderr and a non-zero exit code."""
+    debug = os.environ.get("M3CVC_DEBUG") == "1"
+    try:
+        return int(fn(argv) or 0)
+    except M3cvcError as exc:
+        if debug:
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"{prog}: error: out of memory", file=sys.stderr)
+        return 1
+    except Exception as exc:  # an unexpected failure still gets one line, not a traceback
+        if debug:
+            raise
+        print(f"{prog}: error: {type(exc).__name__}: {exc} (set M3CVC_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if args else 2
+    if args[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"m3cvc {__version__}")
+        return 0
+    name = args[0]
+    if name not in COMMANDS:
+        print(f"m3cvc: error: unknown command {name!r}\n{_usage()}", file=sys.stderr)
+        return 2
+    return run(resolve(name), args[1:], prog=f"m3cvc {name}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

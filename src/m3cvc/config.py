@@ -1,0 +1,282 @@
+"""Typed, frozen configuration of every stage, and the embedded profiles.
+
+A config is a tree of frozen dataclasses. It round-trips through plain dicts and YAML
+(``m3cvc config --profile lite`` prints the full default; ``--config FILE`` overrides any subset
+of it). Unknown keys and wrongly typed values are rejected with the dotted path of the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Optional, TypeVar, Union
+
+import yaml
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+PROFILES = ("lite", "full")
+
+
+# --------------------------------------------------------------------------------------------
+# stage 1: preprocessing
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Centre-crop to the target aspect, resize, resample the frame rate by timestamps."""
+
+    width: int = 512
+    height: int = 320
+    fps: float = 8.0
+    keep_size: bool = False  # keep the native size (no crop, no resize)
+    keep_fps: bool = False  # keep every decoded frame and the native frame rate
+
+
+# --------------------------------------------------------------------------------------------
+# stage 2: keyframe selection
+@dataclass(frozen=True)
+class ClipOptions:
+    """transformers CLIPModel used as the semantic backend ``clip``."""
+
+    model: str = "openai/clip-vit-base-patch32"  # hub id or local folder
+    device: str = "cpu"
+    dtype: str = "float32"
+    local_files_only: bool = False
+
+
+@dataclass(frozen=True)
+class RaftOptions:
+    """torchvision RAFT used as the motion backend ``raft``."""
+
+    variant: str = "large"  # large | small
+    weights: str = "DEFAULT"  # DEFAULT (torchvision's pretrained), none (random init), or a .pth path
+    device: str = "cpu"
+    num_flow_updates: int = 12
+    working_width: int = 512  # flow is computed at this width (rounded to a multiple of 8)
+
+
+@dataclass(frozen=True)
+class DisOptions:
+    """OpenCV DIS optical flow used as the motion backend ``dis`` (weight-free)."""
+
+    preset: str = "medium"  # ultrafast | fast | medium
+    working_width: int = 256
+
+
+@dataclass(frozen=True)
+class KeyframeConfig:
+    """Paper II-A: D(F_n, F_l) = lambda1*(1 - sim) + lambda2*motion - threshold > 0 -> keyframe.
+
+    ``motion`` is the mean optical-flow magnitude between F_l and F_n in percent of the frame
+    diagonal, so lambda2 and threshold mean the same at every resolution.
+    """
+
+    selector: str = "composite"  # composite | fixed
+    semantic: str = "thumbnail"  # thumbnail | clip
+    motion: str = "dis"  # dis | raft | none (semantic-only, same as lambda2 = 0)
+    lambda1: float = 1.0
+    lambda2: float = 0.05
+    threshold: float = 0.35
+    max_interval: int = 16  # force a keyframe after this many frames (video models' clip length)
+    min_interval: int = 1  # never two keyframes closer than this
+    interval: int = 16  # the ``fixed`` selector's period
+    tail_keyframe: bool = True  # interpolation mode: also code the last frame as a keyframe
+    clip: ClipOptions = field(default_factory=ClipOptions)
+    raft: RaftOptions = field(default_factory=RaftOptions)
+    dis: DisOptions = field(default_factory=DisOptions)
+
+
+# --------------------------------------------------------------------------------------------
+# stage 3: descriptions (text channel)
+@dataclass(frozen=True)
+class DescribeConfig:
+    backend: str = "none"  # none | manual (later: qwen-vl, openai)
+    descriptions: Optional[str] = None  # ``manual``: JSON {"keyframes": [...], "clips": [...]}
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    codec: str = "auto"  # auto (smallest) | lzw | raw
+
+
+# --------------------------------------------------------------------------------------------
+# stage 4: keyframe codec
+@dataclass(frozen=True)
+class AvifOptions:
+    quality: int = 30  # 0..100 (Pillow's AVIF quality)
+    speed: int = 6  # 0 (slowest, best) .. 10
+    subsampling: str = "4:2:0"
+
+
+@dataclass(frozen=True)
+class KeyframeCodecConfig:
+    backend: str = "avif"  # avif (later: vq-diffusion)
+    avif: AvifOptions = field(default_factory=AvifOptions)
+
+
+# --------------------------------------------------------------------------------------------
+# stage 5: clip reconstruction
+@dataclass(frozen=True)
+class FlowReconOptions:
+    """Decoder-side optical-flow interpolation between decoded keyframes."""
+
+    preset: str = "medium"  # DIS preset: ultrafast | fast | medium
+    working_width: int = 512  # flow estimated at this width, upsampled to the frame size
+    occlusion: bool = True  # forward-backward consistency weights when blending
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    backend: str = "flow"  # flow | blend (later: ltx, wan, cogvideox)
+    mode: str = "interpolation"  # interpolation | prediction
+    flow: FlowReconOptions = field(default_factory=FlowReconOptions)
+
+
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class M3Config:
+    profile: str = "lite"
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
+    describe: DescribeConfig = field(default_factory=DescribeConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    keyframe_codec: KeyframeCodecConfig = field(default_factory=KeyframeCodecConfig)
+    reconstruct: ReconstructConfig = field(default_factory=ReconstructConfig)
+
+
+def profile_config(profile: str) -> M3Config:
+    """The embedded default config of a profile."""
+    if profile == "lite":
+        return M3Config()
+    if profile == "full":
+        base = M3Config(profile="full")
+        return replace(
+            base,
+            keyframes=replace(base.keyframes, semantic="clip", motion="raft"),
+            describe=replace(base.describe, backend="qwen-vl"),
+            keyframe_codec=replace(base.keyframe_codec, backend="vq-diffusion"),
+            reconstruct=replace(base.reconstruct, backend="ltx"),
+        )
+    raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+
+
+# --------------------------------------------------------------------------------------------
+# dict / YAML conversion
+def to_dict(obj: Any) -> Any:
+    """A dataclass tree as plain dicts (field order kept)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, tuple):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def _check_scalar(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        last: Optional[ConfigError] = None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_scalar(arg, value, path)
+            except ConfigError as exc:
+                last = exc
+        raise last or ConfigError(f"{path}: invalid value {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}: expected a string, got {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)[:1]
+        return tuple(_check_scalar(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if isinstance(tp, type) and is_dataclass(tp):
+        return from_dict(tp, value, path)
+    raise ConfigError(f"{path}: unsupported config type {tp!r}")  # pragma: no cover
+
+
+def from_dict(cls: type[T], data: Any, path: str = "", base: Optional[T] = None) -> T:
+    """Build ``cls`` from ``data``; keys missing in ``data`` come from ``base`` (or defaults)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in names:
+            where = f"{path}.{key}" if path else str(key)
+            raise ConfigError(f"unknown config key {where!r}; valid keys: {', '.join(sorted(names))}")
+    base = base if base is not None else cls()
+    values = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            continue
+        where = f"{path}.{f.name}" if path else f.name
+        tp = hints[f.name]
+        current = getattr(base, f.name)
+        if is_dataclass(tp):
+            values[f.name] = from_dict(tp, data[f.name], where, current)
+        else:
+            values[f.name] = _check_scalar(tp, data[f.name], where)
+    return dataclasses.replace(base, **values)  # type: ignore[type-var]
+
+
+def dump_yaml(config: M3Config) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)
+
+
+def load_config(path: Optional[Union[str, Path]] = None, profile: Optional[str] = None) -> M3Config:
+    """The profile's defaults overridden by the YAML file at ``path`` (any subset of keys).
+
+    The profile comes from ``profile`` if given, else from the file's ``profile`` key, else lite.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config {path} is not UTF-8 text") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path} must be a YAML mapping at the top level")
+        data = loaded
+    chosen = profile or data.get("profile") or "lite"
+    if not isinstance(chosen, str):
+        raise ConfigError(f"profile: expected a string, got {chosen!r}")
+    base = profile_config(chosen)
+    data = dict(data)
+    data["profile"] = chosen
+    return from_dict(M3Config, data, "", base)
+
+
+def with_overrides(config: M3Config, **sections: dict[str, Any]) -> M3Config:
+    """Apply dotted CLI overrides, e.g. ``with_overrides(cfg, keyframes={"interval": 8})``."""
+    data = {name: values for name, values in sections.items() if values}
+    return from_dict(M3Config, data, "", config) if data else config

@@ -1,0 +1,67 @@
+"""Safe output files: atomic writes (temp file + rename) that never clobber an input."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Union
+
+from .errors import InputError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_path(output: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
+    """Refuse an output that is one of the inputs or lies in a missing / unwritable folder."""
+    out = Path(output)
+    for inp in inputs:
+        ip = Path(inp)
+        if out.resolve() == ip.resolve() or _same_file(out, ip):
+            raise InputError(f"output {out} is the input file; choose another output path")
+    if out.is_dir():
+        raise InputError(f"output {out} is a directory")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {parent} is not writable")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_path(output: PathLike, inputs: Iterable[PathLike] = (), suffix: Optional[str] = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``output``; on success it is renamed onto ``output``.
+
+    On any error the temporary file is removed and ``output`` is left untouched.
+    """
+    out = check_output_path(output, inputs)
+    suffix = suffix if suffix is not None else out.suffix
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".part{suffix}", dir=out.parent or ".")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_bytes_atomic(output: PathLike, data: bytes, inputs: Iterable[PathLike] = ()) -> Path:
+    with atomic_path(output, inputs) as tmp:
+        tmp.write_bytes(data)
+    return Path(output)
+
+
+def write_text_atomic(output: PathLike, text: str, inputs: Iterable[PathLike] = ()) -> Path:
+    return write_bytes_atomic(output, text.encode("utf-8"), inputs)

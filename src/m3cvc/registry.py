@@ -1,0 +1,58 @@
+"""Backend registries: plain dicts from a name to a lazily imported factory.
+
+Heavy backends (torch, transformers, diffusers) register as ``"module.path:ClassName"`` strings
+and are only imported when a user asks for them, so the lite profile never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Generic, TypeVar, Union
+
+from .errors import BackendError
+
+T = TypeVar("T")
+Factory = Union[str, Callable[..., Any]]
+
+
+class Registry(Generic[T]):
+    """A named set of backends of one stage (``kind`` is used in error messages)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Factory] = {}
+
+    def register(self, name: str, factory: Factory) -> None:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} backend {name!r} registered twice")
+        self._entries[name] = factory
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def resolve(self, name: str) -> Callable[..., T]:
+        """Return the factory for ``name``, importing it on first use."""
+        try:
+            factory = self._entries[name]
+        except KeyError:
+            raise BackendError(
+                f"unknown {self.kind} backend {name!r}; available: {', '.join(self.names())}"
+            ) from None
+        if isinstance(factory, str):
+            module_name, _, attr = factory.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise BackendError(
+                    f"{self.kind} backend {name!r} needs optional dependencies that are not "
+                    f"installed ({exc}); install them with: pip install 'm3cvc[models]'"
+                ) from exc
+            factory = getattr(module, attr)
+            self._entries[name] = factory
+        return factory  # type: ignore[return-value]
+
+    def create(self, name: str, *args: Any, **kwargs: Any) -> T:
+        return self.resolve(name)(*args, **kwargs)
