@@ -130,10 +130,73 @@ class FlowReconOptions:
 
 
 @dataclass(frozen=True)
+class VideoDiffusionOptions:
+    """Settings shared by the video diffusion reconstructors (``ltx``, ``wan``, ``cogvideox``)."""
+
+    seed: int = 0  # torch.Generator seed: same seed + device -> same frames
+    dtype: str = "auto"  # auto (bfloat16 on GPU, float32 on CPU) | float32 | float16 | bfloat16
+    device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N | mps
+    cpu_offload: bool = False  # enable_model_cpu_offload (GPU only; needs accelerate)
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    max_sequence_length: int = 0  # text tokens; 0: the model's own (CogVideoX: its transformer's)
+    local_files_only: bool = False  # never contact the hub (HF cache or a local folder only)
+
+
+@dataclass(frozen=True)
+class LtxOptions:
+    """LTX-Video ``LTXConditionPipeline``: keyframe conditions at frame 0 and at the clip length."""
+
+    model: str = "Lightricks/LTX-Video-0.9.5"  # hub id or local folder
+    steps: int = 40
+    guidance: float = 3.0
+    negative_prompt: str = "worst quality, inconsistent motion, blurry, jittery, distorted"
+    num_frames: int = 0  # frames per generated window; 0: the smallest 8k+1 covering the clip
+    max_frames: int = 161  # longer clips are generated in chained windows
+    width: int = 0  # generation size (multiple of 32); 0: the clip size within max_area
+    height: int = 0
+    max_area: int = 768 * 512
+    frame_rate: int = 25  # LTX's frame-rate conditioning
+
+
+@dataclass(frozen=True)
+class WanOptions:
+    """Wan 2.x ``WanImageToVideoPipeline``: first frame (+ ``last_image`` for interpolation)."""
+
+    model: str = "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers"  # interpolation (first + last frame)
+    prediction_model: str = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"  # prediction (first frame)
+    steps: int = 50
+    guidance: float = 5.0
+    negative_prompt: str = "static, blurred details, worst quality, low quality, JPEG artifacts, deformed"
+    num_frames: int = 0  # frames per window; 0: the smallest 4k+1 covering the clip
+    max_frames: int = 81
+    width: int = 0  # generation size (multiple of 16); 0: the clip size within max_area
+    height: int = 0
+    max_area: int = 832 * 480
+
+
+@dataclass(frozen=True)
+class CogVideoXOptions:
+    """CogVideoX ``CogVideoXImageToVideoPipeline`` (prediction only)."""
+
+    model: str = "THUDM/CogVideoX-5b-I2V"
+    steps: int = 50
+    guidance: float = 6.0
+    negative_prompt: str = ""
+    num_frames: int = 0  # 0: the transformer's sample_frames (49 for CogVideoX-5b-I2V)
+    width: int = 0  # 0: the transformer's sample size (720x480 for CogVideoX-5b-I2V)
+    height: int = 0
+
+
+@dataclass(frozen=True)
 class ReconstructConfig:
-    backend: str = "flow"  # flow | blend (later: ltx, wan, cogvideox)
+    backend: str = "flow"  # flow | blend | ltx | wan | cogvideox
     mode: str = "interpolation"  # interpolation | prediction
     flow: FlowReconOptions = field(default_factory=FlowReconOptions)
+    diffusion: VideoDiffusionOptions = field(default_factory=VideoDiffusionOptions)
+    ltx: LtxOptions = field(default_factory=LtxOptions)
+    wan: WanOptions = field(default_factory=WanOptions)
+    cogvideox: CogVideoXOptions = field(default_factory=CogVideoXOptions)
 
 
 # --------------------------------------------------------------------------------------------
