@@ -1,0 +1,27 @@
+"""Keyframe codecs (stage 4): ``avif`` (lite); model codecs register lazily by name."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..config import KeyframeCodecConfig
+from .avif import AvifCodec
+from .base import KEYFRAME_CODECS, KeyframeCodec
+
+KEYFRAME_CODECS.register("avif", AvifCodec)
+
+
+def build_keyframe_codec(cfg: KeyframeCodecConfig) -> KeyframeCodec:
+    """Encoder side: the codec the config names, with its options."""
+    cls = KEYFRAME_CODECS.resolve(cfg.backend)
+    if cls is AvifCodec:
+        return AvifCodec.from_options(cfg.avif)
+    return cls.from_config(cfg)  # type: ignore[attr-defined]
+
+
+def keyframe_codec_from_params(name: str, params: Mapping[str, Any]) -> KeyframeCodec:
+    """Decoder side: rebuild the codec from the name and params in the stream header."""
+    return KEYFRAME_CODECS.resolve(name).from_params(params)  # type: ignore[attr-defined]
+
+
+__all__ = ["AvifCodec", "KeyframeCodec", "KEYFRAME_CODECS", "build_keyframe_codec", "keyframe_codec_from_params"]

@@ -1,0 +1,346 @@
+"""The ``.m3c`` container: pure functions from a :class:`Stream` to bytes and back.
+
+Layout (all integers are unsigned LEB128 varints unless noted)::
+
+    magic "M3CV" | format version (1 byte) | unit* (in this order, nothing after the last):
+        SEQUENCE_HEADER (1)   once
+        KEYFRAME (2)          once per keyframe, in display order
+        KEYFRAME_TEXTS (3)    once: the descriptions D_i^F of all keyframes
+        CLIP_TEXTS (4)        once: the descriptions D_i^C of all clips
+
+    unit = type (1 byte) | payload length | payload | CRC-32 of type+length+payload (4 bytes, BE)
+
+    SEQUENCE_HEADER payload = width | height | fps numerator | fps denominator | frame count |
+        keyframe count | profile (string) | keyframe codec (stage) | clip reconstructor (stage)
+    stage  = name (string) | params
+    params = count | (key (string) | type byte | value)*, keys sorted; types: 0 signed int
+             (zig-zag varint), 1 float (IEEE-754 binary64, BE), 2 string, 3 false, 4 true
+    string = byte length | UTF-8
+    KEYFRAME payload = frame index minus previous keyframe's index (the first is 0) | image bytes
+    *_TEXTS payload  = text codec id (1 byte) | coded texts (see m3cvc.text)
+
+Every byte of the file is counted in bpp; :func:`section_sizes` splits it into header,
+keyframe images, keyframe texts and clip texts (each unit's framing counted with its section).
+Parsing is strict: any truncation, corruption (CRC), unknown version or unit, inconsistent
+count or trailing byte raises :class:`BitstreamError`.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Mapping, Sequence
+
+from .errors import BitstreamError
+from .text import decode_texts, encode_texts, text_codec_name
+from .varint import read_uvarint, write_uvarint
+
+__all__ = [
+    "BitstreamError", "FORMAT_VERSION", "MAGIC", "Keyframe", "SequenceHeader", "StageInfo", "Stream",
+    "Unit", "UnitType", "parse_units", "read_stream", "section_sizes", "write_stream",
+]
+
+MAGIC = b"M3CV"
+FORMAT_VERSION = 1
+MAX_DIMENSION = 1 << 16
+MAX_FRAMES = 1 << 31
+
+
+class UnitType:
+    SEQUENCE_HEADER = 1
+    KEYFRAME = 2
+    KEYFRAME_TEXTS = 3
+    CLIP_TEXTS = 4
+    NAMES = {1: "header", 2: "keyframe_images", 3: "keyframe_texts", 4: "clip_texts"}
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """A backend name and the scalar settings the decoder needs."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SequenceHeader:
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    num_keyframes: int
+    profile: str
+    keyframe_codec: StageInfo
+    reconstructor: StageInfo
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    index: int  # frame index in the (preprocessed) video
+    data: bytes  # the keyframe codec's bytes
+
+
+@dataclass(frozen=True)
+class Stream:
+    header: SequenceHeader
+    keyframes: tuple[Keyframe, ...]
+    keyframe_texts: tuple[str, ...]
+    clip_texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unit:
+    type: int
+    offset: int  # of the unit's first byte in the file
+    size: int  # whole unit: type, length, payload and CRC
+    payload: bytes
+
+
+# --------------------------------------------------------------------------------------------
+# primitives
+def _string(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return write_uvarint(len(raw)) + raw
+
+
+def _read_string(data: bytes, pos: int, what: str) -> tuple[str, int]:
+    length, pos = read_uvarint(data, pos)
+    if pos + length > len(data):
+        raise BitstreamError(f"bitstream is truncated (inside {what})")
+    try:
+        return data[pos : pos + length].decode("utf-8"), pos + length
+    except UnicodeDecodeError:
+        raise BitstreamError(f"{what} is not valid UTF-8") from None
+
+
+def _zigzag(value: int) -> int:
+    return (value << 1) if value >= 0 else ((-value << 1) - 1)
+
+
+def _unzigzag(value: int) -> int:
+    return (value >> 1) if not value & 1 else -((value + 1) >> 1)
+
+
+def _params(params: Mapping[str, Any]) -> bytes:
+    out = bytearray(write_uvarint(len(params)))
+    for key in sorted(params):
+        value = params[key]
+        out += _string(key)
+        if isinstance(value, bool):
+            out.append(4 if value else 3)
+        elif isinstance(value, int):
+            out.append(0)
+            out += write_uvarint(_zigzag(value))
+        elif isinstance(value, float):
+            out.append(1)
+            out += struct.pack(">d", value)
+        elif isinstance(value, str):
+            out.append(2)
+            out += _string(value)
+        else:
+            raise TypeError(f"stream parameter {key!r} must be int, float, str or bool, not {type(value).__name__}")
+    return bytes(out)
+
+
+def _read_params(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
+    count, pos = read_uvarint(data, pos)
+    if count > len(data):
+        raise BitstreamError("sequence header holds an impossible parameter count")
+    params: dict[str, Any] = {}
+    previous = None
+    for _ in range(count):
+        key, pos = _read_string(data, pos, "a parameter name")
+        if previous is not None and key <= previous:
+            raise BitstreamError("sequence header parameters are not sorted / unique")
+        previous = key
+        if pos >= len(data):
+            raise BitstreamError("bitstream is truncated (inside the sequence header)")
+        kind = data[pos]
+        pos += 1
+        if kind == 0:
+            raw, pos = read_uvarint(data, pos)
+            params[key] = _unzigzag(raw)
+        elif kind == 1:
+            if pos + 8 > len(data):
+                raise BitstreamError("bitstream is truncated (inside the sequence header)")
+            params[key] = struct.unpack(">d", data[pos : pos + 8])[0]
+            if not math.isfinite(params[key]):
+                raise BitstreamError(f"sequence header parameter {key!r} is not finite")
+            pos += 8
+        elif kind == 2:
+            params[key], pos = _read_string(data, pos, "a parameter value")
+        elif kind in (3, 4):
+            params[key] = kind == 4
+        else:
+            raise BitstreamError(f"sequence header parameter {key!r} has unknown type {kind}")
+    return params, pos
+
+
+def _unit(kind: int, payload: bytes) -> bytes:
+    head = bytes([kind]) + write_uvarint(len(payload))
+    return head + payload + struct.pack(">I", zlib.crc32(head + payload))
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+def _header_payload(h: SequenceHeader) -> bytes:
+    fps = Fraction(h.fps)
+    out = bytearray()
+    for value in (h.width, h.height, fps.numerator, fps.denominator, h.frames, h.num_keyframes):
+        out += write_uvarint(value)
+    out += _string(h.profile)
+    for stage in (h.keyframe_codec, h.reconstructor):
+        out += _string(stage.name)
+        out += _params(stage.params)
+    return bytes(out)
+
+
+def _validate(stream: Stream) -> None:
+    h = stream.header
+    _check_header(h)
+    n = len(stream.keyframes)
+    if n != h.num_keyframes:
+        raise ValueError(f"header says {h.num_keyframes} keyframes, stream has {n}")
+    if len(stream.keyframe_texts) != n or len(stream.clip_texts) != n:
+        raise ValueError("need exactly one keyframe text and one clip text per keyframe")
+    _check_indices([k.index for k in stream.keyframes], h.frames, ValueError)
+
+
+def write_stream(stream: Stream, text_codec: str = "auto") -> bytes:
+    """Serialise a stream. ``text_codec`` is a text coder name or ``auto`` (smallest)."""
+    _validate(stream)
+    out = bytearray(MAGIC)
+    out.append(FORMAT_VERSION)
+    out += _unit(UnitType.SEQUENCE_HEADER, _header_payload(stream.header))
+    previous = 0
+    for kf in stream.keyframes:
+        out += _unit(UnitType.KEYFRAME, write_uvarint(kf.index - previous) + kf.data)
+        previous = kf.index
+    out += _unit(UnitType.KEYFRAME_TEXTS, encode_texts(stream.keyframe_texts, text_codec))
+    out += _unit(UnitType.CLIP_TEXTS, encode_texts(stream.clip_texts, text_codec))
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+def parse_units(data: bytes) -> list[Unit]:
+    """Split a file into CRC-checked units (no interpretation beyond magic and version)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BitstreamError("bitstream must be bytes")
+    data = bytes(data)
+    if len(data) < len(MAGIC) + 1:
+        raise BitstreamError("not an m3cvc bitstream (file too short)")
+    if data[: len(MAGIC)] != MAGIC:
+        raise BitstreamError("not an m3cvc bitstream (bad magic)")
+    version = data[len(MAGIC)]
+    if version != FORMAT_VERSION:
+        raise BitstreamError(f"unsupported bitstream format version {version} (this m3cvc reads version {FORMAT_VERSION})")
+    units = []
+    pos = len(MAGIC) + 1
+    while pos < len(data):
+        start = pos
+        kind = data[pos]
+        length, pos = read_uvarint(data, pos + 1)
+        end = pos + length
+        if end + 4 > len(data):
+            raise BitstreamError(f"bitstream is truncated (unit at byte {start} needs {end + 4 - len(data)} more bytes)")
+        (crc,) = struct.unpack(">I", data[end : end + 4])
+        if zlib.crc32(data[start:end]) != crc:
+            raise BitstreamError(f"bitstream is corrupted (CRC mismatch in unit at byte {start})")
+        if kind not in UnitType.NAMES:
+            raise BitstreamError(f"bitstream holds an unknown unit type {kind} at byte {start}")
+        units.append(Unit(kind, start, end + 4 - start, data[pos:end]))
+        pos = end + 4
+    return units
+
+
+def _check_header(h: SequenceHeader) -> None:
+    if not (0 < h.width <= MAX_DIMENSION and 0 < h.height <= MAX_DIMENSION):
+        raise BitstreamError(f"sequence header has an invalid frame size {h.width}x{h.height}")
+    fps = Fraction(h.fps)
+    if fps <= 0:
+        raise BitstreamError("sequence header has a non-positive frame rate")
+    if not 0 < h.frames <= MAX_FRAMES:
+        raise BitstreamError(f"sequence header has an invalid frame count {h.frames}")
+    if not 0 < h.num_keyframes <= h.frames:
+        raise BitstreamError(f"sequence header has an invalid keyframe count {h.num_keyframes}")
+
+
+def _check_indices(indices: Sequence[int], frames: int, exc: type[Exception]) -> None:
+    if not indices or indices[0] != 0:
+        raise exc("the first keyframe must be frame 0")
+    if any(b <= a for a, b in zip(indices, indices[1:])):
+        raise exc("keyframe indices must increase strictly")
+    if indices[-1] >= frames:
+        raise exc(f"keyframe index {indices[-1]} is past the last frame ({frames - 1})")
+
+
+def _parse_header(payload: bytes) -> SequenceHeader:
+    pos = 0
+    values = []
+    for _ in range(6):
+        value, pos = read_uvarint(payload, pos)
+        values.append(value)
+    width, height, num, den, frames, nkf = values
+    if den == 0 or num == 0:
+        raise BitstreamError("sequence header has an invalid frame rate")
+    profile, pos = _read_string(payload, pos, "the profile name")
+    stages = []
+    for what in ("keyframe codec", "reconstructor"):
+        name, pos = _read_string(payload, pos, f"the {what} name")
+        params, pos = _read_params(payload, pos)
+        stages.append(StageInfo(name, params))
+    if pos != len(payload):
+        raise BitstreamError("sequence header has trailing bytes")
+    header = SequenceHeader(width, height, Fraction(num, den), frames, nkf, profile, stages[0], stages[1])
+    _check_header(header)
+    return header
+
+
+def read_stream(data: bytes) -> Stream:
+    """Parse and validate a whole stream; raises BitstreamError on any problem."""
+    units = parse_units(data)
+    if not units or units[0].type != UnitType.SEQUENCE_HEADER:
+        raise BitstreamError("bitstream does not start with a sequence header")
+    header = _parse_header(units[0].payload)
+    expected = 1 + header.num_keyframes + 2
+    if len(units) != expected:
+        raise BitstreamError(f"bitstream is truncated or padded: {len(units)} units, expected {expected}")
+    keyframes = []
+    index = 0
+    for unit in units[1 : 1 + header.num_keyframes]:
+        if unit.type != UnitType.KEYFRAME:
+            raise BitstreamError("keyframe units are missing or out of order")
+        delta, pos = read_uvarint(unit.payload, 0)
+        if keyframes and delta == 0:
+            raise BitstreamError("keyframe indices must increase strictly")
+        index += delta
+        keyframes.append(Keyframe(index, unit.payload[pos:]))
+    _check_indices([k.index for k in keyframes], header.frames, BitstreamError)
+    texts = []
+    for unit, kind in zip(units[-2:], (UnitType.KEYFRAME_TEXTS, UnitType.CLIP_TEXTS)):
+        if unit.type != kind:
+            raise BitstreamError("text units are missing or out of order")
+        texts.append(tuple(decode_texts(unit.payload, header.num_keyframes)))
+    return Stream(header, tuple(keyframes), texts[0], texts[1])
+
+
+def section_sizes(data: bytes) -> dict[str, int]:
+    """Bytes per section; the values add up to ``len(data)``."""
+    sizes = {name: 0 for name in UnitType.NAMES.values()}
+    sizes["header"] = len(MAGIC) + 1
+    for unit in parse_units(data):
+        sizes[UnitType.NAMES[unit.type]] += unit.size
+    return sizes
+
+
+def text_codecs_used(data: bytes) -> dict[str, str]:
+    """Which text coder each text unit chose (for ``m3cvc info``)."""
+    out = {}
+    for unit in parse_units(data):
+        if unit.type in (UnitType.KEYFRAME_TEXTS, UnitType.CLIP_TEXTS):
+            out[UnitType.NAMES[unit.type]] = text_codec_name(unit.payload)
+    return out

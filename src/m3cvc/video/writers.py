@@ -1,0 +1,142 @@
+"""Frame writers: .y4m (uncompressed 4:4:4, 10-bit full range: reads back to the exact RGB), anything PyAV encodes (.mp4, .mkv, ...),
+and numbered PNG files (``out_%05d.png``, lossless RGB). Every file is written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from abc import ABC, abstractmethod
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator, Union
+
+import numpy as np
+
+from ..errors import InputError
+from ..fileio import atomic_path, check_output_path
+from .color import rgb_to_yuv444
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class FrameWriter(ABC):
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction) -> None:
+        self.path, self.width, self.height, self.fps = path, width, height, fps
+        self.count = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"frame {frame.shape} {frame.dtype} != ({self.height}, {self.width}, 3) uint8")
+        self._write(frame)
+        self.count += 1
+
+    @abstractmethod
+    def _write(self, frame: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Y4MWriter(FrameWriter):
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction) -> None:
+        super().__init__(path, width, height, fps)
+        self._fh = open(path, "wb")
+        self._fh.write(
+            f"YUV4MPEG2 W{width} H{height} F{fps.numerator}:{fps.denominator} Ip A1:1 C444p10 "
+            "XCOLORRANGE=FULL\n".encode("ascii")
+        )
+
+    def _write(self, frame: np.ndarray) -> None:
+        self._fh.write(b"FRAME\n")
+        for plane in rgb_to_yuv444(frame, full_range=True, bits=10):
+            self._fh.write(plane.astype("<u2").tobytes())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class AVWriter(FrameWriter):
+    """H.264 (CRF 16) in the container the extension names; yuv444p when a side is odd."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction, fmt: str) -> None:
+        import av
+
+        super().__init__(path, width, height, fps)
+        try:
+            self._container = av.open(str(path), mode="w", format=fmt)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise InputError(f"cannot write video {path}: {exc}") from None
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        self._stream = self._container.add_stream(codec, rate=fps)
+        self._stream.width, self._stream.height = width, height
+        even = width % 2 == 0 and height % 2 == 0
+        self._stream.pix_fmt = "yuv420p" if even else "yuv444p"
+        if codec == "libx264":
+            self._stream.options = {"crf": "16", "preset": "medium"}
+
+    def _write(self, frame: np.ndarray) -> None:
+        import av
+
+        vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+
+
+_AV_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".webm": "matroska"}
+
+
+def is_png_pattern(path: PathLike) -> bool:
+    p = str(path)
+    return p.lower().endswith(".png") and "%" in Path(p).name
+
+
+@contextlib.contextmanager
+def open_writer(
+    path: PathLike, width: int, height: int, fps: Fraction, inputs: Iterable[PathLike] = ()
+) -> Iterator[FrameWriter]:
+    """Yield a writer for ``path`` (chosen by extension); the file appears only on success."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if is_png_pattern(p):
+        with _png_writer(p, width, height, fps, inputs) as writer:
+            yield writer
+        return
+    if suffix != ".y4m" and suffix not in _AV_FORMATS:
+        raise InputError(f"unsupported output type {p.suffix or '(none)'}; use .y4m, .mp4, .mkv, .mov, .avi or a %05d.png pattern")
+    with atomic_path(p, inputs) as tmp:
+        writer: FrameWriter = (
+            Y4MWriter(tmp, width, height, fps) if suffix == ".y4m" else AVWriter(tmp, width, height, fps, _AV_FORMATS[suffix])
+        )
+        try:
+            yield writer
+        finally:
+            writer.close()
+
+
+class PNGWriter(FrameWriter):
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction, inputs: list[Path]) -> None:
+        super().__init__(path, width, height, fps)
+        self.inputs = inputs
+        self.written: list[Path] = []
+
+    def _write(self, frame: np.ndarray) -> None:
+        from PIL import Image
+
+        try:
+            name = str(self.path) % self.count
+        except (TypeError, ValueError):
+            raise InputError(f"bad PNG pattern {self.path}; use e.g. frames/out_%05d.png") from None
+        with atomic_path(name, self.inputs) as tmp:
+            Image.fromarray(frame).save(tmp, format="PNG")
+        self.written.append(Path(name))
+
+
+@contextlib.contextmanager
+def _png_writer(p: Path, width: int, height: int, fps: Fraction, inputs: Iterable[PathLike]) -> Iterator[FrameWriter]:
+    check_output_path(str(p) % 0 if "%" in p.name else p, inputs)
+    writer = PNGWriter(p, width, height, fps, [Path(i) for i in inputs])
+    yield writer
