@@ -1,0 +1,308 @@
+"""``m3cvc encode | decode | preprocess | info | config``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ..config import PROFILES, M3Config, dump_yaml, load_config, with_overrides
+from ..errors import InputError
+from ..fileio import atomic_path, check_output_path, write_bytes_atomic
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises (one line) instead of printing usage and exiting with code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{message} (see {self.prog} -h)")
+
+
+def _parser(prog: str, description: str) -> _Parser:
+    return _Parser(prog=f"m3cvc {prog}", description=description)
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", choices=PROFILES, help="embedded default profile (default: lite, or the config's)")
+    p.add_argument("--config", metavar="FILE", help="YAML config overriding any subset of the profile")
+
+
+def add_preprocess_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", metavar="WxH", help="target size after centre crop + resize (default 512x320)")
+    p.add_argument("--fps", type=float, help="target frame rate (default 8)")
+    p.add_argument("--keep-size", action="store_true", help="keep the native frame size")
+    p.add_argument("--keep-fps", action="store_true", help="keep every frame and the native frame rate")
+    p.add_argument("--input-size", metavar="WxH", help="frame size of a raw .yuv input")
+    p.add_argument("--input-fps", type=float, help="frame rate of a raw .yuv input")
+    p.add_argument("--input-pix-fmt", default="yuv420p", help="pixel format of a raw .yuv input (default yuv420p)")
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def open_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from ..video import parse_size
+
+    return {
+        "raw_size": parse_size(args.input_size) if args.input_size else None,
+        "raw_fps": args.input_fps,
+        "raw_pix_fmt": args.input_pix_fmt,
+    }
+
+
+def config_from_args(args: argparse.Namespace) -> M3Config:
+    """Profile < config file < command-line options."""
+    from ..video import parse_size
+
+    cfg = load_config(args.config, args.profile)
+    pre: dict[str, Any] = {}
+    if getattr(args, "size", None):
+        pre["width"], pre["height"] = parse_size(args.size)
+    if getattr(args, "fps", None) is not None:
+        pre["fps"] = args.fps
+    if getattr(args, "keep_size", False):
+        pre["keep_size"] = True
+    if getattr(args, "keep_fps", False):
+        pre["keep_fps"] = True
+    kf: dict[str, Any] = {}
+    if getattr(args, "selector", None):
+        kf["selector"] = args.selector
+    if getattr(args, "interval", None) is not None:
+        kf["interval"] = args.interval
+        kf.setdefault("selector", "fixed")
+    recon = {"mode": args.mode} if getattr(args, "mode", None) else {}
+    codec: dict[str, Any] = {}
+    if getattr(args, "keyframe_quality", None) is not None:
+        codec = {"avif": {"quality": args.keyframe_quality}}
+    describe: dict[str, Any] = {}
+    if getattr(args, "describer", None):
+        describe["backend"] = args.describer
+    text = {"codec": args.text_codec} if getattr(args, "text_codec", None) else {}
+    return with_overrides(
+        cfg, preprocess=pre, keyframes=kf, reconstruct=recon, keyframe_codec=codec, describe=describe, text=text
+    )
+
+
+def check_new_output(output: str, inputs: Sequence[str], overwrite: bool) -> Path:
+    out = check_output_path(output, inputs)
+    if out.exists() and not overwrite:
+        raise InputError(f"output {out} exists; pass --overwrite (-y) to replace it")
+    return out
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+# --------------------------------------------------------------------------------------------
+def encode_main(argv: Sequence[str]) -> int:
+    p = _parser("encode", "Encode a video into an .m3c bitstream.")
+    p.add_argument("input", metavar="IN", help="input video (anything ffmpeg reads, .y4m, raw .yuv)")
+    add_output_options(p)
+    add_config_options(p)
+    add_preprocess_options(p)
+    p.add_argument("--selector", choices=("composite", "fixed"), help="keyframe selector (default composite)")
+    p.add_argument("--interval", type=int, metavar="N", help="keyframe every N frames (implies --selector fixed)")
+    p.add_argument("--mode", choices=("interpolation", "prediction"), help="clip reconstruction mode")
+    p.add_argument("--keyframe-quality", type=int, metavar="Q", help="AVIF keyframe quality 0..100 (lite)")
+    p.add_argument("--descriptions", metavar="FILE", help='JSON {"keyframes": [...], "clips": [...]} texts')
+    p.add_argument("--describer", metavar="NAME", help="describer backend (none, manual, ...)")
+    p.add_argument("--text-codec", metavar="NAME", help="text coder: auto (smallest), lzw, raw, ...")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    args = p.parse_args(argv)
+    from ..describe import Descriptions
+    from ..pipeline import Encoder
+
+    out = check_new_output(args.output, [args.input], args.overwrite)
+    cfg = config_from_args(args)
+    descriptions = Descriptions.load(args.descriptions) if args.descriptions else None
+    with atomic_path(out, [args.input]) as tmp:  # fail on an unwritable folder before the work
+        result = Encoder(cfg).encode(
+            args.input, descriptions=descriptions, progress=not args.quiet, **open_kwargs(args)
+        )
+        tmp.write_bytes(result.data)
+    h = result.stream.header
+    summary = {
+        "output": str(out),
+        "frames": h.frames,
+        "width": h.width,
+        "height": h.height,
+        "fps": float(h.fps),
+        "keyframes": list(result.keyframe_indices),
+        "bytes_total": len(result.data),
+        "bpp": result.bpp,
+        "seconds": round(result.seconds, 3),
+        "frames_per_second": round(h.frames / result.seconds, 2) if result.seconds > 0 else None,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    elif not args.quiet:
+        print(
+            f"{out}: {h.frames} frames {h.width}x{h.height} @ {float(h.fps):g} fps, "
+            f"{len(result.keyframe_indices)} keyframes, {_human(len(result.data))} = {result.bpp:.5f} bpp, "
+            f"{result.seconds:.1f} s ({summary['frames_per_second']} frames/s)"
+        )
+    return 0
+
+
+def decode_main(argv: Sequence[str]) -> int:
+    p = _parser("decode", "Decode an .m3c bitstream into a video (.y4m exact frames, .mp4, or a %05d.png pattern).")
+    p.add_argument("input", metavar="IN", help=".m3c bitstream")
+    add_output_options(p)
+    args = p.parse_args(argv)
+    from ..pipeline import Decoder
+    from ..video import is_png_pattern, open_writer
+
+    if not is_png_pattern(args.output):
+        check_new_output(args.output, [args.input], args.overwrite)
+    data = _read_input(args.input)
+    start = time.perf_counter()
+    decoded = Decoder().open(data)
+    h = decoded.header
+    from ..pipeline import _progress
+
+    with open_writer(args.output, h.width, h.height, h.fps, [args.input]) as writer:
+        with _progress(h.frames, "decode", not args.quiet) as bar:
+            for frame in decoded:
+                writer.write(frame)
+                bar.update(1)
+    seconds = time.perf_counter() - start
+    if not args.quiet:
+        print(f"{args.output}: {h.frames} frames {h.width}x{h.height} @ {float(h.fps):g} fps, "
+              f"{seconds:.1f} s ({h.frames / max(seconds, 1e-9):.1f} frames/s)")
+    return 0
+
+
+def preprocess_main(argv: Sequence[str]) -> int:
+    p = _parser("preprocess", "Write exactly the frames the encoder sees (crop, resize, frame rate).")
+    p.add_argument("input", metavar="IN", help="input video")
+    add_output_options(p)
+    add_config_options(p)
+    add_preprocess_options(p)
+    args = p.parse_args(argv)
+    from ..pipeline import _progress
+    from ..video import is_png_pattern, open_video, open_writer, preprocess
+
+    if not is_png_pattern(args.output):
+        check_new_output(args.output, [args.input], args.overwrite)
+    cfg = config_from_args(args)
+    with open_video(args.input, **open_kwargs(args)) as source:
+        frames = preprocess(source, cfg.preprocess)
+        with open_writer(args.output, frames.width, frames.height, frames.fps, [args.input]) as writer:
+            with _progress(frames.frame_count, "preprocess", not args.quiet) as bar:
+                for frame in frames:
+                    writer.write(frame)
+                    bar.update(1)
+            count = writer.count
+        if count == 0:
+            raise InputError(f"{args.input} gave no frames")
+    if not args.quiet:
+        print(f"{args.output}: {count} frames {frames.width}x{frames.height} @ {float(frames.fps):g} fps")
+    return 0
+
+
+def _read_input(path: str) -> bytes:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"input {p} does not exist")
+    if p.is_dir():
+        raise InputError(f"input {p} is a directory")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if not data:
+        raise InputError(f"input {p} is empty")
+    return data
+
+
+def stream_info(data: bytes) -> dict[str, Any]:
+    """Everything ``m3cvc info --json`` prints."""
+    from ..bitstream import FORMAT_VERSION, read_stream, section_sizes, text_codecs_used
+
+    stream = read_stream(data)
+    h = stream.header
+    kfs = stream.keyframes
+    sections = section_sizes(data)
+    clip_lengths = [(kfs[i + 1].index if i + 1 < len(kfs) else h.frames) - k.index for i, k in enumerate(kfs)]
+    return {
+        "format_version": FORMAT_VERSION,
+        "profile": h.profile,
+        "frames": h.frames,
+        "width": h.width,
+        "height": h.height,
+        "fps": float(h.fps),
+        "fps_fraction": f"{h.fps.numerator}/{h.fps.denominator}",
+        "duration_seconds": h.frames / float(h.fps),
+        "keyframes": [k.index for k in kfs],
+        "keyframe_bytes": [len(k.data) for k in kfs],
+        "clip_lengths": clip_lengths,
+        "keyframe_codec": {"name": h.keyframe_codec.name, "params": dict(h.keyframe_codec.params)},
+        "reconstructor": {"name": h.reconstructor.name, "params": dict(h.reconstructor.params)},
+        "text_codecs": text_codecs_used(data),
+        "keyframe_texts": list(stream.keyframe_texts),
+        "clip_texts": list(stream.clip_texts),
+        "bytes_total": len(data),
+        "bpp": 8.0 * len(data) / (h.frames * h.width * h.height),
+        "kbps": 8.0 * len(data) / (h.frames / float(h.fps)) / 1000.0,
+        "sections": sections,
+    }
+
+
+def info_main(argv: Sequence[str]) -> int:
+    p = _parser("info", "Describe an .m3c bitstream: header, keyframes, texts, bytes per section, bpp.")
+    p.add_argument("input", metavar="IN", help=".m3c bitstream")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    args = p.parse_args(argv)
+    info = stream_info(_read_input(args.input))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    out = sys.stdout
+    print(f"{args.input}: m3cvc format {info['format_version']}, profile {info['profile']}", file=out)
+    print(f"  video      {info['frames']} frames, {info['width']}x{info['height']} @ {info['fps']:g} fps "
+          f"({info['duration_seconds']:.2f} s)", file=out)
+    kc, rc = info["keyframe_codec"], info["reconstructor"]
+    print(f"  keyframes  {len(info['keyframes'])} via {kc['name']} {kc['params']}", file=out)
+    print(f"  clips      {rc['name']} {rc['params']}", file=out)
+    print(f"  size       {info['bytes_total']} bytes = {info['bpp']:.6f} bpp = {info['kbps']:.2f} kbit/s", file=out)
+    for name, size in info["sections"].items():
+        share = 100.0 * size / info["bytes_total"]
+        print(f"    {name:<16}{size:>9} bytes  {share:5.1f} %", file=out)
+    print(f"  text codecs {info['text_codecs']}", file=out)
+    for i, (idx, nbytes, length) in enumerate(zip(info["keyframes"], info["keyframe_bytes"], info["clip_lengths"])):
+        print(f"  [{i}] frame {idx:>6}  {nbytes:>7} bytes  clip of {length} frames", file=out)
+        if info["keyframe_texts"][i]:
+            print(f"      keyframe: {info['keyframe_texts'][i]}", file=out)
+        if info["clip_texts"][i]:
+            print(f"      clip:     {info['clip_texts'][i]}", file=out)
+    return 0
+
+
+def config_main(argv: Sequence[str]) -> int:
+    p = _parser("config", "Print the full default config of a profile (merged with --config) as YAML.")
+    add_config_options(p)
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    args = p.parse_args(argv)
+    text = dump_yaml(load_config(args.config, args.profile))
+    if args.output:
+        write_bytes_atomic(args.output, text.encode("utf-8"), [args.config] if args.config else [])
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:  # pragma: no cover - convenience
+    from ..cli import main as cli_main
+
+    return cli_main(argv)

@@ -1,0 +1,212 @@
+"""Orchestration: ``Encoder.encode(video) -> bytes`` and ``Decoder.decode(bytes) -> frames``.
+
+Both stream. The encoder holds the current frame, the last keyframe and (only when a describer
+looks at clips) the frames of the current clip; the decoder holds two decoded keyframes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Iterator, Optional, Union
+
+import numpy as np
+
+from .bitstream import Keyframe, SequenceHeader, StageInfo, Stream, read_stream, write_stream
+from .config import M3Config
+from .describe import Describer, Descriptions, ManualDescriber, NoneDescriber, build_describer
+from .errors import BitstreamError, InputError
+from .keyframe_codec import build_keyframe_codec, keyframe_codec_from_params
+from .keyframes import build_selector
+from .reconstruct import build_reconstructor, reconstructor_from_params
+from .video import PreprocessedVideo, VideoSource, open_video, preprocess
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _progress(total: Optional[int], desc: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    data: bytes
+    stream: Stream
+    seconds: float
+
+    @property
+    def frames(self) -> int:
+        return self.stream.header.frames
+
+    @property
+    def keyframe_indices(self) -> tuple[int, ...]:
+        return tuple(k.index for k in self.stream.keyframes)
+
+    @property
+    def bpp(self) -> float:
+        h = self.stream.header
+        return 8.0 * len(self.data) / (h.frames * h.width * h.height)
+
+
+class Encoder:
+    """Encodes a video with one config. Stateless between calls; deterministic."""
+
+    def __init__(self, config: M3Config, describer: Optional[Describer] = None) -> None:
+        self.config = config
+        self._describer = describer
+
+    def _open(self, video: Union[VideoSource, PathLike], open_kwargs: dict[str, Any]) -> tuple[VideoSource, bool]:
+        if isinstance(video, VideoSource):
+            return video, False
+        return open_video(video, **open_kwargs), True
+
+    def encode(
+        self,
+        video: Union[VideoSource, PathLike],
+        *,
+        descriptions: Optional[Descriptions] = None,
+        progress: bool = False,
+        **open_kwargs: Any,
+    ) -> EncodeResult:
+        """Encode ``video`` (a path or an opened source). ``descriptions`` overrides the describer."""
+        cfg = self.config
+        start = time.perf_counter()
+        selector = build_selector(cfg.keyframes)
+        codec = build_keyframe_codec(cfg.keyframe_codec)
+        reconstructor = build_reconstructor(cfg.reconstruct)
+        if descriptions is not None:
+            describer: Describer = ManualDescriber(descriptions)
+        else:
+            describer = self._describer or build_describer(cfg.describe)
+        keep_clip_frames = not isinstance(describer, (NoneDescriber, ManualDescriber))
+        source, owned = self._open(video, open_kwargs)
+        try:
+            frames = preprocess(source, cfg.preprocess)
+            keyframes, kf_texts, clip_texts, count = self._run(frames, selector, codec, describer, keep_clip_frames, progress)
+        finally:
+            if owned:
+                source.close()
+            if describer is not self._describer:
+                describer.close()
+        if descriptions is not None:
+            descriptions.check_counts(len(keyframes), len(keyframes))
+        header = SequenceHeader(
+            width=frames.width,
+            height=frames.height,
+            fps=Fraction(frames.fps),
+            frames=count,
+            num_keyframes=len(keyframes),
+            profile=cfg.profile,
+            keyframe_codec=StageInfo(codec.name, codec.params()),
+            reconstructor=StageInfo(reconstructor.name, reconstructor.params()),
+        )
+        stream = Stream(header, tuple(keyframes), tuple(kf_texts), tuple(clip_texts))
+        data = write_stream(stream, cfg.text.codec)
+        return EncodeResult(data, stream, time.perf_counter() - start)
+
+    def _run(
+        self,
+        frames: PreprocessedVideo,
+        selector: Any,
+        codec: Any,
+        describer: Describer,
+        keep_clip_frames: bool,
+        progress: bool,
+    ) -> tuple[list[Keyframe], list[str], list[str], int]:
+        keyframes: list[Keyframe] = []
+        kf_texts: list[str] = []
+        clip_texts: list[str] = []
+        clip: list[np.ndarray] = []
+        last_kf: Optional[np.ndarray] = None
+        last: Optional[np.ndarray] = None
+        count = 0
+
+        def add_keyframe(index: int, frame: np.ndarray) -> None:
+            nonlocal last_kf, clip
+            if keyframes:
+                clip_texts.append(describer.describe_clip(len(clip_texts), clip, kf_texts[-1]))
+            text = describer.describe_keyframe(len(keyframes), frame, last_kf)
+            keyframes.append(Keyframe(index, codec.compress(frame, text)))
+            kf_texts.append(text)
+            last_kf, clip = frame, [frame]
+
+        selector.reset()
+        with _progress(frames.frame_count, "encode", progress) as bar:
+            for index, frame in enumerate(frames):
+                if selector.is_keyframe(index, frame) or index == 0:
+                    add_keyframe(index, frame)
+                elif keep_clip_frames:
+                    clip.append(frame)
+                last, count = frame, index + 1
+                bar.update(1)
+        if count == 0 or last is None:
+            raise InputError("the input video has no frames")
+        tail = (
+            self.config.reconstruct.mode == "interpolation"
+            and self.config.keyframes.tail_keyframe
+            and keyframes[-1].index != count - 1
+        )
+        if tail:
+            if keep_clip_frames and clip and clip[-1] is last:
+                clip.pop()  # the last frame becomes the next keyframe, not part of this clip
+            add_keyframe(count - 1, last)
+        clip_texts.append(describer.describe_clip(len(clip_texts), clip, kf_texts[-1]))
+        return keyframes, kf_texts, clip_texts, count
+
+
+@dataclass
+class DecodedVideo:
+    """A parsed stream whose frames are produced lazily by iterating."""
+
+    stream: Stream
+    frames: Iterator[np.ndarray]
+
+    @property
+    def header(self) -> SequenceHeader:
+        return self.stream.header
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.frames
+
+
+class Decoder:
+    """Decodes any .m3c stream: every backend and setting comes from the stream header."""
+
+    def open(self, data: bytes) -> DecodedVideo:
+        stream = read_stream(data)
+        return DecodedVideo(stream, self._frames(stream))
+
+    def decode(self, data: bytes) -> Iterator[np.ndarray]:
+        return iter(self.open(data))
+
+    def _frames(self, stream: Stream) -> Iterator[np.ndarray]:
+        h = stream.header
+        codec = keyframe_codec_from_params(h.keyframe_codec.name, h.keyframe_codec.params)
+        recon = reconstructor_from_params(h.reconstructor.name, h.reconstructor.params)
+        shape = (h.height, h.width)
+        kfs = stream.keyframes
+
+        def decode_keyframe(i: int) -> np.ndarray:
+            frame = codec.decompress(kfs[i].data, shape, stream.keyframe_texts[i])
+            if frame.shape != (h.height, h.width, 3) or frame.dtype != np.uint8:
+                raise BitstreamError(f"keyframe {i} decoded to {frame.shape} {frame.dtype}")
+            return frame
+
+        following = decode_keyframe(0)
+        for i, kf in enumerate(kfs):
+            current = following
+            last = i + 1 == len(kfs)
+            end = h.frames if last else kfs[i + 1].index
+            following = None if last else decode_keyframe(i + 1)
+            produced = 0
+            for frame in recon.reconstruct(current, following, end - kf.index, stream.clip_texts[i]):
+                produced += 1
+                yield frame
+            if produced != end - kf.index:
+                raise RuntimeError(
+                    f"{recon.name} reconstructor gave {produced} frames for a clip of {end - kf.index}"
+                )
