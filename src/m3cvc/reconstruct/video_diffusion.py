@@ -1,0 +1,356 @@
+"""Generative clip reconstruction with image(+last image)+text video diffusion (paper II-D).
+
+The decoded keyframe F_i (and, in interpolation mode, the next decoded keyframe F_{i+1}) and the
+clip description D_i^C condition a diffusers video pipeline. A model generates windows of its own
+frame count and size; this module maps them onto the clip:
+
+* Time: the clip's frame ``i`` sits at ``t = i / length``; the next keyframe at ``t = 1``. A window
+  covers ``cover`` clip frame intervals (all of them unless the clip is longer than the model's
+  window, see below) and is generated with ``N >= cover + 1`` frames. The clip frame ``i`` of the
+  window is read at generated position ``i * end / cover`` where ``end`` is the generated frame
+  that corresponds to the window's end: ``cover`` when the model can put a condition on any frame
+  (LTX) or in prediction, ``N - 1`` when the end condition sits on the last generated frame
+  (Wan's ``last_image``). Fractional positions blend the two neighbouring generated frames.
+* Space: the keyframes are resized to the model's generation size and the generated frames are
+  resized back to the clip size with OpenCV.
+* Long clips: split into chained windows of at most ``max_frames``; each window starts from the
+  last generated frame of the previous one, and only the last window of an interpolated clip is
+  conditioned on the next keyframe.
+* Frame 0 is always the keyframe itself (bit-exact).
+
+Pipelines are loaded lazily on the first clip with ``from_pretrained`` (hub id, HF cache or a local
+folder written by ``save_pretrained``) and cached in the reconstructor. Every setting that changes
+the output (mode, model id, steps, guidance, seed, sizes, dtype, ...) is in :meth:`params`, so the
+decoder rebuilds the same reconstructor from the stream; given the same device it regenerates the
+same frames (noise comes from a CPU ``torch.Generator`` seeded per window).
+
+Extension point (SEINE, the paper's model, is not in diffusers): subclass
+:class:`VideoDiffusionReconstructor`, set ``name`` and ``options_class`` (a frozen dataclass with at
+least ``model``, ``steps``, ``guidance``, ``negative_prompt``), and implement
+
+* ``load_pipeline(model, dtype)``: build the model (e.g. SEINE's ``VideoGenPipeline`` from its
+  checkpoint and the Stable Diffusion 1.4 components it needs) and return an object that
+  :meth:`VideoDiffusionReconstructor._prepare_pipeline` may call ``.to(device)`` on;
+* ``frame_multiple(pipe)`` and ``size_multiple(pipe)`` (frame counts ``k * multiple + 1``, sizes
+  multiples of ``size_multiple``), or override ``window_frames`` / ``max_cover`` /
+  ``generation_size`` for a model of one fixed shape (SEINE: 16 frames at 512x320), and
+  ``end_position(frames, cover, has_end)`` (where the next keyframe goes);
+* ``generate(pipe, first, last, end, text, frames, width, height, generator)`` returning the window as
+  a float array (frames, height, width, 3) in [0, 1]: SEINE's masked video diffusion fills the
+  masked frames between the unmasked first (and last) frame.
+
+then register it: ``RECONSTRUCTORS.register("seine", "your.module:SeineReconstructor")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import abstractmethod
+from typing import Any, ClassVar, Iterator, Mapping, Optional
+
+import cv2
+import numpy as np
+
+from ..config import ReconstructConfig, VideoDiffusionOptions
+from ..errors import BackendError, ConfigError, InputError
+from .base import ClipReconstructor
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+# --------------------------------------------------------------------------------------------
+# frame-count / size arithmetic (pure, unit-tested)
+def split_windows(length: int, max_cover: int) -> list[int]:
+    """Split ``length`` frame intervals into near-equal chained windows of at most ``max_cover``."""
+    if max_cover < 1:
+        raise ConfigError(f"a generated window must cover at least one frame interval (got {max_cover})")
+    count = max(1, math.ceil(length / max_cover))
+    base, extra = divmod(length, count)
+    return [base + (1 if k < extra else 0) for k in range(count)]
+
+
+def frames_for(cover: int, multiple: int, minimum: int) -> int:
+    """The smallest ``k * multiple + 1`` frame count (>= ``minimum``) holding ``cover + 1`` frames."""
+    k = max(math.ceil(cover / multiple), math.ceil((minimum - 1) / multiple), 1)
+    return k * multiple + 1
+
+
+def fit_size(width: int, height: int, multiple: int, max_area: int) -> tuple[int, int]:
+    """``width`` x ``height`` scaled down to at most ``max_area`` pixels, rounded to ``multiple``."""
+    scale = min(1.0, math.sqrt(max_area / float(width * height))) if max_area > 0 else 1.0
+    return (
+        max(multiple, int(round(width * scale / multiple)) * multiple),
+        max(multiple, int(round(height * scale / multiple)) * multiple),
+    )
+
+
+def sample_window(generated: np.ndarray, cover: int, end: int) -> list[np.ndarray]:
+    """The ``cover + 1`` frames at positions ``i * end / cover`` (linear blend between neighbours)."""
+    if not 0 <= end < len(generated):
+        raise BackendError(f"window end {end} outside the {len(generated)} generated frames")
+    out = []
+    for i in range(cover + 1):
+        pos = i * end / cover if cover else 0.0
+        lo = int(math.floor(pos))
+        frac = pos - lo
+        if frac < 1e-6 or lo + 1 >= len(generated):
+            out.append(generated[lo])
+        else:
+            out.append((1.0 - frac) * generated[lo] + frac * generated[lo + 1])
+    return out
+
+
+def to_uint8(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A float [0, 1] RGB frame resized to ``width`` x ``height`` as uint8."""
+    frame = np.asarray(frame, dtype=np.float32)
+    if frame.shape[1] != width or frame.shape[0] != height:
+        shrink = width < frame.shape[1] and height < frame.shape[0]
+        frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    return np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
+
+
+def resize_rgb(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A uint8 RGB frame resized for the model (area filter when shrinking)."""
+    if frame.shape[1] == width and frame.shape[0] == height:
+        return frame
+    shrink = width < frame.shape[1] and height < frame.shape[0]
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+# --------------------------------------------------------------------------------------------
+# torch helpers (imported lazily)
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    import torch
+
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+def load_pretrained(pipeline_class: Any, model: str, dtype: Any, local_files_only: bool) -> Any:
+    """``pipeline_class.from_pretrained`` with errors turned into a one-line :class:`BackendError`."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401  (diffusers >= 0.36)
+
+        dtype_kw = {"dtype": dtype}
+    except ImportError:  # older diffusers only know ``torch_dtype``
+        dtype_kw = {"torch_dtype": dtype}
+    try:
+        return pipeline_class.from_pretrained(model, local_files_only=local_files_only, **dtype_kw)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackendError(
+            f"cannot load {pipeline_class.__name__} from {model!r} ({first}); download it into the "
+            "Hugging Face cache or pass a local folder as the model"
+        ) from exc
+
+
+# --------------------------------------------------------------------------------------------
+class VideoDiffusionReconstructor(ClipReconstructor):
+    """Shared windowing, resampling, loading and caching; subclasses wrap one diffusers pipeline."""
+
+    options_class: ClassVar[type]
+    supports_interpolation: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        mode: str = "interpolation",
+        options: Any = None,
+        runtime: Optional[VideoDiffusionOptions] = None,
+    ) -> None:
+        super().__init__(mode)
+        if mode == "interpolation" and not self.supports_interpolation:
+            raise ConfigError(
+                f"reconstruct backend {self.name!r} only predicts from the first keyframe; "
+                "set reconstruct.mode to 'prediction' or choose ltx or wan for interpolation"
+            )
+        self.options = options if options is not None else self.options_class()
+        self.runtime = runtime if runtime is not None else VideoDiffusionOptions()
+        if self.runtime.dtype not in DTYPES:
+            raise ConfigError(f"reconstruct.diffusion.dtype: unknown dtype {self.runtime.dtype!r}; "
+                              f"choose one of: {', '.join(DTYPES)}")
+        if self.options.steps < 1:
+            raise ConfigError(f"reconstruct.{self.name}.steps must be at least 1 (got {self.options.steps})")
+        self._pipe: Any = None
+        self._device = ""
+
+    # ---------------------------------------------------------------- config / params
+    @classmethod
+    def from_config(cls, cfg: ReconstructConfig) -> "VideoDiffusionReconstructor":
+        return cls(cfg.mode, getattr(cfg, cls.name), cfg.diffusion)
+
+    @property
+    def model(self) -> str:
+        return self.options.model
+
+    def params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode}
+        out.update(dataclasses.asdict(self.options))
+        out["model"] = self.model
+        out.update(dataclasses.asdict(self.runtime))
+        return out
+
+    @classmethod
+    def from_params(
+        cls, params: Mapping[str, Any], runtime: Optional[VideoDiffusionOptions] = None
+    ) -> "VideoDiffusionReconstructor":
+        """Rebuild from header params; ``runtime`` overrides the stored device/memory settings."""
+        params = dict(params)
+        mode = params.pop("mode", "interpolation")
+        names = {f.name for f in dataclasses.fields(cls.options_class)}
+        run_names = {f.name for f in dataclasses.fields(VideoDiffusionOptions)}
+        unknown = set(params) - names - run_names
+        if unknown:
+            raise ConfigError(f"{cls.name} reconstructor: unknown stored parameters {sorted(unknown)}")
+        options = cls.options_class(**{k: v for k, v in params.items() if k in names})
+        stored = VideoDiffusionOptions(**{k: v for k, v in params.items() if k in run_names})
+        return cls(mode, cls._stored_options(options, params), runtime or stored)
+
+    @classmethod
+    def _stored_options(cls, options: Any, params: Mapping[str, Any]) -> Any:
+        return options
+
+    # ---------------------------------------------------------------- loading
+    @abstractmethod
+    def load_pipeline(self, model: str, dtype: Any) -> Any:
+        """Load the diffusers pipeline (``load_pretrained(SomePipeline, model, ...)``)."""
+
+    def pipeline(self) -> Any:
+        """The cached pipeline, loaded on first use and placed on the device."""
+        if self._pipe is None:
+            rt = self.runtime
+            device = resolve_device(rt.device)
+            pipe = self.load_pipeline(self.model, resolve_dtype(rt.dtype, device))
+            self._pipe = self._prepare_pipeline(pipe, device)
+            self._device = device
+        return self._pipe
+
+    def _prepare_pipeline(self, pipe: Any, device: str) -> Any:
+        rt = self.runtime
+        if rt.cpu_offload and device != "cpu":
+            pipe.enable_model_cpu_offload(device=device)
+        else:  # offloading to the CPU means nothing when running on it
+            pipe.to(device)
+        vae = getattr(pipe, "vae", None)
+        if rt.vae_tiling and vae is not None:
+            vae.enable_tiling()
+        if rt.vae_slicing and vae is not None:
+            vae.enable_slicing()
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(leave=False, desc=f"{self.name} steps")
+        return pipe
+
+    # ---------------------------------------------------------------- model geometry
+    def frame_multiple(self, pipe: Any) -> int:
+        """Generated frame counts are ``k * frame_multiple + 1`` (the VAE's temporal factor)."""
+        raise NotImplementedError
+
+    def size_multiple(self, pipe: Any) -> int:
+        """Generation width and height are multiples of this."""
+        raise NotImplementedError
+
+    def window_frames(self, pipe: Any, cover: int) -> int:
+        """Frames to generate for a window covering ``cover`` clip intervals."""
+        if self.options.num_frames > 0:
+            return self.options.num_frames
+        multiple = self.frame_multiple(pipe)
+        return frames_for(cover, multiple, multiple + 1)
+
+    def max_cover(self, pipe: Any) -> int:
+        """The most clip frame intervals one window may cover."""
+        multiple = self.frame_multiple(pipe)
+        fixed = self.options.num_frames
+        if fixed > 0:
+            if (fixed - 1) % multiple:
+                raise ConfigError(f"reconstruct.{self.name}.num_frames must be k*{multiple}+1 (got {fixed})")
+            return fixed - 1
+        return (self.options.max_frames - 1) // multiple * multiple
+
+    def generation_size(self, pipe: Any, width: int, height: int) -> tuple[int, int]:
+        """The model's generation size for a clip of ``width`` x ``height``."""
+        multiple = self.size_multiple(pipe)
+        opts = self.options
+        if opts.width > 0 or opts.height > 0:
+            if opts.width <= 0 or opts.height <= 0 or opts.width % multiple or opts.height % multiple:
+                raise ConfigError(
+                    f"reconstruct.{self.name}.width/height must both be positive multiples of {multiple} "
+                    f"(got {opts.width}x{opts.height}); 0x0 picks the size automatically"
+                )
+            return opts.width, opts.height
+        return fit_size(width, height, multiple, opts.max_area)
+
+    def end_position(self, frames: int, cover: int, has_end: bool) -> int:
+        """Generated index of the window's end (``t`` of the next window / keyframe)."""
+        return cover
+
+    def max_sequence_length(self, pipe: Any) -> dict[str, Any]:
+        n = self.runtime.max_sequence_length
+        return {"max_sequence_length": n} if n > 0 else {}
+
+    @abstractmethod
+    def generate(
+        self,
+        pipe: Any,
+        first: np.ndarray,
+        last: Optional[np.ndarray],
+        end: int,
+        text: str,
+        frames: int,
+        width: int,
+        height: int,
+        generator: Any,
+    ) -> np.ndarray:
+        """One window: float array (frames, height, width, 3) in [0, 1]; ``first``/``last`` are
+        uint8 RGB at the generation size; ``last`` belongs at generated frame ``end``."""
+
+    # ---------------------------------------------------------------- reconstruction
+    def reconstruct(
+        self, first: np.ndarray, following: Optional[np.ndarray], length: int, text: str = ""
+    ) -> Iterator[np.ndarray]:
+        if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
+            raise InputError(f"keyframe must be an RGB uint8 image, got {first.dtype} {first.shape}")
+        if length < 1:
+            return
+        yield first
+        if length == 1:
+            return
+        import torch
+
+        pipe = self.pipeline()
+        height, width = first.shape[:2]
+        gen_w, gen_h = self.generation_size(pipe, width, height)
+        end_frame = following if self.mode == "interpolation" else None
+        if end_frame is not None and end_frame.shape != first.shape:
+            raise InputError(f"next keyframe is {end_frame.shape}, the clip's keyframe {first.shape}")
+        covers = split_windows(length, self.max_cover(pipe))
+        start = resize_rgb(first, gen_w, gen_h)
+        for k, cover in enumerate(covers):
+            last_window = k == len(covers) - 1
+            last = resize_rgb(end_frame, gen_w, gen_h) if (last_window and end_frame is not None) else None
+            frames = self.window_frames(pipe, cover)
+            generator = torch.Generator("cpu").manual_seed(self.runtime.seed + k)
+            end = self.end_position(frames, cover, last is not None)
+            video = np.asarray(self.generate(pipe, start, last, end, text, frames, gen_w, gen_h, generator))
+            if video.ndim != 4 or video.shape[0] != frames:
+                raise BackendError(f"{self.name} pipeline returned {video.shape}, expected {frames} frames")
+            window = sample_window(video, cover, end)
+            # window[0] is the start image the previous window already yielded (or the keyframe)
+            for frame in window[1:cover if last_window else cover + 1]:
+                yield to_uint8(frame, width, height)
+            if not last_window:
+                start = np.clip(np.rint(window[cover] * 255.0), 0, 255).astype(np.uint8)
+
+    def close(self) -> None:
+        """Drop the cached pipeline."""
+        self._pipe = None

@@ -1,0 +1,325 @@
+"""Video diffusion clip reconstructors (ltx, wan, cogvideox) on tiny random diffusers pipelines.
+
+Every pipeline is built offline from configs, saved with ``save_pretrained`` into a temp folder and
+loaded back through the reconstructors' own ``from_pretrained`` code (model = that folder).
+Random weights: the tests check geometry, conditioning plumbing and reproducibility, not quality.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from m3cvc.config import (
+    CogVideoXOptions,
+    LtxOptions,
+    ReconstructConfig,
+    VideoDiffusionOptions,
+    WanOptions,
+)
+from m3cvc.errors import BackendError, ConfigError
+from m3cvc.reconstruct.video_diffusion import fit_size, frames_for, sample_window, split_windows
+
+RUNTIME = VideoDiffusionOptions(device="cpu", dtype="float32", max_sequence_length=16, local_files_only=True)
+STEPS = 2
+
+
+# ------------------------------------------------------------------ pure arithmetic
+def test_split_windows_covers_the_clip_in_near_equal_chained_windows():
+    assert split_windows(16, 160) == [16]
+    assert split_windows(16, 8) == [8, 8]
+    assert split_windows(17, 8) == [6, 6, 5]
+    assert all(sum(split_windows(n, m)) == n and max(split_windows(n, m)) <= m for n in range(1, 40) for m in (1, 4, 7))
+    with pytest.raises(ConfigError):
+        split_windows(5, 0)
+
+
+def test_frames_for_picks_the_smallest_valid_count():
+    assert frames_for(16, 8, 9) == 17  # LTX 8k+1
+    assert frames_for(10, 8, 9) == 17
+    assert frames_for(3, 8, 9) == 9
+    assert frames_for(16, 4, 5) == 17  # Wan 4k+1
+    assert frames_for(17, 4, 5) == 21
+
+
+def test_fit_size_keeps_aspect_within_area_on_the_multiple():
+    assert fit_size(512, 320, 32, 768 * 512) == (512, 320)  # small clip: its own size
+    w, h = fit_size(1920, 1080, 16, 832 * 480)
+    assert w % 16 == 0 and h % 16 == 0 and w * h <= 832 * 480 * 1.05 and abs(w / h - 16 / 9) < 0.05
+    assert fit_size(70, 50, 32, 0) == (64, 64)
+
+
+def test_sample_window_stretches_and_blends():
+    gen = np.arange(9, dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 2, 3), np.float32)
+    same = sample_window(gen, 8, 8)  # 1:1
+    assert [float(f[0, 0, 0]) for f in same] == list(range(9))
+    stretched = sample_window(gen, 6, 8)  # clip frame i at generated 8 i / 6
+    assert [round(float(f[0, 0, 0]), 4) for f in stretched] == [round(8 * i / 6, 4) for i in range(7)]
+    with pytest.raises(BackendError):
+        sample_window(gen, 8, 9)
+
+
+# ------------------------------------------------------------------ tiny pipelines (offline)
+def _t5_tokenizer():
+    from transformers import T5Tokenizer
+
+    words = ["a", "the", "cat", "dog", "walks", "street", "video", "car", "man", "runs"]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [(c, -3.0) for c in "abcdefghijklmnopqrstuvwxyz"]
+    vocab += [("\u2581" + c, -3.5) for c in "abcdefghijklmnopqrstuvwxyz"]
+    vocab += [("\u2581" + w, -1.0) for w in words]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=64)
+
+
+def _t5_encoder(tok, umt5=False):
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    kw = dict(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
+    if umt5:
+        return UMT5EncoderModel(UMT5Config(relative_attention_num_buckets=8, **kw))
+    return T5EncoderModel(T5Config(**kw))
+
+
+def _tiny_ltx():
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXConditionPipeline,
+        LTXVideoTransformer3DModel,
+    )
+
+    tok = _t5_tokenizer()
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4,
+        attention_head_dim=8, cross_attention_dim=32, num_layers=1, caption_channels=32,
+    )
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False,
+        patch_size=1, patch_size_t=1, encoder_causal=True, decoder_causal=False,
+    )  # 4x spatial, 4x temporal: frame counts 4k+1
+    return LTXConditionPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
+                                text_encoder=_t5_encoder(tok), tokenizer=tok, transformer=transformer)
+
+
+def _tiny_wan(with_clip: bool):
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+
+    tok = _t5_tokenizer()
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])  # 8x spatial, 4x temporal
+    extra, comps = {}, {}
+    if with_clip:  # Wan2.1 FLF2V layout: CLIP tokens of first + last image with a learned pos-embed
+        from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+        enc = CLIPVisionModelWithProjection(CLIPVisionConfig(
+            hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, image_size=32,
+            intermediate_size=64, patch_size=8))
+        extra = dict(image_dim=32, added_kv_proj_dim=24, pos_embed_seq_len=2 * 17)
+        comps = dict(image_encoder=enc, image_processor=CLIPImageProcessor(crop_size=32, size=32))
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16 + 4 + 16,
+        out_channels=16, text_dim=32, freq_dim=64, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **extra,
+    )
+    return WanImageToVideoPipeline(tokenizer=tok, text_encoder=_t5_encoder(tok, umt5=True), vae=vae,
+                                   transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+                                   **comps)
+
+
+def _tiny_cogvideox():
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXImageToVideoPipeline,
+        CogVideoXTransformer3DModel,
+    )
+
+    tok = _t5_tokenizer()
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, time_embed_dim=2,
+        text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=16, use_rotary_positional_embeddings=True,
+        use_learned_positional_embeddings=True,
+    )  # 64x64 (latent 8x8), 9 frames
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
+    )
+    return CogVideoXImageToVideoPipeline(tokenizer=tok, text_encoder=_t5_encoder(tok), vae=vae,
+                                         transformer=transformer, scheduler=CogVideoXDDIMScheduler())
+
+
+BUILDERS = {
+    "ltx": _tiny_ltx,
+    "wan": lambda: _tiny_wan(False),
+    "wan_flf_clip": lambda: _tiny_wan(True),
+    "cogvideox": _tiny_cogvideox,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """name -> folder of a saved tiny pipeline (built once per module, on first use)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    pytest.importorskip("ftfy")  # Wan's prompt cleaning
+    root = tmp_path_factory.mktemp("tiny_video_models")
+    folders: dict[str, str] = {}
+
+    def get(name: str) -> str:
+        if name not in folders:
+            torch.manual_seed(0)
+            pipe = BUILDERS[name]()
+            for component in pipe.components.values():
+                if isinstance(component, torch.nn.Module):
+                    component.eval()  # modules built from configs start in train mode
+            pipe.save_pretrained(root / name)
+            folders[name] = str(root / name)
+        return folders[name]
+
+    return get
+
+
+def _reconstructor(backend: str, folder: str, mode: str, runtime=RUNTIME, **overrides):
+    from m3cvc.reconstruct.cogvideox import CogVideoXReconstructor
+    from m3cvc.reconstruct.ltx import LtxReconstructor
+    from m3cvc.reconstruct.wan import WanReconstructor
+
+    cls = {"ltx": LtxReconstructor, "wan": WanReconstructor, "cogvideox": CogVideoXReconstructor}[backend]
+    fields = dict(model=folder, steps=STEPS, **overrides)
+    if backend == "wan":
+        fields["prediction_model"] = folder
+    return cls(mode, cls.options_class(**fields), runtime)
+
+
+def _frames(width=64, height=64, seed=0):
+    rng = np.random.RandomState(seed)
+    base = rng.randint(0, 256, (height, width, 3)).astype(np.uint8)
+    return base, np.roll(base, 5, axis=1)
+
+
+CASES = [  # backend, tiny model, mode, clip length
+    ("ltx", "ltx", "interpolation", 8),
+    ("ltx", "ltx", "prediction", 6),
+    ("wan", "wan", "interpolation", 6),  # 9 frames stretched over 6 intervals
+    ("wan", "wan", "prediction", 8),
+    ("wan", "wan_flf_clip", "interpolation", 8),
+    ("cogvideox", "cogvideox", "prediction", 5),
+]
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("backend,model,mode,length", CASES)
+def test_clip_has_exact_length_size_keyframe_and_is_reproducible(tiny_model, backend, model, mode, length):
+    folder = tiny_model(model)
+    first, following = _frames()
+    recon = _reconstructor(backend, folder, mode)
+    frames = list(recon.reconstruct(first, following, length, "a cat walks"))
+    assert len(frames) == length
+    assert all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in frames)
+    assert np.array_equal(frames[0], first)
+    assert not np.array_equal(frames[1], first)  # generated, not copied
+
+    params = recon.params()
+    for key in ("mode", "model", "steps", "guidance", "seed", "num_frames", "width", "height", "dtype"):
+        assert key in params
+    assert params["mode"] == mode and params["model"] == folder
+    assert all(isinstance(v, (bool, int, float, str)) for v in params.values())
+    again = type(recon).from_params(params)  # a fresh instance: reloads the pipeline from the folder
+    assert again.params() == params
+    frames2 = list(again.reconstruct(first, following, length, "a cat walks"))
+    assert all(np.array_equal(a, b) for a, b in zip(frames, frames2))
+
+
+@pytest.mark.models
+def test_seed_changes_the_frames_and_the_pipeline_is_cached(tiny_model):
+    folder = tiny_model("wan")
+    first, following = _frames()
+    recon = _reconstructor("wan", folder, "interpolation")
+    a = list(recon.reconstruct(first, following, 4, "a dog"))
+    pipe = recon.pipeline()
+    b = list(recon.reconstruct(first, following, 4, "a dog"))
+    assert recon.pipeline() is pipe
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    other = _reconstructor("wan", folder, "interpolation", dataclasses.replace(RUNTIME, seed=7))
+    c = list(other.reconstruct(first, following, 4, "a dog"))
+    assert not np.array_equal(a[2], c[2])
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("backend,model,mode", [("ltx", "ltx", "interpolation"), ("cogvideox", "cogvideox", "prediction")])
+def test_long_clip_is_chained_and_resized_back_to_the_clip_size(tiny_model, backend, model, mode):
+    folder = tiny_model(model)
+    first, following = _frames(width=80, height=48)
+    extra = {"max_frames": 5} if backend == "ltx" else {}
+    recon = _reconstructor(backend, folder, mode, **extra)
+    pipe = recon.pipeline()
+    assert recon.max_cover(pipe) in (4, 8)  # ltx: max_frames 5 -> 4 intervals; cogvideox: 9 frames
+    length = 3 * recon.max_cover(pipe) + 1  # four windows
+    calls = []
+    generate = recon.generate
+    recon.generate = lambda *a, **k: calls.append(a[5]) or generate(*a, **k)  # record window frame counts
+    frames = list(recon.reconstruct(first, following, length, "a car"))
+    assert len(calls) == 4
+    assert len(frames) == length
+    assert all(f.shape == (48, 80, 3) for f in frames)
+    assert np.array_equal(frames[0], first)
+
+
+@pytest.mark.models
+def test_memory_options_and_vae_tiling_keep_working(tiny_model):
+    folder = tiny_model("ltx")
+    first, following = _frames()
+    runtime = dataclasses.replace(RUNTIME, vae_tiling=True, vae_slicing=True, cpu_offload=True)
+    frames = list(_reconstructor("ltx", folder, "interpolation", runtime).reconstruct(first, following, 4))
+    assert len(frames) == 4
+
+
+def test_cogvideox_refuses_interpolation():
+    from m3cvc.reconstruct.cogvideox import CogVideoXReconstructor
+
+    with pytest.raises(ConfigError, match="prediction"):
+        CogVideoXReconstructor("interpolation")
+    with pytest.raises(ConfigError, match="prediction"):
+        CogVideoXReconstructor.from_config(ReconstructConfig(backend="cogvideox", mode="interpolation"))
+
+
+def test_bad_settings_are_config_errors():
+    from m3cvc.reconstruct.ltx import LtxReconstructor
+
+    with pytest.raises(ConfigError, match="dtype"):
+        LtxReconstructor("prediction", runtime=VideoDiffusionOptions(dtype="float8"))
+    with pytest.raises(ConfigError, match="steps"):
+        LtxReconstructor("prediction", LtxOptions(steps=0))
+    with pytest.raises(ConfigError, match="unknown"):
+        LtxReconstructor.from_params({"mode": "prediction", "bogus": 1})
+
+
+def test_defaults_are_the_real_model_ids():
+    from m3cvc.config import profile_config
+    from m3cvc.reconstruct.wan import WanReconstructor
+
+    assert profile_config("full").reconstruct.backend == "ltx"
+    assert LtxOptions().model == "Lightricks/LTX-Video-0.9.5"
+    assert CogVideoXOptions().model == "THUDM/CogVideoX-5b-I2V"
+    assert WanReconstructor("interpolation").model == "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers"
+    pred = WanReconstructor("prediction")
+    assert pred.model == "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
+    assert "prediction_model" not in pred.params()
+    assert WanReconstructor.from_params(pred.params()).model == pred.model
+
+
+@pytest.mark.models
+def test_missing_model_is_a_backend_error(tmp_path):
+    pytest.importorskip("diffusers")
+    first, following = _frames()
+    recon = _reconstructor("ltx", str(tmp_path / "no-such-model"), "interpolation")
+    with pytest.raises(BackendError, match="cannot load"):
+        list(recon.reconstruct(first, following, 4))
