@@ -11,6 +11,11 @@ from typing import Any, Mapping
 from ..config import ReconstructConfig
 from .base import MODES, RECONSTRUCTORS, ClipReconstructor
 
+# video diffusion (diffusers; torch is imported only when one of these is used)
+RECONSTRUCTORS.register("ltx", "m3cvc.reconstruct.ltx:LtxReconstructor")
+RECONSTRUCTORS.register("wan", "m3cvc.reconstruct.wan:WanReconstructor")
+RECONSTRUCTORS.register("cogvideox", "m3cvc.reconstruct.cogvideox:CogVideoXReconstructor")
+
 
 def build_reconstructor(cfg: ReconstructConfig) -> ClipReconstructor:
     return RECONSTRUCTORS.resolve(cfg.backend).from_config(cfg)  # type: ignore[attr-defined]
