@@ -25,8 +25,11 @@ def bikes_path() -> Path:
 def synthetic_frames(n: int, width: int = 96, height: int = 64, cut_at: int | None = None, seed: int = 0) -> list[np.ndarray]:
     """A textured scene panning right; after ``cut_at`` a different scene."""
     rng = np.random.default_rng(seed)
-    big = (rng.random((height * 2, width * 3, 3)) * 255).astype(np.uint8)
-    big = np.ascontiguousarray(np.repeat(np.repeat(big[::4, ::4], 4, 0), 4, 1)[: height * 2, : width * 3])
+    import cv2
+
+    coarse = (rng.random((height * 2 // 8 + 1, width * 3 // 8 + 1, 3)) * 255).astype(np.uint8)
+    big = cv2.resize(coarse, (coarse.shape[1] * 8, coarse.shape[0] * 8), interpolation=cv2.INTER_CUBIC)
+    big = np.ascontiguousarray(cv2.GaussianBlur(big, (0, 0), 1.5)[: height * 2, : width * 3])
     other = 255 - big[::-1]
     frames = []
     for i in range(n):
