@@ -61,7 +61,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "outputs": [str(stream), str(dec), str(mp4), str(ref)],
     }
     print("\nsummary (metrics: decoded vs preprocessed reference, RGB, mean over frames):")
-    print(json.dumps(summary, indent=2))
+    for key, value in summary.items():
+        print(f"  {key:<12} {json.dumps(value)}")
     return 0
 
 
