@@ -1,0 +1,120 @@
+"""m3cvc itself as one codec of the harness (``m3cvc:lite``, ``m3cvc:full``, ``m3cvc:CONFIG.yaml``).
+
+The preprocessed frames are handed to :class:`m3cvc.pipeline.Encoder` through an in-memory source with
+``keep_size``/``keep_fps`` set, so m3cvc codes exactly the frames the anchors code. bpp comes from the
+length of the .m3c bytes (header, keyframes and texts included). A rate point sets one config key
+(``sweep``, by default the AVIF keyframe quality of the lite profile) to one value; ``overrides`` fixes
+other keys for every point (the ablation runner uses it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ..config import M3Config, PROFILES, from_dict, load_config, to_dict
+from ..errors import ConfigError
+from ..video import RawFrame, VideoSource
+from .codecs import Clip, CodedVideo, EvalCodec, RatePoint
+
+DEFAULT_SWEEP = "keyframe_codec.avif.quality"
+DEFAULT_POINTS = (4.0, 10.0, 18.0, 28.0, 40.0)
+
+
+class ArraySource(VideoSource):
+    """A :class:`VideoSource` over frames already in memory (timestamps ``i / fps``)."""
+
+    def __init__(self, frames: Sequence[np.ndarray], fps: Fraction, name: str = "frames") -> None:
+        h, w = frames[0].shape[:2]
+        super().__init__(Path(name), w, h, fps, len(frames))
+        self._frames = frames
+
+    def frames(self) -> Iterator[tuple[float, RawFrame]]:
+        for i, frame in enumerate(self._frames):
+            yield i / float(self.fps), RawFrame(lambda f=frame: f)
+
+
+def nested(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b.c": 1}`` -> ``{"a": {"b": {"c": 1}}}``."""
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _typed(config: M3Config, key: str, value: float) -> Any:
+    """``value`` cast to the type of the config key (ints stay ints)."""
+    node: Any = to_dict(config)
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"unknown config key {key!r} to sweep")
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, (int, float)):
+        raise ConfigError(f"config key {key!r} is not numeric; it cannot be a rate point")
+    return int(round(value)) if isinstance(node, int) else float(value)
+
+
+class M3cvcCodec(EvalCodec):
+    def __init__(
+        self,
+        profile_or_config: str = "lite",
+        points: Optional[Sequence[float]] = None,
+        sweep: str = DEFAULT_SWEEP,
+        overrides: Optional[Mapping[str, Any]] = None,
+        name: Optional[str] = None,
+    ) -> None:
+        if profile_or_config in PROFILES:
+            base = load_config(profile=profile_or_config)
+        else:
+            base = load_config(profile_or_config)
+        base = from_dict(M3Config, nested(overrides or {}), "", base)
+        # the harness preprocesses once for every codec: m3cvc must take the frames as they are
+        self.config = replace(base, preprocess=replace(base.preprocess, keep_size=True, keep_fps=True))
+        self.sweep = sweep
+        self.values = [_typed(self.config, sweep, v) for v in (points or DEFAULT_POINTS)]
+        self.overrides = dict(overrides or {})
+        self.name = name or f"m3cvc:{profile_or_config}"
+
+    def rate_points(self) -> list[RatePoint]:
+        short = self.sweep.rsplit(".", 1)[-1]
+        return [RatePoint(f"{short}{v}", {self.sweep: v}) for v in self.values]
+
+    def point_config(self, point: RatePoint) -> M3Config:
+        return from_dict(M3Config, nested(point.params), "", self.config)
+
+    def describe(self) -> dict[str, Any]:
+        from .. import __version__
+
+        cfg = to_dict(self.config)
+        return {
+            "description": (
+                f"m3cvc {__version__} profile {self.config.profile}: keyframes {self.config.keyframes.selector}"
+                f"/{self.config.keyframes.semantic}/{self.config.keyframes.motion}, keyframe codec "
+                f"{self.config.keyframe_codec.backend}, reconstruction {self.config.reconstruct.backend} "
+                f"({self.config.reconstruct.mode}); rate points sweep {self.sweep}"
+            ),
+            "versions": {"m3cvc": __version__},
+            "settings": {"config": cfg, "sweep": self.sweep, "overrides": self.overrides},
+        }
+
+    def run(self, clip: Clip, point: RatePoint) -> CodedVideo:
+        from ..pipeline import Decoder, Encoder
+
+        encoder = Encoder(self.point_config(point))
+        start = time.perf_counter()
+        result = encoder.encode(ArraySource(clip.frames, clip.fps, clip.name))
+        encode_s = time.perf_counter() - start
+        start = time.perf_counter()
+        frames = list(Decoder().decode(result.data))
+        decode_s = time.perf_counter() - start
+        info = {"keyframes": len(result.keyframe_indices), "keyframe_indices": list(result.keyframe_indices)}
+        return CodedVideo(len(result.data), frames, encode_s, decode_s, info)
