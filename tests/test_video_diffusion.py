@@ -323,3 +323,111 @@ def test_missing_model_is_a_backend_error(tmp_path):
     recon = _reconstructor("ltx", str(tmp_path / "no-such-model"), "interpolation")
     with pytest.raises(BackendError, match="cannot load"):
         list(recon.reconstruct(first, following, 4))
+
+
+class _Spy:
+    """Wraps a pipeline: records the keyword arguments of each call and passes them on."""
+
+    def __init__(self, pipe):
+        self.pipe, self.calls = pipe, []
+
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+        return self.pipe(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)
+
+    def __setattr__(self, name, value):
+        if name in ("pipe", "calls"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.pipe, name, value)
+
+    def __delattr__(self, name):
+        delattr(self.pipe, name)
+
+
+def _spied(backend, folder, mode, **overrides):
+    recon = _reconstructor(backend, folder, mode, **overrides)
+    spy = _Spy(recon.pipeline())
+    recon._pipe = spy
+    return recon, spy
+
+
+@pytest.mark.models
+def test_ltx_conditions_on_the_keyframes_at_frame_0_and_at_the_clip_length(tiny_model):
+    first, following = _frames()
+    recon, spy = _spied("ltx", tiny_model("ltx"), "interpolation")
+    list(recon.reconstruct(first, following, 6, "a cat"))
+    (call,) = spy.calls
+    assert call["num_frames"] == 9  # tiny VAE: 4k+1 frames >= 7
+    assert [c.frame_index for c in call["conditions"]] == [0, 6]
+    assert [np.asarray(c.image).tolist() for c in call["conditions"]] == [first.tolist(), following.tolist()]
+    assert call["prompt"] == "a cat" and call["num_inference_steps"] == STEPS
+
+    recon, spy = _spied("ltx", tiny_model("ltx"), "prediction")
+    list(recon.reconstruct(first, following, 6))
+    assert [c.frame_index for c in spy.calls[0]["conditions"]] == [0]
+
+
+@pytest.mark.models
+def test_wan_puts_the_next_keyframe_on_the_last_generated_frame(tiny_model):
+    first, following = _frames()
+    recon, spy = _spied("wan", tiny_model("wan"), "interpolation")
+    list(recon.reconstruct(first, following, 6))
+    (call,) = spy.calls
+    assert call["num_frames"] == 9 and np.array_equal(np.asarray(call["last_image"]), following)
+    assert recon.end_position(9, 6, True) == 8  # clip frame i <- generated frame 8 i / 6
+
+    recon, spy = _spied("wan", tiny_model("wan"), "prediction")
+    list(recon.reconstruct(first, following, 6))
+    assert "last_image" not in spy.calls[0] and "image_embeds" not in spy.calls[0]
+
+
+@pytest.mark.models
+def test_wan_flf2v_without_a_next_keyframe_uses_the_start_image_twice_in_the_clip_context(tiny_model):
+    first, _ = _frames()
+    recon, spy = _spied("wan", tiny_model("wan_flf_clip"), "interpolation")
+    clip_batches = []
+    hook = spy.pipe.image_encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: clip_batches.append(kwargs["pixel_values"].shape[0]), with_kwargs=True)
+    try:
+        frames = list(recon.reconstruct(first, None, 5))  # the video's last clip: no next keyframe
+    finally:
+        hook.remove()
+    assert len(frames) == 5
+    (call,) = spy.calls
+    assert "last_image" not in call
+    assert clip_batches == [2]  # CLIP context of two images (start twice), as FLF2V expects
+    assert "encode_image" not in vars(spy.pipe)  # the wrapper is gone after the call
+
+
+@pytest.mark.models
+def test_full_encode_decode_through_the_pipeline(tiny_model, tmp_path):
+    from fractions import Fraction
+
+    from m3cvc.config import M3Config, with_overrides
+    from m3cvc.pipeline import Decoder, Encoder
+    from m3cvc.video import open_writer
+
+    rng = np.random.RandomState(3)
+    scene = rng.randint(0, 256, (64, 96, 3)).astype(np.uint8)
+    src = tmp_path / "in.y4m"
+    with open_writer(src, 64, 64, Fraction(8)) as writer:
+        for i in range(11):
+            writer.write(np.ascontiguousarray(scene[:, 2 * i : 2 * i + 64]))
+    config = with_overrides(
+        M3Config(),
+        preprocess={"width": 64, "height": 64, "keep_fps": True},
+        keyframes={"selector": "fixed", "interval": 4},
+        reconstruct={"backend": "wan", "mode": "interpolation", "wan": {"model": tiny_model("wan"), "steps": STEPS},
+                     "diffusion": dataclasses.asdict(RUNTIME)},
+    )
+    result = Encoder(config).encode(src)
+    assert result.keyframe_indices == (0, 4, 8, 10)  # clips of 4, 4, 2 and 1 frames
+    assert result.stream.header.reconstructor.name == "wan"
+    assert result.stream.header.reconstructor.params["model"] == tiny_model("wan")
+    decoded = list(Decoder().decode(result.data))
+    assert len(decoded) == 11 == result.frames
+    assert all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in decoded)

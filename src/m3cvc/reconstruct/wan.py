@@ -8,11 +8,14 @@ generated frame, so an interpolated window of N frames is stretched over the cli
 Wan 2.1 FLF2V's transformer expects CLIP tokens of two images. In a window without a next keyframe
 (an earlier window of a chained long clip, or a clip with no following keyframe) the start image
 stands in for the unknown end in the CLIP context, while the latent condition holds only the start.
+(The pipeline refuses ``image_embeds`` together with ``image``, so this wraps its ``encode_image``
+for the duration of the call.)
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -76,25 +79,41 @@ class WanReconstructor(VideoDiffusionReconstructor):
     ) -> np.ndarray:
         from PIL import Image
 
-        image = Image.fromarray(first)
         extra: dict[str, Any] = {}
         if last is not None:
             extra["last_image"] = Image.fromarray(last)
-        elif self._needs_two_images(pipe):
-            extra["image_embeds"] = pipe.encode_image([image, image], pipe._execution_device)
         opts = self.options
-        out = pipe(
-            image=image,
-            prompt=text,
-            negative_prompt=opts.negative_prompt,
-            height=height,
-            width=width,
-            num_frames=frames,
-            num_inference_steps=opts.steps,
-            guidance_scale=opts.guidance,
-            generator=generator,
-            output_type="np",
-            **extra,
-            **self.max_sequence_length(pipe),
-        )
+        with _start_as_end_in_clip_context(pipe, enabled=last is None and self._needs_two_images(pipe)):
+            out = pipe(
+                image=Image.fromarray(first),
+                prompt=text,
+                negative_prompt=opts.negative_prompt,
+                height=height,
+                width=width,
+                num_frames=frames,
+                num_inference_steps=opts.steps,
+                guidance_scale=opts.guidance,
+                generator=generator,
+                output_type="np",
+                **extra,
+                **self.max_sequence_length(pipe),
+            )
         return out.frames[0]
+
+
+@contextmanager
+def _start_as_end_in_clip_context(pipe: Any, enabled: bool) -> Iterator[None]:
+    """While active, ``pipe.encode_image(image)`` encodes ``[image, image]`` (FLF2V's two slots)."""
+    if not enabled:
+        yield
+        return
+    original = pipe.encode_image
+
+    def encode_pair(image: Any, device: Any = None) -> Any:
+        return original(image if isinstance(image, list) else [image, image], device)
+
+    pipe.encode_image = encode_pair
+    try:
+        yield
+    finally:
+        del pipe.encode_image  # back to the class's method
