@@ -63,24 +63,29 @@ class RaftOptions:
 class DisOptions:
     """OpenCV DIS optical flow used as the motion backend ``dis`` (weight-free)."""
 
-    preset: str = "medium"  # ultrafast | fast | medium
-    working_width: int = 256
+    preset: str = "fast"  # ultrafast | fast | medium
+    working_width: int = 192  # flow computed at this width (about 1 ms per frame with "fast")
 
 
 @dataclass(frozen=True)
 class KeyframeConfig:
     """Paper II-A: D(F_n, F_l) = lambda1*(1 - sim) + lambda2*motion - threshold > 0 -> keyframe.
 
-    ``motion`` is the mean optical-flow magnitude between F_l and F_n in percent of the frame
-    diagonal, so lambda2 and threshold mean the same at every resolution.
+    F_l is the last keyframe; ``sim`` is the cosine similarity of the semantic descriptors (in
+    [-1, 1]; so 1 - sim is in [0, 2]). ``motion`` is the mean optical-flow magnitude from F_l to
+    F_n in percent of the frame diagonal: flow is computed at the backend's working resolution
+    and divided by that resolution's diagonal (x100), so lambda2 and threshold mean the same at
+    every video size and working size (motion 10 = content moved 10 % of the diagonal).
+    ``motion: none`` or lambda2 = 0 gives semantic-only selection (no flow is computed).
+    Lite defaults were tuned on bikes.mp4 (512x320, 8 fps): a keyframe at every scene cut.
     """
 
     selector: str = "composite"  # composite | fixed
     semantic: str = "thumbnail"  # thumbnail | clip
     motion: str = "dis"  # dis | raft | none (semantic-only, same as lambda2 = 0)
     lambda1: float = 1.0
-    lambda2: float = 0.05
-    threshold: float = 0.35
+    lambda2: float = 0.02  # per percent of the diagonal: 0.02 * 25 % = 0.5
+    threshold: float = 0.47
     max_interval: int = 16  # force a keyframe after this many frames (video models' clip length)
     min_interval: int = 1  # never two keyframes closer than this
     interval: int = 16  # the ``fixed`` selector's period

@@ -1,0 +1,53 @@
+"""``clip``: the paper's semantic term (II-A), the cosine of CLIP image embeddings.
+
+Loads ``transformers.CLIPModel`` and its processor with ``from_pretrained`` from a hub id (the
+HF cache; default ``openai/clip-vit-base-patch32``) or a local folder. Only imported when the
+backend is used, so the lite profile never imports torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import BackendError, ConfigError
+from ._torch import TORCH_DTYPES, first_line, torch_device
+from .base import SemanticBackend
+
+
+class ClipSemantic(SemanticBackend):
+    def __init__(
+        self,
+        model: str = "openai/clip-vit-base-patch32",
+        device: str = "cpu",
+        dtype: str = "float32",
+        local_files_only: bool = False,
+    ) -> None:
+        if dtype not in TORCH_DTYPES:
+            raise ConfigError(
+                f"keyframes.clip.dtype: unknown dtype {dtype!r}; choose one of: {', '.join(TORCH_DTYPES)}"
+            )
+        self.model_id = model
+        self.device = torch_device(device, "keyframes.clip.device")
+        self.dtype = TORCH_DTYPES[dtype]
+        from transformers import AutoProcessor, CLIPModel
+
+        try:
+            self.processor = AutoProcessor.from_pretrained(model, local_files_only=local_files_only)
+            self.model = CLIPModel.from_pretrained(
+                model, local_files_only=local_files_only, dtype=self.dtype
+            )
+        except (OSError, ValueError) as exc:
+            raise BackendError(
+                f"cannot load CLIP model {model!r} (a hub id in the HF cache or a local folder "
+                f"with a CLIPModel and its processor): {first_line(exc)}"
+            ) from None
+        self.model.to(self.device).eval()
+
+    @torch.inference_mode()
+    def embed(self, frame: np.ndarray) -> np.ndarray:
+        inputs = self.processor(images=[np.ascontiguousarray(frame)], return_tensors="pt")
+        pixels = inputs["pixel_values"].to(self.device, self.dtype)
+        out = self.model.get_image_features(pixel_values=pixels)
+        features = out if torch.is_tensor(out) else out.pooler_output  # transformers 5: an output object
+        return features[0].float().cpu().numpy().astype(np.float64)
