@@ -1,4 +1,4 @@
-"""Text channel coders (LZW as in the paper, raw); ``encode_texts`` picks the smallest."""
+"""Text channel coders (LZW as in the paper, raw, corpus-primed PPM); ``encode_texts`` picks the smallest."""
 
 from .base import (
     TextCoder,
@@ -10,9 +10,11 @@ from .base import (
     text_coder_names,
 )
 from .lzw import LZWCoder, RawCoder, lzw_decode, lzw_encode
+from .ppm import PPMCoder
 
 register_text_coder(RawCoder())
 register_text_coder(LZWCoder())
+register_text_coder(PPMCoder())
 
 __all__ = [
     "TextCoder",
