@@ -118,9 +118,32 @@ class AvifOptions:
 
 
 @dataclass(frozen=True)
+class VQDiffusionOptions:
+    """Generative keyframe codec (paper II-C): VAE -> post-encoder -> 256-entry VQ -> entropy-coded
+    indices; decoder: codebook -> z_hat -> text-conditioned latent diffusion -> VAE decoder."""
+
+    checkpoint: Optional[str] = None  # VQ keyframe model folder (m3cvc train keyframe-encoder)
+    vae: Optional[str] = None  # None: the VAE the checkpoint was trained with; hub id / folder / "taef2:<folder>"
+    vae_kind: Optional[str] = None  # autoencoderkl | autoencodertiny | taef2 (None: from the checkpoint)
+    grid: Optional[str] = None  # half (latent/2) | full (latent/1); None: the checkpoint's, else must match it
+    decoder: str = "finetuned"  # finetuned (z_hat-conditioned UNet) | img2img (training-free) | vae (no diffusion)
+    diffusion: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # text encoder, tokenizer, scheduler, img2img UNet
+    unet: Optional[str] = None  # fine-tuned decoder folder (m3cvc train keyframe-decoder), for decoder=finetuned
+    scheduler: str = "ddim"  # ddim | ddpm
+    steps: int = 50
+    strength: float = 0.6  # img2img: fraction of the schedule re-noised
+    guidance: float = 5.0  # classifier-free guidance scale (1 = off)
+    seed: int = 0  # stored in the stream
+    dtype: str = "float32"
+    device: str = "cpu"
+    local_files_only: bool = False
+
+
+@dataclass(frozen=True)
 class KeyframeCodecConfig:
-    backend: str = "avif"  # avif (later: vq-diffusion)
+    backend: str = "avif"  # avif | vq-diffusion
     avif: AvifOptions = field(default_factory=AvifOptions)
+    vq_diffusion: VQDiffusionOptions = field(default_factory=VQDiffusionOptions)
 
 
 # --------------------------------------------------------------------------------------------

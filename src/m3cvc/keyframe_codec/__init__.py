@@ -9,6 +9,7 @@ from .avif import AvifCodec
 from .base import KEYFRAME_CODECS, KeyframeCodec
 
 KEYFRAME_CODECS.register("avif", AvifCodec)
+KEYFRAME_CODECS.register("vq-diffusion", "m3cvc.keyframe_codec.vq_diffusion:VQDiffusionCodec")
 
 
 def build_keyframe_codec(cfg: KeyframeCodecConfig) -> KeyframeCodec:
