@@ -7,13 +7,13 @@ frames of each window (1:1) and longer clips chain windows.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..config import CogVideoXOptions
 from ..errors import ConfigError
-from .video_diffusion import VideoDiffusionReconstructor, load_pretrained
+from .video_diffusion import VideoDiffusionReconstructor, Window, load_pretrained
 
 
 class CogVideoXReconstructor(VideoDiffusionReconstructor):
@@ -51,32 +51,7 @@ class CogVideoXReconstructor(VideoDiffusionReconstructor):
         n = self.runtime.max_sequence_length or int(pipe.transformer.config.max_text_seq_length)
         return {"max_sequence_length": n}
 
-    def generate(
-        self,
-        pipe: Any,
-        first: np.ndarray,
-        last: Optional[np.ndarray],
-        end: int,
-        text: str,
-        frames: int,
-        width: int,
-        height: int,
-        generator: Any,
-    ) -> np.ndarray:
+    def generate(self, pipe: Any, window: Window) -> np.ndarray:
         from PIL import Image
 
-        opts = self.options
-        out = pipe(
-            image=Image.fromarray(first),
-            prompt=text,
-            negative_prompt=opts.negative_prompt,
-            height=height,
-            width=width,
-            num_frames=frames,
-            num_inference_steps=opts.steps,
-            guidance_scale=opts.guidance,
-            generator=generator,
-            output_type="np",
-            **self.max_sequence_length(pipe),
-        )
-        return out.frames[0]
+        return self.call_pipeline(pipe, window, image=Image.fromarray(window.first))

@@ -7,12 +7,12 @@ length ``m`` (``t = 1``) and generated frames map 1:1 onto clip frames. Frame co
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..config import LtxOptions
-from .video_diffusion import VideoDiffusionReconstructor, load_pretrained
+from .video_diffusion import VideoDiffusionReconstructor, Window, load_pretrained
 
 
 class LtxReconstructor(VideoDiffusionReconstructor):
@@ -30,37 +30,11 @@ class LtxReconstructor(VideoDiffusionReconstructor):
     def size_multiple(self, pipe: Any) -> int:
         return 32  # LTXConditionPipeline.check_inputs
 
-    def generate(
-        self,
-        pipe: Any,
-        first: np.ndarray,
-        last: Optional[np.ndarray],
-        end: int,
-        text: str,
-        frames: int,
-        width: int,
-        height: int,
-        generator: Any,
-    ) -> np.ndarray:
+    def generate(self, pipe: Any, window: Window) -> np.ndarray:
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
         from PIL import Image
 
-        conditions = [LTXVideoCondition(image=Image.fromarray(first), frame_index=0)]
-        if last is not None:
-            conditions.append(LTXVideoCondition(image=Image.fromarray(last), frame_index=end))
-        opts = self.options
-        out = pipe(
-            conditions=conditions,
-            prompt=text,
-            negative_prompt=opts.negative_prompt,
-            height=height,
-            width=width,
-            num_frames=frames,
-            frame_rate=opts.frame_rate,
-            num_inference_steps=opts.steps,
-            guidance_scale=opts.guidance,
-            generator=generator,
-            output_type="np",
-            **self.max_sequence_length(pipe),
-        )
-        return out.frames[0]
+        conditions = [LTXVideoCondition(image=Image.fromarray(window.first), frame_index=0)]
+        if window.last is not None:
+            conditions.append(LTXVideoCondition(image=Image.fromarray(window.last), frame_index=window.end))
+        return self.call_pipeline(pipe, window, conditions=conditions, frame_rate=self.options.frame_rate)

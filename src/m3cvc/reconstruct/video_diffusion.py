@@ -35,9 +35,9 @@ least ``model``, ``steps``, ``guidance``, ``negative_prompt``), and implement
   multiples of ``size_multiple``), or override ``window_frames`` / ``max_cover`` /
   ``generation_size`` for a model of one fixed shape (SEINE: 16 frames at 512x320), and
   ``end_position(frames, cover, has_end)`` (where the next keyframe goes);
-* ``generate(pipe, first, last, end, text, frames, width, height, generator)`` returning the window as
-  a float array (frames, height, width, 3) in [0, 1]: SEINE's masked video diffusion fills the
-  masked frames between the unmasked first (and last) frame.
+* ``generate(pipe, window)`` returning the :class:`Window` as a float array (frames, height,
+  width, 3) in [0, 1]: SEINE's masked video diffusion fills the masked frames between the
+  unmasked first (and last) frame.
 
 then register it: ``RECONSTRUCTORS.register("seine", "your.module:SeineReconstructor")``.
 """
@@ -157,6 +157,21 @@ def load_pretrained(pipeline_class: Any, model: str, dtype: Any, local_files_onl
 
 
 # --------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """One generation request: ``first`` (and ``last``, to be put at generated frame ``end``) are
+    uint8 RGB images at the generation size ``width`` x ``height``."""
+
+    first: np.ndarray
+    last: Optional[np.ndarray]
+    end: int
+    text: str
+    frames: int
+    width: int
+    height: int
+    generator: Any
+
+
 class VideoDiffusionReconstructor(ClipReconstructor):
     """Shared windowing, resampling, loading and caching; subclasses wrap one diffusers pipeline."""
 
@@ -299,20 +314,26 @@ class VideoDiffusionReconstructor(ClipReconstructor):
         return {"max_sequence_length": n} if n > 0 else {}
 
     @abstractmethod
-    def generate(
-        self,
-        pipe: Any,
-        first: np.ndarray,
-        last: Optional[np.ndarray],
-        end: int,
-        text: str,
-        frames: int,
-        width: int,
-        height: int,
-        generator: Any,
-    ) -> np.ndarray:
-        """One window: float array (frames, height, width, 3) in [0, 1]; ``first``/``last`` are
-        uint8 RGB at the generation size; ``last`` belongs at generated frame ``end``."""
+    def generate(self, pipe: Any, window: Window) -> np.ndarray:
+        """One window: float array (frames, height, width, 3) in [0, 1] (see :class:`Window`)."""
+
+    def call_pipeline(self, pipe: Any, window: Window, **inputs: Any) -> np.ndarray:
+        """``pipe(**inputs)`` with the prompt, size, frame count, steps, guidance and generator."""
+        opts = self.options
+        out = pipe(
+            prompt=window.text,
+            negative_prompt=opts.negative_prompt,
+            height=window.height,
+            width=window.width,
+            num_frames=window.frames,
+            num_inference_steps=opts.steps,
+            guidance_scale=opts.guidance,
+            generator=window.generator,
+            output_type="np",
+            **self.max_sequence_length(pipe),
+            **inputs,
+        )
+        return out.frames[0]
 
     # ---------------------------------------------------------------- reconstruction
     def reconstruct(
@@ -341,15 +362,16 @@ class VideoDiffusionReconstructor(ClipReconstructor):
             frames = self.window_frames(pipe, cover)
             generator = torch.Generator("cpu").manual_seed(self.runtime.seed + k)
             end = self.end_position(frames, cover, last is not None)
-            video = np.asarray(self.generate(pipe, start, last, end, text, frames, gen_w, gen_h, generator))
+            window = Window(start, last, end, text, frames, gen_w, gen_h, generator)
+            video = np.asarray(self.generate(pipe, window))
             if video.ndim != 4 or video.shape[0] != frames:
                 raise BackendError(f"{self.name} pipeline returned {video.shape}, expected {frames} frames")
-            window = sample_window(video, cover, end)
-            # window[0] is the start image the previous window already yielded (or the keyframe)
-            for frame in window[1:cover if last_window else cover + 1]:
+            clip = sample_window(video, cover, end)
+            # clip[0] is the start image the previous window already yielded (or the keyframe)
+            for frame in clip[1:cover if last_window else cover + 1]:
                 yield to_uint8(frame, width, height)
             if not last_window:
-                start = np.clip(np.rint(window[cover] * 255.0), 0, 255).astype(np.uint8)
+                start = np.clip(np.rint(clip[cover] * 255.0), 0, 255).astype(np.uint8)
 
     def close(self) -> None:
         """Drop the cached pipeline."""

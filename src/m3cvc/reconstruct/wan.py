@@ -15,12 +15,12 @@ for the duration of the call.)
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 import numpy as np
 
 from ..config import WanOptions
-from .video_diffusion import VideoDiffusionReconstructor, load_pretrained
+from .video_diffusion import VideoDiffusionReconstructor, Window, load_pretrained
 
 
 class WanReconstructor(VideoDiffusionReconstructor):
@@ -65,40 +65,14 @@ class WanReconstructor(VideoDiffusionReconstructor):
         config = pipe.transformer.config
         return getattr(pipe, "image_encoder", None) is not None and bool(config.get("pos_embed_seq_len"))
 
-    def generate(
-        self,
-        pipe: Any,
-        first: np.ndarray,
-        last: Optional[np.ndarray],
-        end: int,
-        text: str,
-        frames: int,
-        width: int,
-        height: int,
-        generator: Any,
-    ) -> np.ndarray:
+    def generate(self, pipe: Any, window: Window) -> np.ndarray:
         from PIL import Image
 
-        extra: dict[str, Any] = {}
-        if last is not None:
-            extra["last_image"] = Image.fromarray(last)
-        opts = self.options
-        with _start_as_end_in_clip_context(pipe, enabled=last is None and self._needs_two_images(pipe)):
-            out = pipe(
-                image=Image.fromarray(first),
-                prompt=text,
-                negative_prompt=opts.negative_prompt,
-                height=height,
-                width=width,
-                num_frames=frames,
-                num_inference_steps=opts.steps,
-                guidance_scale=opts.guidance,
-                generator=generator,
-                output_type="np",
-                **extra,
-                **self.max_sequence_length(pipe),
-            )
-        return out.frames[0]
+        image = Image.fromarray(window.first)
+        if window.last is not None:
+            return self.call_pipeline(pipe, window, image=image, last_image=Image.fromarray(window.last))
+        with _start_as_end_in_clip_context(pipe, enabled=self._needs_two_images(pipe)):
+            return self.call_pipeline(pipe, window, image=image)
 
 
 @contextmanager
