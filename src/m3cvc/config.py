@@ -98,14 +98,48 @@ class KeyframeConfig:
 # --------------------------------------------------------------------------------------------
 # stage 3: descriptions (text channel)
 @dataclass(frozen=True)
+class QwenVLOptions:
+    """transformers Qwen-VL (AutoProcessor + AutoModelForImageTextToText) for the ``qwen-vl`` backend."""
+
+    model: str = "Qwen/Qwen2-VL-7B-Instruct"  # hub id (also Qwen2.5-VL / Qwen3-VL ids) or local folder
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto (bfloat16 on cuda, float32 on cpu) | float32 | float16 | bfloat16
+    attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2
+    local_files_only: bool = False
+    max_pixels: int = 512 * 320  # images and video frames are downscaled to at most this many pixels
+
+
+@dataclass(frozen=True)
+class OpenAIOptions:
+    """An OpenAI-compatible ``/v1/chat/completions`` server (vLLM, Ollama, LM Studio) for ``openai``."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"  # env M3CVC_OPENAI_BASE_URL overrides
+    model: str = "Qwen/Qwen2-VL-7B-Instruct"  # env M3CVC_OPENAI_MODEL overrides
+    api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key (optional)
+    timeout: float = 120.0  # seconds per request
+    retries: int = 3  # extra attempts after a connection error, timeout, 429 or 5xx
+    backoff: float = 1.0  # seconds before the first retry, doubled each time
+    image_format: str = "jpeg"  # jpeg | png (images are sent as base64 data URLs)
+    jpeg_quality: int = 90
+
+
+@dataclass(frozen=True)
 class DescribeConfig:
-    backend: str = "none"  # none | manual (later: qwen-vl, openai)
+    backend: str = "none"  # none | manual | qwen-vl | openai
     descriptions: Optional[str] = None  # ``manual``: JSON {"keyframes": [...], "clips": [...]}
+    strategy: str = "dialogue"  # dialogue (paper Fig. 2: multi-round) | single (one prompt each)
+    prompts: Optional[str] = None  # YAML file overriding the shipped prompts (any subset of keys)
+    max_new_tokens: int = 160  # per dialogue turn
+    max_summary_tokens: int = 96  # per final description D^F / D^C (bounds the text rate)
+    max_chars: int = 0  # if > 0, cut each final description at a sentence end within this length
+    clip_frames: int = 8  # frames sampled evenly from each clip for the clip turn
+    qwen_vl: QwenVLOptions = field(default_factory=QwenVLOptions)
+    openai: OpenAIOptions = field(default_factory=OpenAIOptions)
 
 
 @dataclass(frozen=True)
 class TextConfig:
-    codec: str = "auto"  # auto (smallest) | lzw | raw
+    codec: str = "auto"  # auto (smallest) | lzw | raw | ppm
 
 
 # --------------------------------------------------------------------------------------------
