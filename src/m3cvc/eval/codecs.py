@@ -106,14 +106,15 @@ def parse_values(text: str) -> list[float]:
     return values
 
 
-def build_codec(spec: str, points: Optional[Sequence[float]] = None, **options: Any) -> EvalCodec:
-    """A codec from its ``--codecs`` name; ``points`` overrides its default rate points."""
+def build_codec(spec: str, points: Optional[Sequence[float]] = None, **kwargs: Any) -> EvalCodec:
+    """A codec from its ``--codecs`` name; ``points`` overrides its default rate points and ``kwargs``
+    go to its constructor (``preset`` for the anchors, ``sweep`` / ``overrides`` for m3cvc)."""
     base, _, arg = spec.partition(":")
     if base == "m3cvc":
-        return CODECS.create("m3cvc", arg or "lite", points=points, **options.get("m3cvc", {}))
+        return CODECS.create("m3cvc", arg or "lite", points=points, **kwargs)
     if arg:
         raise ConfigError(f"codec {spec!r}: only m3cvc takes an argument (m3cvc:lite, m3cvc:full, m3cvc:FILE.yaml)")
-    return CODECS.create(base, points=points, **options.get(base, {}))
+    return CODECS.create(base, points=points, **kwargs)
 
 
 def slug(name: str) -> str:

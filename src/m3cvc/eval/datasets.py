@@ -9,7 +9,8 @@ A YAML definition::
 
     name: UVG
     root: UVG                # folder of the files; relative roots resolve against --data-root,
-                             # $M3CVC_DATA_ROOT, or the YAML file's own folder (in that order)
+                             # $M3CVC_DATA_ROOT, or else the YAML file's own folder (the current
+                             # folder for the shipped definitions)
     format: yuv              # yuv (raw planar, needs width/height/fps/pix_fmt) or video (any container)
     sequences:
       - {name: Beauty, file: Beauty_1920x1080_120fps_420_8bit_YUV.yuv, width: 1920, height: 1080,
@@ -132,7 +133,7 @@ def parse_definition(
     return Dataset(str(data.get("name") or Path(source).stem), tuple(seqs), source)
 
 
-def load_definition(path: PathLike, data_root: Optional[PathLike] = None) -> Dataset:
+def load_definition(path: PathLike, data_root: Optional[PathLike] = None, shipped: bool = False) -> Dataset:
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
@@ -140,7 +141,7 @@ def load_definition(path: PathLike, data_root: Optional[PathLike] = None) -> Dat
         raise InputError(f"cannot read dataset definition {p}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"dataset definition {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_definition(data, str(p), data_root, p.parent)
+    return parse_definition(data, p.stem if shipped else str(p), data_root, Path.cwd() if shipped else p.parent)
 
 
 def folder_dataset(folder: PathLike) -> Dataset:
@@ -161,7 +162,7 @@ def load_dataset(spec: str, data_root: Optional[PathLike] = None, cache_dir: Opt
 
         return quick_dataset(cache_dir)
     if spec.lower() in SHIPPED:
-        return load_definition(shipped_definition(spec.lower()), data_root)
+        return load_definition(shipped_definition(spec.lower()), data_root, shipped=True)
     p = Path(spec)
     if p.is_dir():
         return folder_dataset(p)

@@ -18,6 +18,7 @@ the harness prints it once and stores ``null``. Nothing is ever computed with a 
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -125,7 +126,9 @@ class Lpips(PerceptualMetric):
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a damaged or foreign file
             raise _Unavailable(f"cannot read LPIPS backbone {path}: {exc}") from None
-        model = lpips.LPIPS(net=self.net, pretrained=True, pnet_rand=True, verbose=False)
+        with warnings.catch_warnings():  # lpips passes torchvision a deprecated ``pretrained=False``
+            warnings.simplefilter("ignore", UserWarning)
+            model = lpips.LPIPS(net=self.net, pretrained=True, pnet_rand=True, verbose=False)
         load_backbone_into(model, state)
         self.model = model.to(self.device).eval()
 

@@ -100,9 +100,6 @@ class ResultsFile:
         seq["points"].sort(key=lambda p: p["bpp"])
         self.save()
 
-    def set_codec_info(self, codec_info: dict[str, Any]) -> None:
-        self.data["codec"].update(codec_info)
-
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.path, json.dumps(_clean(self.data), indent=1) + "\n")

@@ -123,7 +123,7 @@ class EvalRun:
     def _check_dataset(self) -> Dataset:
         missing = self.dataset.missing()
         if missing and not self.opts.skip_missing:
-            listed = ", ".join(str(s.path) for s in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            listed = ", ".join(str(s.path) for s in missing[:2]) + (", ..." if len(missing) > 2 else "")
             raise InputError(
                 f"dataset {self.dataset.name}: {len(missing)} of {len(self.dataset.sequences)} files missing "
                 f"({listed}); fix the paths (--data-root) or pass --skip-missing"
@@ -155,9 +155,9 @@ class EvalRun:
             for seq in dataset.sequences:
                 if todo[seq.name]:
                     self._run_sequence(seq, todo[seq.name], bar)
-        for codec in self.codecs:  # versions found while encoding
-            self.files[codec.name].set_codec_info(codec.describe())
-            self.files[codec.name].save()
+        work = self.folder / "_work"
+        if work.is_dir() and not any(work.iterdir()):
+            work.rmdir()
         return write_csv(self.folder)
 
     def _run_sequence(self, seq: Any, todo: list[tuple[EvalCodec, RatePoint]], bar: Any) -> None:

@@ -1,0 +1,185 @@
+"""``m3cvc eval | bdrate | ablate``: the evaluation harness (paper III)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import InputError
+from .codec import _parser
+
+DEFAULT_CODECS = "m3cvc:lite,x264,x265,vvc"
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="quick | uvg | mcl-jcv | hevc-b | hevc-c | DEFINITION.yaml | FOLDER of videos")
+    p.add_argument("--out", required=True, type=Path, help="results folder (one subfolder per dataset)")
+    p.add_argument("--data-root", help="folder holding the dataset folders named in definitions ($M3CVC_DATA_ROOT)")
+    p.add_argument("--size", default="512x320", metavar="WxH", help="preprocessed frame size (default 512x320)")
+    p.add_argument("--fps", type=float, default=8.0, help="preprocessed frame rate (default 8)")
+    p.add_argument("--max-frames", type=int, default=96, help="frame limit per sequence after resampling (default 96; 0 = all)")
+    p.add_argument("--metrics", default="psnr,ms_ssim,lpips,clip_sim", help="comma-separated (psnr, ms_ssim, lpips, clip_sim)")
+    p.add_argument("--points", action="append", default=[], metavar="CODEC=V1,V2,...",
+                   help="rate points of a codec: QPs for x264/x265/vvc, values of --sweep for m3cvc (repeatable)")  # fmt: skip
+    p.add_argument("--sweep", default=None, help="m3cvc config key its rate points set (default keyframe_codec.avif.quality)")
+    p.add_argument("--x-preset", default="veryslow", help="x264/x265 preset (default veryslow)")
+    p.add_argument("--vvc-preset", default="medium", choices=("faster", "fast", "medium", "slow", "slower"),
+                   help="libvvenc preset (default medium)")  # fmt: skip
+    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"))
+    p.add_argument("--lpips-backbone", metavar="PATH", help="torchvision state dict of the LPIPS backbone (else torch's cache)")
+    p.add_argument("--clip-model", default="openai/clip-vit-base-patch32", help="CLIP hub id (HF cache) or local folder")
+    p.add_argument("--device", default="cpu", help="torch device of LPIPS / CLIP (default cpu)")
+    p.add_argument("--cache-dir", help="where the quick dataset's synthetic clips are generated ($M3CVC_CACHE)")
+    p.add_argument("--skip-missing", action="store_true", help="run the sequences that exist, skip missing files")
+    p.add_argument("--force", action="store_true", help="recompute points that are already in --out")
+    p.add_argument("--keep-streams", action="store_true", help="keep the coded streams under OUT/<dataset>/_work")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _point_overrides(items: Sequence[str]) -> dict[str, list[float]]:
+    from ..eval.codecs import parse_values
+
+    out = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--points expects CODEC=V1,V2,..., got {item!r}")
+        out[name.strip()] = parse_values(values)
+    return out
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from ..config import PreprocessConfig
+    from ..eval.results import METRICS
+    from ..eval.runner import EvalOptions
+    from ..video import parse_size
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise InputError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METRICS)}")
+    if args.max_frames < 0:
+        raise InputError("--max-frames must be >= 0")
+    width, height = parse_size(args.size)
+    return EvalOptions(
+        out=args.out,
+        preprocess=PreprocessConfig(width=width, height=height, fps=args.fps),
+        max_frames=args.max_frames or None,
+        metrics=metrics,
+        force=args.force,
+        skip_missing=args.skip_missing,
+        keep_streams=args.keep_streams,
+        progress=not args.quiet,
+        lpips_net=args.lpips_net,
+        lpips_backbone=args.lpips_backbone,
+        clip_model=args.clip_model,
+        device=args.device,
+    )
+
+
+def _codec_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor options of one codec from the command line."""
+    base = name.partition(":")[0]
+    if base == "m3cvc":
+        return {"sweep": args.sweep} if args.sweep else {}
+    if base == "vvc":
+        return {"preset": args.vvc_preset}
+    return {"preset": args.x_preset} if base in ("x264", "x265") else {}
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
+    from ..eval.datasets import load_dataset
+
+    opts = _options(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return load_dataset(args.dataset, args.data_root, args.cache_dir), opts
+
+
+def _finish(csv_path: Path) -> Path:
+    """Plots and the R-D table of the dataset folder just written."""
+    from ..eval.plots import plot_all
+    from ..eval.report import format_rd_table
+    from ..eval.results import METRICS, group_by_dataset
+
+    folder = csv_path.parent
+    grouped = group_by_dataset(folder)
+    plots = plot_all(grouped, METRICS, folder / "plots")
+    print(format_rd_table(grouped))
+    print(f"results: {folder} (CSV {csv_path.name}, {len(plots)} plot files in plots/)")
+    return folder
+
+
+def eval_main(argv: Sequence[str]) -> int:
+    p = _parser("eval", "Run codecs at their rate points over a dataset; write results JSON per codec + CSV + plots.")
+    p.add_argument("--codecs", default=DEFAULT_CODECS, help=f"comma-separated (default {DEFAULT_CODECS}); m3cvc:PROFILE or m3cvc:CONFIG.yaml")
+    _add_run_options(p)
+    args = p.parse_args(argv)
+    from ..eval.codecs import build_codec
+    from ..eval.runner import EvalRun
+
+    dataset, opts = _prepare(args)
+    points = _point_overrides(args.points)
+    names = [c.strip() for c in args.codecs.split(",") if c.strip()]
+    unknown_points = set(points) - set(names)
+    if unknown_points:
+        raise InputError(f"--points names codec(s) not in --codecs: {', '.join(sorted(unknown_points))}")
+    codecs = [build_codec(n, points.get(n), **_codec_kwargs(n, args)) for n in names]
+    _finish(EvalRun(dataset, codecs, opts).run())
+    return 0
+
+
+def bdrate_main(argv: Sequence[str]) -> int:
+    p = _parser("bdrate", "BD-rate / BD-quality of every codec against an anchor, from results folders.")
+    p.add_argument("results", type=Path, help="results folder (searched recursively) or one results JSON")
+    p.add_argument("--anchor", default="vvc", help="anchor codec name (default vvc)")
+    p.add_argument("--metrics", default="psnr,ms_ssim,lpips,clip_sim", help="comma-separated metrics")
+    p.add_argument("--json", type=Path, help="write the report here (default RESULTS/bdrate_<anchor>.json)")
+    p.add_argument("--plots", action="store_true", help="also write R-D plots to RESULTS/plots/")
+    p.add_argument("--table", action="store_true", help="also print every codec's dataset-mean R-D points")
+    args = p.parse_args(argv)
+    from ..eval.plots import plot_all
+    from ..eval.report import bd_report, format_bd, format_rd_table, write_report
+    from ..eval.results import group_by_dataset
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    grouped = group_by_dataset(args.results)
+    report = bd_report(grouped, args.anchor, metrics)
+    if args.table:
+        print(format_rd_table(grouped))
+    print(format_bd(report))
+    folder = args.results if args.results.is_dir() else args.results.parent
+    out = write_report(report, args.json or folder / f"bdrate_{args.anchor.replace(':', '-')}.json")
+    print(f"report: {out}")
+    if args.plots:
+        print(f"plots: {len(plot_all(grouped, metrics, folder / 'plots'))} files in {folder / 'plots'}")
+    return 0
+
+
+def ablate_main(argv: Sequence[str]) -> int:
+    p = _parser("ablate", "Table I ablations (keyframe strategy, dialogue turns, reconstruction mode): BD-rate vs VVC.")
+    p.add_argument("--profile", default="lite", help="m3cvc profile the rows modify (default lite)")
+    p.add_argument("--metric", default="psnr", help="metric of the BD-rate (default psnr; the paper's is LPIPS)")
+    p.add_argument("--fixed-interval", type=int, default=8, help="period of the fixed-interval row (default 8)")
+    _add_run_options(p)
+    args = p.parse_args(argv)
+    from ..eval.ablation import ablation_table, build_codecs, format_table, table_rows
+    from ..eval.codecs import build_codec
+    from ..eval.m3cvc_codec import DEFAULT_SWEEP
+    from ..eval.report import write_report
+    from ..eval.results import group_by_dataset
+    from ..eval.runner import EvalRun
+
+    dataset, opts = _prepare(args)
+    points = _point_overrides(args.points)
+    rows = table_rows(args.fixed_interval)
+    codecs = build_codecs(args.profile, rows, points.get("m3cvc"), args.sweep or DEFAULT_SWEEP)
+    anchor = build_codec("vvc", points.get("vvc"), **_codec_kwargs("vvc", args))
+    csv_path = EvalRun(dataset, [anchor, *codecs], opts).run()
+    results = group_by_dataset(csv_path.parent)[dataset.name]
+    table = ablation_table(rows, results, args.profile, "vvc", args.metric)
+    print(format_table(table, "vvc", args.metric))
+    out = write_report({"dataset": dataset.name, "metric": args.metric, "anchor": "vvc", "rows": table}, csv_path.parent / "ablation.json")
+    print(f"ablation: {out}")
+    return 0
+

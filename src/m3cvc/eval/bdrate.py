@@ -1,0 +1,176 @@
+"""Bjontegaard deltas between codecs' R-D curves, with the ``bjontegaard`` package (Akima).
+
+Rate is bpp; quality is a metric oriented so that higher is better (LPIPS is negated internally).
+
+- BD-rate (%): the mean bitrate difference of the test codec against the anchor at equal quality,
+  integrated over the quality interval both curves cover. Negative = the test codec saves bits.
+- BD-quality: the mean metric difference (test - anchor) at equal rate over the shared log-rate
+  interval, in the metric's own units (dB for PSNR). For LPIPS it is reported as an LPIPS difference,
+  so there negative is better.
+- overlap: the shared interval's share of the union of both intervals (0..1), for quality (BD-rate) and
+  log-rate (BD-quality). With no overlap the delta is ``None``; the package warns below 75 %.
+
+Curves: a dataset curve averages bpp and metric over the sequences at each rate point present in every
+sequence. Points with a non-finite metric (lossless PSNR) are dropped. A curve whose quality does not
+rise with rate is flagged ``monotonic: false`` and its points are sorted by quality for BD-rate.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..errors import BackendError
+
+LOWER_IS_BETTER = {"lpips"}
+METHOD = "akima"
+
+
+@dataclass(frozen=True)
+class Curve:
+    rates: tuple[float, ...]  # bpp
+    values: tuple[Optional[float], ...]  # the metric as stored (LPIPS not negated); None = missing
+    labels: tuple[str, ...] = ()  # rate point labels, when known
+
+    def clean(self) -> "Curve":
+        """Usable points only (positive rate, finite metric), sorted by rate."""
+        labels = self.labels or ("",) * len(self.rates)
+        pts = sorted(
+            (r, v, lab) for r, v, lab in zip(self.rates, self.values, labels) if r > 0 and v is not None and math.isfinite(v)
+        )
+        return Curve(tuple(p[0] for p in pts), tuple(p[1] for p in pts), tuple(p[2] for p in pts))
+
+
+@dataclass(frozen=True)
+class BDResult:
+    bd_rate: Optional[float]
+    bd_quality: Optional[float]
+    overlap_quality: float
+    overlap_rate: float
+    points: tuple[int, int]
+    monotonic: bool
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _bjontegaard() -> Any:
+    try:
+        import bjontegaard
+    except ImportError:
+        raise BackendError("BD-rate needs the bjontegaard package: pip install 'm3cvc[eval]'") from None
+    return bjontegaard
+
+
+def overlap(a: Sequence[float], b: Sequence[float]) -> float:
+    """Shared interval of two point sets as a share of their union (the bjontegaard definition)."""
+    lo, hi = max(min(a), min(b)), min(max(a), max(b))
+    span = max(max(a), max(b)) - min(min(a), min(b))
+    if span <= 0:
+        return 1.0
+    return float(max(hi - lo, 0.0) / span)
+
+
+def _monotonic(values: Sequence[float]) -> bool:
+    return all(b > a for a, b in zip(values, values[1:]))
+
+
+def _by_quality(rates: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points sorted by quality with repeated quality values merged (Akima needs strictly increasing x)."""
+    order = np.argsort(quality, kind="stable")
+    q, r = quality[order], rates[order]
+    keep = np.concatenate([[True], np.diff(q) > 0])
+    return r[keep], q[keep]
+
+
+def bd(anchor: Curve, test: Curve, metric: str) -> BDResult:
+    """BD-rate and BD-quality of ``test`` against ``anchor`` for one metric."""
+    a, t = anchor.clean(), test.clean()
+    if len(a.rates) < 2 or len(t.rates) < 2:
+        return BDResult(None, None, 0.0, 0.0, (len(a.rates), len(t.rates)), True, "fewer than 2 usable points")
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    ar, aq = np.asarray(a.rates), sign * np.asarray(a.values)
+    tr, tq = np.asarray(t.rates), sign * np.asarray(t.values)
+    monotonic = _monotonic(aq) and _monotonic(tq)
+    ov_q = overlap(aq, tq)
+    ov_r = overlap(np.log10(ar), np.log10(tr))
+    bj = _bjontegaard()
+    bd_rate = bd_quality = None
+    notes = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if ov_q > 0:
+            (ar_q, aq_q), (tr_q, tq_q) = _by_quality(ar, aq), _by_quality(tr, tq)
+            if len(aq_q) >= 2 and len(tq_q) >= 2:
+                bd_rate = float(bj.bd_rate(ar_q, aq_q, tr_q, tq_q, METHOD, require_matching_points=False, min_overlap=0))
+        else:
+            notes.append("quality ranges do not overlap")
+        if ov_r > 0:
+            value = bj.bd_psnr(ar, aq, tr, tq, METHOD, require_matching_points=False, min_overlap=0)
+            bd_quality = float(sign * value)
+        else:
+            notes.append("rate ranges do not overlap")
+    if not monotonic:
+        notes.append("quality does not rise monotonically with rate")
+    return BDResult(_finite(bd_rate), _finite(bd_quality), ov_q, ov_r, (len(ar), len(tr)), monotonic, "; ".join(notes))
+
+
+def _finite(x: Optional[float]) -> Optional[float]:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def sequence_curve(seq: dict[str, Any], metric: str) -> Curve:
+    pts = seq["points"]
+    return Curve(tuple(p["bpp"] for p in pts), tuple(p["metrics"].get(metric) for p in pts), tuple(p["point"] for p in pts))
+
+
+def dataset_curve(results: dict[str, Any], metric: str) -> Curve:
+    """Mean bpp and mean metric over sequences at each rate point that every sequence has."""
+    seqs = list(results["sequences"].values())
+    if not seqs:
+        return Curve((), ())
+    rates, values, labels = [], [], []
+    for label in [p["point"] for p in seqs[0]["points"]]:
+        pts = [next((p for p in s["points"] if p["point"] == label), None) for s in seqs]
+        if any(p is None for p in pts):
+            continue
+        vals = [p["metrics"].get(metric) for p in pts]
+        rates.append(float(np.mean([p["bpp"] for p in pts])))
+        usable = all(v is not None and math.isfinite(v) for v in vals)
+        values.append(float(np.mean(vals)) if usable else None)
+        labels.append(label)
+    return Curve(tuple(rates), tuple(values), tuple(labels))
+
+
+def compare(anchor: dict[str, Any], test: dict[str, Any], metric: str) -> dict[str, Any]:
+    """BD of ``test`` vs ``anchor`` on the dataset curve, plus per shared sequence and their mean."""
+    overall = bd(dataset_curve(anchor, metric), dataset_curve(test, metric), metric)
+    per_seq = {}
+    for name, seq in test["sequences"].items():
+        if name in anchor["sequences"]:
+            per_seq[name] = bd(sequence_curve(anchor["sequences"][name], metric), sequence_curve(seq, metric), metric)
+    rates = [r.bd_rate for r in per_seq.values() if r.bd_rate is not None]
+    return {
+        "metric": metric,
+        "anchor": anchor["codec"]["name"],
+        "test": test["codec"]["name"],
+        "dataset_curve": overall.as_dict(),
+        "mean_sequence_bd_rate": float(np.mean(rates)) if rates else None,
+        "sequences": {k: v.as_dict() for k, v in per_seq.items()},
+    }
+
+
+def metrics_present(results: Sequence[dict[str, Any]], metrics: Sequence[str]) -> list[str]:
+    """The metrics with at least one non-null value in every codec's results."""
+    out = []
+    for m in metrics:
+        if all(
+            any(p["metrics"].get(m) is not None for s in r["sequences"].values() for p in s["points"]) for r in results
+        ):
+            out.append(m)
+    return out

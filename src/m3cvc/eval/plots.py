@@ -1,0 +1,68 @@
+"""R-D plots like the paper's Fig. 4: one figure per dataset and metric, every codec's dataset curve.
+
+Written as PNG and SVG (matplotlib, Agg backend, fixed SVG hash salt and no date metadata, so the same
+results give the same files). Codecs whose metric is null everywhere are left out of that figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import BackendError
+from ..fileio import atomic_path
+from .bdrate import LOWER_IS_BETTER, dataset_curve
+
+LABELS = {"psnr": "PSNR (dB)", "psnr_seq": "PSNR of mean MSE (dB)", "ms_ssim": "MS-SSIM", "lpips": "LPIPS", "clip_sim": "CLIP-sim"}
+_MARKERS = "osD^v<>ph*"
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise BackendError("plots need matplotlib: pip install 'm3cvc[eval]'") from None
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "m3cvc"
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_metric(dataset: str, results: dict[str, dict[str, Any]], metric: str, folder: Path) -> list[Path]:
+    """Write ``folder/<dataset>_<metric>.png`` and ``.svg``; return the paths (none if no data)."""
+    curves = []
+    for name in sorted(results):
+        c = dataset_curve(results[name], metric).clean()
+        if c.rates:
+            curves.append((name, c))
+    if not curves:
+        return []
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 3.6), dpi=120)
+    for i, (name, c) in enumerate(curves):
+        ax.plot(c.rates, c.values, marker=_MARKERS[i % len(_MARKERS)], linewidth=1.5, markersize=5, label=name)
+    ax.set_xlabel("bpp")
+    ax.set_ylabel(LABELS.get(metric, metric) + (" (lower is better)" if metric in LOWER_IS_BETTER else ""))
+    ax.set_title(f"{dataset}: {LABELS.get(metric, metric)}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in f"{dataset}_{metric}")
+    for ext in ("png", "svg"):
+        path = folder / f"{stem}.{ext}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, metadata={"Date": None} if ext == "svg" else None)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def plot_all(grouped: dict[str, dict[str, dict[str, Any]]], metrics: Sequence[str], folder: Path) -> list[Path]:
+    out: list[Path] = []
+    for dataset, results in sorted(grouped.items()):
+        for metric in metrics:
+            out += plot_metric(dataset, results, metric, folder)
+    return out

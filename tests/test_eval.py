@@ -1,0 +1,264 @@
+"""Evaluation harness: codec paths, results schema, resume, BD-rate, plots, datasets, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from m3cvc.cli import main as cli_main
+from m3cvc.config import PreprocessConfig
+from m3cvc.errors import ConfigError, InputError
+from m3cvc.eval.bdrate import Curve, bd, dataset_curve
+from m3cvc.eval.codecs import Clip, build_codec, slug
+from m3cvc.eval.datasets import load_dataset
+from m3cvc.eval.metrics import psnr
+from m3cvc.eval.quick import shapes_frames
+from m3cvc.eval.results import CSV_FIELDS, SCHEMA, group_by_dataset
+from m3cvc.eval.runner import EvalOptions, EvalRun
+
+W, H, N = 128, 80, 6
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    return list(shapes_frames(N, W, H))
+
+
+@pytest.fixture()
+def clip(frames, tmp_path) -> Clip:
+    return Clip("shapes", frames, Fraction(8), tmp_path / "work")
+
+
+@pytest.fixture()
+def video_folder(frames, tmp_path) -> Path:
+    from m3cvc.video import open_writer
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    with open_writer(folder / "shapes.y4m", W, H, Fraction(8)) as writer:
+        for f in frames:
+            writer.write(f)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------- codecs
+@pytest.mark.parametrize("name,qp", [("x264", 40), ("x265", 40), ("vvc", 48)])
+def test_anchor_codes_real_bytes_and_decodes(name, qp, clip):
+    codec = build_codec(name, [qp])
+    (point,) = codec.rate_points()
+    coded = codec.run(clip, point)
+    stream = clip.workdir / coded.info["stream"]
+    assert coded.nbytes == stream.stat().st_size > 0
+    assert len(coded.frames) == N and coded.frames[0].shape == (H, W, 3) and coded.frames[0].dtype == np.uint8
+    assert 20.0 < np.mean([psnr(a, b) for a, b in zip(clip.frames, coded.frames)]) < 60.0
+    desc = codec.describe()
+    assert desc["versions"]["ffmpeg"].startswith("ffmpeg version")
+    assert desc["versions"][codec.encoder] != "unknown"
+
+
+def test_x264_lossless_round_trip_is_exactly_the_420_conversion(clip):
+    from m3cvc.video.color import rgb_to_yuv420, yuv_to_rgb
+
+    coded = build_codec("x264", [0]).run(clip, build_codec("x264", [0]).rate_points()[0])
+    for ref, dec in zip(clip.frames, coded.frames):
+        np.testing.assert_array_equal(dec, yuv_to_rgb(*rgb_to_yuv420(ref), full_range=False))
+
+
+def test_m3cvc_lite_is_a_codec_of_the_harness(clip):
+    codec = build_codec("m3cvc:lite", [20])
+    assert codec.name == "m3cvc:lite"
+    (point,) = codec.rate_points()
+    assert point.params == {"keyframe_codec.avif.quality": 20}
+    coded = codec.run(clip, point)
+    assert len(coded.frames) == N and coded.nbytes > 0 and coded.info["keyframes"] >= 1
+    # the bytes are a real .m3c stream of exactly that length
+    from m3cvc.pipeline import Encoder
+
+    from m3cvc.eval.m3cvc_codec import ArraySource
+
+    data = Encoder(codec.point_config(point)).encode(ArraySource(clip.frames, clip.fps)).data
+    assert len(data) == coded.nbytes
+
+
+def test_codec_names_and_bad_points():
+    assert slug("m3cvc:lite") == "m3cvc-lite"
+    with pytest.raises(InputError):
+        build_codec("x264", [70])
+    with pytest.raises(ConfigError):
+        build_codec("x264:foo")
+    with pytest.raises(ConfigError):
+        build_codec("m3cvc:lite", [1], sweep="keyframes.selector")
+
+
+# ---------------------------------------------------------------------------------------- harness
+class Counting:
+    """Wraps a codec and counts encodes (to check resume)."""
+
+    def __init__(self, codec):
+        self.codec, self.calls = codec, 0
+        self.name = codec.name
+
+    def __getattr__(self, item):
+        return getattr(self.codec, item)
+
+    def run(self, clip, point):
+        self.calls += 1
+        return self.codec.run(clip, point)
+
+
+def _opts(out: Path, **kw) -> EvalOptions:
+    return EvalOptions(out=out, preprocess=PreprocessConfig(width=W, height=H), max_frames=N,
+                       metrics=("psnr", "ms_ssim", "lpips"), progress=False, **kw)  # fmt: skip
+
+
+def test_schema_csv_and_resume(video_folder, tmp_path):
+    out = tmp_path / "results"
+    dataset = load_dataset(str(video_folder))
+    x264 = Counting(build_codec("x264", [51, 40]))
+    lite = Counting(build_codec("m3cvc:lite", [10]))
+    notes = []
+    csv_path = EvalRun(dataset, [x264, lite], _opts(out), log=notes.append).run()
+    assert x264.calls == 2 and lite.calls == 1
+    data = json.loads((out / "videos" / "x264.json").read_text())
+    assert data["schema"] == SCHEMA and data["codec"]["name"] == "x264"
+    assert "veryslow" in data["codec"]["description"] and data["preprocess"]["max_frames"] == N
+    seq = data["sequences"]["shapes"]
+    assert (seq["frames"], seq["width"], seq["height"]) == (N, W, H)
+    p = seq["points"][0]
+    assert set(p) >= {"point", "params", "bytes", "bpp", "encode_s", "decode_s", "metrics"}
+    assert p["bpp"] == pytest.approx(8 * p["bytes"] / (N * W * H))
+    assert p["metrics"]["psnr"] > 15 and 0 < p["metrics"]["ms_ssim"] <= 1
+    if p["metrics"]["lpips"] is None:  # no backbone weights here: noted once, stored as null
+        assert any("lpips unavailable" in n for n in notes) and "lpips" in data["metric_notes"]
+    rows = csv_path.read_text().splitlines()
+    assert rows[0].split(",") == list(CSV_FIELDS) and len(rows) == 1 + 3
+    # resume: nothing is coded again; a new rate point is the only work
+    x264b = Counting(build_codec("x264", [51, 40]))
+    EvalRun(dataset, [x264b], _opts(out), log=notes.append).run()
+    assert x264b.calls == 0
+    x264c = Counting(build_codec("x264", [51, 40, 30]))
+    EvalRun(dataset, [x264c], _opts(out), log=notes.append).run()
+    assert x264c.calls == 1
+    assert len(json.loads((out / "videos" / "x264.json").read_text())["sequences"]["shapes"]["points"]) == 3
+    # other settings are refused unless forced
+    with pytest.raises(ConfigError):
+        EvalRun(dataset, [build_codec("x264", [51], preset="medium")], _opts(out)).run()
+    forced = Counting(build_codec("x264", [51], preset="medium"))
+    EvalRun(dataset, [forced], _opts(out, force=True)).run()
+    assert forced.calls == 1
+
+
+def test_missing_dataset_files_are_reported_not_faked(tmp_path):
+    defn = tmp_path / "set.yaml"
+    defn.write_text(
+        "name: tiny\nroot: data\nformat: yuv\nsequences:\n"
+        "  - {name: a, file: a_64x64.yuv, width: 64, height: 64, fps: 8, frames: 4, pix_fmt: yuv420p}\n"
+        "  - {name: b, file: b_64x64.yuv, width: 64, height: 64, fps: 8, frames: 4, pix_fmt: yuv420p}\n"
+    )
+    (tmp_path / "data").mkdir()
+    rng = np.random.default_rng(0)
+    (tmp_path / "data" / "a_64x64.yuv").write_bytes(rng.integers(0, 255, 64 * 64 * 3 // 2 * 4, dtype=np.uint8).tobytes())
+    dataset = load_dataset(str(defn))
+    assert [s.name for s in dataset.missing()] == ["b"]
+    opts = EvalOptions(out=tmp_path / "r", preprocess=PreprocessConfig(width=64, height=64), metrics=("psnr",), progress=False)
+    with pytest.raises(InputError, match="1 of 2 files missing"):
+        EvalRun(dataset, [build_codec("x264", [40])], opts).run()
+    EvalRun(dataset, [build_codec("x264", [40])], EvalOptions(**{**opts.__dict__, "skip_missing": True})).run()
+    data = json.loads((tmp_path / "r" / "tiny" / "x264.json").read_text())
+    assert list(data["sequences"]) == ["a"] and data["sequences"]["a"]["frames"] == 4
+
+
+def test_shipped_definitions():
+    counts = {"uvg": 7, "mcl-jcv": 30, "hevc-b": 5, "hevc-c": 4}
+    for name, n in counts.items():
+        ds = load_dataset(name, data_root="/nonexistent")
+        assert len(ds.sequences) == n and len(ds.missing()) == n
+        s = ds.sequences[0]
+        assert s.path.suffix == ".yuv" and s.width and s.height and s.fps and s.frames and s.pix_fmt == "yuv420p"
+    assert load_dataset("hevc-c").sequences[0].open_kwargs()["raw_size"] == (832, 480)
+
+
+def test_quick_dataset_is_deterministic(tmp_path):
+    a = load_dataset("quick", cache_dir=tmp_path / "a")
+    b = load_dataset("quick", cache_dir=tmp_path / "b")
+    assert [s.name for s in a.sequences] == ["bikes", "shapes", "pan"]
+    for sa, sb in zip(a.sequences[1:], b.sequences[1:]):
+        assert sa.path.read_bytes() == sb.path.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------- BD-rate
+def test_bd_rate_hand_computed():
+    # PSNR rises 2 dB per doubling of rate; the test codec needs half the rate for the same PSNR:
+    # BD-rate = 10^(mean log10 ratio) - 1 = -50 %, BD-PSNR = +2 dB (Akima is exact on straight lines)
+    anchor = Curve((1.0, 2.0, 4.0, 8.0), (30.0, 32.0, 34.0, 36.0))
+    test = Curve((0.5, 1.0, 2.0, 4.0), (30.0, 32.0, 34.0, 36.0))
+    r = bd(anchor, test, "psnr")
+    assert r.bd_rate == pytest.approx(-50.0) and r.bd_quality == pytest.approx(2.0)
+    assert r.overlap_quality == pytest.approx(1.0) and r.overlap_rate == pytest.approx(0.5) and r.monotonic
+
+
+def test_bd_rate_lpips_is_negated_and_no_overlap_is_none():
+    anchor = Curve((1.0, 2.0, 4.0, 8.0), (0.5, 0.4, 0.3, 0.2))
+    test = Curve((0.5, 1.0, 2.0, 4.0), (0.5, 0.4, 0.3, 0.2))
+    r = bd(anchor, test, "lpips")
+    assert r.bd_rate == pytest.approx(-50.0) and r.bd_quality == pytest.approx(-0.1)
+    far = bd(Curve((1, 2, 4), (30, 32, 34)), Curve((10, 20, 40), (40, 42, 44)), "psnr")
+    assert far.bd_rate is None and far.bd_quality is None and "do not overlap" in far.note
+    odd = bd(Curve((1, 2, 4, 8), (30, 33, 32, 36)), Curve((1, 2, 4), (31, 33, 35)), "psnr")
+    assert not odd.monotonic and odd.bd_rate is not None and math.isfinite(odd.bd_rate)
+
+
+def test_dataset_curve_averages_sequences():
+    res = {"sequences": {
+        "a": {"points": [{"point": "p1", "bpp": 0.1, "metrics": {"psnr": 30.0}}, {"point": "p2", "bpp": 0.2, "metrics": {"psnr": 32.0}}]},
+        "b": {"points": [{"point": "p1", "bpp": 0.3, "metrics": {"psnr": 20.0}}]},
+    }}  # fmt: skip
+    c = dataset_curve(res, "psnr")
+    assert c.labels == ("p1",) and c.rates == pytest.approx((0.2,)) and c.values == pytest.approx((25.0,))
+
+
+# ---------------------------------------------------------------------------------------- CLI, plots
+def test_cli_eval_bdrate_plots(video_folder, tmp_path, capsys):
+    out = tmp_path / "res"
+    args = ["eval", "--dataset", str(video_folder), "--out", str(out), "--codecs", "x264,x265", "--size", f"{W}x{H}",
+            "--max-frames", str(N), "--points", "x264=51,45,40", "--points", "x265=51,45,40", "--metrics", "psnr,ms_ssim", "-q"]  # fmt: skip
+    assert cli_main(args) == 0
+    folder = out / "videos"
+    assert {p.name for p in (folder / "plots").iterdir()} == {
+        "videos_psnr.png", "videos_psnr.svg", "videos_ms_ssim.png", "videos_ms_ssim.svg"
+    }  # fmt: skip
+    svg = (folder / "plots" / "videos_psnr.svg").read_bytes()
+    assert cli_main(["bdrate", str(out), "--anchor", "x264", "--plots"]) == 0
+    assert (out / "plots" / "videos_psnr.svg").read_bytes() == svg  # same results -> same file
+    report = json.loads((out / "bdrate_x264.json").read_text())
+    row = report["videos"]["psnr"][0]
+    assert row["test"] == "x265" and row["anchor"] == "x264" and "overlap_quality" in row["dataset_curve"]
+    assert "x265" in capsys.readouterr().out
+    assert group_by_dataset(out)["videos"].keys() == {"x264", "x265"}
+    assert cli_main(["bdrate", str(out), "--anchor", "vvc"]) == 2
+    assert cli_main(["eval", "--dataset", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert cli_main(["eval", "--dataset", str(video_folder), "--out", str(out), "--metrics", "vmaf"]) == 2
+
+
+def test_ablation_rows_and_cli(video_folder, tmp_path, capsys):
+    from m3cvc.eval.ablation import table_rows
+
+    rows = table_rows(4)
+    assert [r.setting for r in rows if r.group == "keyframe selection"] == [
+        "fixed-interval", "lambda1 != 0, lambda2 = 0", "lambda1 != 0, lambda2 != 0"
+    ]  # fmt: skip
+    assert any(r.group == "LMM" for r in rows)
+    out = tmp_path / "abl"
+    args = ["ablate", "--dataset", str(video_folder), "--out", str(out), "--size", f"{W}x{H}", "--max-frames", str(N),
+            "--points", "vvc=63,53,43", "--points", "m3cvc=5,30,60", "--metrics", "psnr", "-q", "--fixed-interval", "3"]  # fmt: skip
+    assert cli_main(args) == 0
+    table = json.loads((out / "videos" / "ablation.json").read_text())["rows"]
+    assert len(table) == len(rows)
+    fixed = next(r for r in table if r["setting"] == "fixed-interval")
+    assert fixed["mean_keyframes"] >= 2 and "bd_rate" in fixed
+    assert "Ablation (Table I)" in capsys.readouterr().out
