@@ -57,7 +57,7 @@ def working_size(
     scale = target / width
 
     def side(value: float) -> int:
-        rounded = int(round(value / multiple)) * multiple
+        rounded = int(value / multiple + 0.5) * multiple  # nearest multiple, halves up
         return max(rounded, minimum, multiple)
 
     return side(width * scale), side(height * scale)

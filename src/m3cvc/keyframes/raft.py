@@ -3,12 +3,13 @@
 ``weights``: ``DEFAULT`` = torchvision's pretrained weights (downloaded once into the torch
 cache), ``none`` = random initialisation (tests only: the magnitudes are meaningless), or a path
 to a ``.pth`` state dict. Frames are scaled to ``working_width`` (sides multiples of 8, at least
-64) and mapped to [-1, 1]; the mean flow magnitude is returned in percent of the working-resolution
+128) and mapped to [-1, 1]; the mean flow magnitude is returned in percent of the working-resolution
 diagonal (see :mod:`m3cvc.keyframes.base`). Only imported when used (needs torch/torchvision).
 """
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import cv2
@@ -19,7 +20,7 @@ from ..errors import BackendError, ConfigError
 from ._torch import first_line, torch_device
 from .base import MotionBackend, mean_flow_percent, working_size
 
-RAFT_MIN_SIDE = 64  # RAFT's 4-level correlation pyramid on 1/8-resolution features
+RAFT_MIN_SIDE = 128  # 1/8-resolution features pooled 3 times by the correlation pyramid: >= 16
 
 
 def _load_raft(variant: str, weights: str) -> torch.nn.Module:
@@ -51,7 +52,7 @@ def _load_raft(variant: str, weights: str) -> torch.nn.Module:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (OSError, RuntimeError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         raise BackendError(f"cannot load RAFT-{variant} weights from {path}: {first_line(exc)}") from None
     return model
 
