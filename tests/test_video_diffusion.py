@@ -19,7 +19,7 @@ from m3cvc.config import (
     VideoDiffusionOptions,
     WanOptions,
 )
-from m3cvc.errors import BackendError, ConfigError
+from m3cvc.errors import BackendError, BitstreamError, ConfigError
 from m3cvc.reconstruct.video_diffusion import fit_size, frames_for, sample_window, split_windows
 
 RUNTIME = VideoDiffusionOptions(device="cpu", dtype="float32", max_sequence_length=16, local_files_only=True)
@@ -37,11 +37,11 @@ def test_split_windows_covers_the_clip_in_near_equal_chained_windows():
 
 
 def test_frames_for_picks_the_smallest_valid_count():
-    assert frames_for(16, 8, 9) == 17  # LTX 8k+1
-    assert frames_for(10, 8, 9) == 17
-    assert frames_for(3, 8, 9) == 9
-    assert frames_for(16, 4, 5) == 17  # Wan 4k+1
-    assert frames_for(17, 4, 5) == 21
+    assert frames_for(16, 8) == 17  # LTX 8k+1
+    assert frames_for(10, 8) == 17
+    assert frames_for(3, 8) == 9
+    assert frames_for(16, 4) == 17  # Wan 4k+1
+    assert frames_for(17, 4) == 21
 
 
 def test_fit_size_keeps_aspect_within_area_on_the_multiple():
@@ -298,8 +298,12 @@ def test_bad_settings_are_config_errors():
         LtxReconstructor("prediction", runtime=VideoDiffusionOptions(dtype="float8"))
     with pytest.raises(ConfigError, match="steps"):
         LtxReconstructor("prediction", LtxOptions(steps=0))
-    with pytest.raises(ConfigError, match="unknown"):
+    with pytest.raises(BitstreamError, match="unknown"):  # a damaged / foreign stream header
         LtxReconstructor.from_params({"mode": "prediction", "bogus": 1})
+    with pytest.raises(BitstreamError, match="steps"):
+        LtxReconstructor.from_params({"mode": "prediction", "steps": "many"})
+    with pytest.raises(BitstreamError, match="mode"):
+        LtxReconstructor.from_params({"mode": "sideways"})
 
 
 def test_defaults_are_the_real_model_ids():

@@ -53,8 +53,8 @@ import cv2
 import numpy as np
 
 from ..config import ReconstructConfig, VideoDiffusionOptions
-from ..errors import BackendError, ConfigError, InputError
-from .base import ClipReconstructor
+from ..errors import BackendError, BitstreamError, ConfigError, InputError
+from .base import ClipReconstructor, read_params
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
@@ -70,10 +70,9 @@ def split_windows(length: int, max_cover: int) -> list[int]:
     return [base + (1 if k < extra else 0) for k in range(count)]
 
 
-def frames_for(cover: int, multiple: int, minimum: int) -> int:
-    """The smallest ``k * multiple + 1`` frame count (>= ``minimum``) holding ``cover + 1`` frames."""
-    k = max(math.ceil(cover / multiple), math.ceil((minimum - 1) / multiple), 1)
-    return k * multiple + 1
+def frames_for(cover: int, multiple: int) -> int:
+    """The smallest ``k * multiple + 1`` frame count (k >= 1) holding ``cover + 1`` frames."""
+    return max(math.ceil(cover / multiple), 1) * multiple + 1
 
 
 def fit_size(width: int, height: int, multiple: int, max_area: int) -> tuple[int, int]:
@@ -101,21 +100,18 @@ def sample_window(generated: np.ndarray, cover: int, end: int) -> list[np.ndarra
     return out
 
 
-def to_uint8(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A float [0, 1] RGB frame resized to ``width`` x ``height`` as uint8."""
-    frame = np.asarray(frame, dtype=np.float32)
-    if frame.shape[1] != width or frame.shape[0] != height:
-        shrink = width < frame.shape[1] and height < frame.shape[0]
-        frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-    return np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
-
-
 def resize_rgb(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A uint8 RGB frame resized for the model (area filter when shrinking)."""
+    """``frame`` resized to ``width`` x ``height`` (area filter when shrinking, else cubic)."""
     if frame.shape[1] == width and frame.shape[0] == height:
         return frame
     shrink = width < frame.shape[1] and height < frame.shape[0]
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def to_uint8(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A float [0, 1] RGB frame resized to ``width`` x ``height`` as uint8."""
+    frame = resize_rgb(np.asarray(frame, dtype=np.float32), width, height)
+    return np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,17 +216,19 @@ class VideoDiffusionReconstructor(ClipReconstructor):
     def from_params(
         cls, params: Mapping[str, Any], runtime: Optional[VideoDiffusionOptions] = None
     ) -> "VideoDiffusionReconstructor":
-        """Rebuild from header params; ``runtime`` overrides the stored device/memory settings."""
-        params = dict(params)
-        mode = params.pop("mode", "interpolation")
-        names = {f.name for f in dataclasses.fields(cls.options_class)}
-        run_names = {f.name for f in dataclasses.fields(VideoDiffusionOptions)}
-        unknown = set(params) - names - run_names
-        if unknown:
-            raise ConfigError(f"{cls.name} reconstructor: unknown stored parameters {sorted(unknown)}")
-        options = cls.options_class(**{k: v for k, v in params.items() if k in names})
-        stored = VideoDiffusionOptions(**{k: v for k, v in params.items() if k in run_names})
-        return cls(mode, cls._stored_options(options, params), runtime or stored)
+        """Rebuild from header params; ``runtime`` overrides the stored device/memory settings.
+
+        Unknown, wrongly typed or invalid stored settings raise :class:`BitstreamError`.
+        """
+        option_defaults = dataclasses.asdict(cls.options_class())
+        runtime_defaults = dataclasses.asdict(VideoDiffusionOptions())
+        values = read_params(cls.name, params, {"mode": "interpolation", **option_defaults, **runtime_defaults})
+        options = cls.options_class(**{k: values[k] for k in option_defaults})
+        stored = VideoDiffusionOptions(**{k: values[k] for k in runtime_defaults})
+        try:
+            return cls(values["mode"], cls._stored_options(options, params), runtime or stored)
+        except ConfigError as exc:
+            raise BitstreamError(f"{cls.name} reconstructor: invalid parameters in the stream header ({exc})") from None
 
     @classmethod
     def _stored_options(cls, options: Any, params: Mapping[str, Any]) -> Any:
@@ -279,8 +277,7 @@ class VideoDiffusionReconstructor(ClipReconstructor):
         """Frames to generate for a window covering ``cover`` clip intervals."""
         if self.options.num_frames > 0:
             return self.options.num_frames
-        multiple = self.frame_multiple(pipe)
-        return frames_for(cover, multiple, multiple + 1)
+        return frames_for(cover, self.frame_multiple(pipe))
 
     def max_cover(self, pipe: Any) -> int:
         """The most clip frame intervals one window may cover."""
