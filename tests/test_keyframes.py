@@ -168,6 +168,16 @@ def test_scores_follow_the_formula():
         assert score.keyframe == (score.distance > 0)
 
 
+@pytest.mark.parametrize("size", [(1, 1), (8, 4), (177, 143), (30, 500)])
+def test_tiny_and_odd_frame_sizes(size):
+    width, height = size
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(3)]
+    selector = build_selector(KeyframeConfig())
+    keyframes = selector.select(frames)
+    assert keyframes[0] == 0 and all(np.isfinite(s.distance) for s in scores_of(selector, frames)[1:])
+
+
 def test_frames_must_come_in_order():
     selector = build_selector(KeyframeConfig())
     frame = texture(64, 40)
