@@ -1,4 +1,5 @@
-"""Describers (paper II-B). ``none`` and ``manual`` are weight-free; model backends are lazy."""
+"""Describers (paper II-B). ``none`` and ``manual`` are weight-free; ``qwen-vl`` (in-process) and
+``openai`` (HTTP) run the multi-round dialogue of :mod:`.dialogue` and are imported lazily."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from .simple import Descriptions, ManualDescriber, NoneDescriber
 
 DESCRIBERS.register("none", NoneDescriber)
 DESCRIBERS.register("manual", ManualDescriber.from_file)
+DESCRIBERS.register("qwen-vl", "m3cvc.describe.qwen_vl:create")
+DESCRIBERS.register("openai", "m3cvc.describe.openai_api:create")
 
 
 def build_describer(cfg: DescribeConfig) -> Describer:
