@@ -207,9 +207,8 @@ class FlowReconstructor(ClipReconstructor):
                 continue
             a0 = cv2.remap(v0, map0, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             a1 = cv2.remap(v1, map1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            a0 = (a0 + _TINY) * np.float32(1 - t)
-            a1 = (a1 + _TINY) * np.float32(t)
-            share0 = (a0 / (a0 + a1))[..., None]
-            w1f = w1.astype(np.float32)
-            blended = w1f + share0 * (w0.astype(np.float32) - w1f)
-            yield np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+            a0 += _TINY
+            a0 *= np.float32(1 - t)
+            a1 += _TINY
+            a1 *= np.float32(t)
+            yield cv2.blendLinear(w0, w1, a0, a1)  # (a0 * w0 + a1 * w1) / (a0 + a1), rounded
