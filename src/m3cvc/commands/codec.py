@@ -83,6 +83,10 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
     describe: dict[str, Any] = {}
     if getattr(args, "describer", None):
         describe["backend"] = args.describer
+    if getattr(args, "prompts", None):
+        describe["prompts"] = args.prompts
+    if getattr(args, "strategy", None):
+        describe["strategy"] = args.strategy
     text = {"codec": args.text_codec} if getattr(args, "text_codec", None) else {}
     return with_overrides(
         cfg, preprocess=pre, keyframes=kf, reconstruct=recon, keyframe_codec=codec, describe=describe, text=text
@@ -116,7 +120,8 @@ def encode_main(argv: Sequence[str]) -> int:
     p.add_argument("--mode", choices=("interpolation", "prediction"), help="clip reconstruction mode")
     p.add_argument("--keyframe-quality", type=int, metavar="Q", help="AVIF keyframe quality 0..100 (lite)")
     p.add_argument("--descriptions", metavar="FILE", help='JSON {"keyframes": [...], "clips": [...]} texts')
-    p.add_argument("--describer", metavar="NAME", help="describer backend (none, manual, ...)")
+    p.add_argument("--describer", metavar="NAME", help="describer backend (none, manual, qwen-vl, openai)")
+    p.add_argument("--prompts", metavar="FILE", help="YAML prompts overriding the describer's shipped ones")
     p.add_argument("--text-codec", metavar="NAME", help="text coder: auto (smallest), lzw, raw, ...")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = p.parse_args(argv)
