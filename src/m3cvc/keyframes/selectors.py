@@ -75,7 +75,8 @@ class CompositeSelector(KeyframeSelector):
         if self._last is None or index == 0:
             self.reset()
             self._advance(index)
-            self._make_reference(index, frame)
+            self._last = index
+            self._embedding, self._flow_input = self._features(frame)
             self.last_score = KeyframeScore(index, index, None, None, None, True, "first")
             return True
         self._advance(index)
@@ -83,8 +84,7 @@ class CompositeSelector(KeyframeSelector):
         if gap < self.min_interval:
             self.last_score = KeyframeScore(index, self._last, None, None, None, False, "min_interval")
             return False
-        embedding = self.semantic.embed(frame) if self.semantic is not None else None
-        flow_input = self.motion.prepare(frame) if self.motion is not None else None
+        embedding, flow_input = self._features(frame)
         similarity = self._similarity(embedding)
         if gap >= self.max_interval:
             # forced: the scores cannot change the decision, so skip the (costly) flow
@@ -107,10 +107,11 @@ class CompositeSelector(KeyframeSelector):
             return None
         return self.semantic.similarity(self._embedding, embedding)
 
-    def _make_reference(self, index: int, frame: np.ndarray) -> None:
-        self._last = index
-        self._embedding = self.semantic.embed(frame) if self.semantic is not None else None
-        self._flow_input = self.motion.prepare(frame) if self.motion is not None else None
+    def _features(self, frame: np.ndarray) -> tuple[Optional[np.ndarray], Any]:
+        """The frame's semantic embedding and prepared flow input (None where unused)."""
+        embedding = self.semantic.embed(frame) if self.semantic is not None else None
+        flow_input = self.motion.prepare(frame) if self.motion is not None else None
+        return embedding, flow_input
 
 
 class FixedSelector(KeyframeSelector):
