@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("m3cvc.commands.codec:preprocess_main", "write exactly the frames the encoder sees"),
     "info": ("m3cvc.commands.codec:info_main", "describe an .m3c bitstream (header, keyframes, bytes, bpp)"),
     "config": ("m3cvc.commands.codec:config_main", "print a profile's full default config as YAML"),
+    "describe": ("m3cvc.commands.describe:main", "select keyframes and describe them with a VLM dialogue (JSON transcript)"),
+    "edit": ("m3cvc.commands.edit:main", "replace the descriptions in an .m3c bitstream, keeping every other byte"),
     "eval": ("m3cvc.commands.eval:eval_main", "run m3cvc and x264/x265/VVC anchors over a dataset: bpp, PSNR, MS-SSIM, LPIPS, CLIP-sim"),
     "bdrate": ("m3cvc.commands.eval:bdrate_main", "BD-rate / BD-quality against an anchor from eval results (+ R-D plots)"),
     "ablate": ("m3cvc.commands.eval:ablate_main", "the paper's Table I ablations as configs, BD-rate vs VVC"),

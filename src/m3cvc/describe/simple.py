@@ -15,7 +15,8 @@ from .base import Describer
 
 @dataclass(frozen=True)
 class Descriptions:
-    """Texts applied in order to the selected keyframes and clips."""
+    """Texts applied in order to the selected keyframes and clips (a file may also be a transcript
+    written by ``m3cvc describe``: its ``descriptions`` are used)."""
 
     keyframes: tuple[str, ...] = ()
     clips: tuple[str, ...] = ()
@@ -24,6 +25,8 @@ class Descriptions:
     def from_obj(cls, obj: object, source: str = "descriptions") -> "Descriptions":
         if not isinstance(obj, dict):
             raise InputError(f"{source}: expected an object {{\"keyframes\": [...], \"clips\": [...]}}")
+        if isinstance(obj.get("descriptions"), dict) and obj.get("kind") == "m3cvc-transcript":
+            obj = obj["descriptions"]  # a transcript written by ``m3cvc describe``
         unknown = set(obj) - {"keyframes", "clips"}
         if unknown:
             raise InputError(f"{source}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; use keyframes/clips")
