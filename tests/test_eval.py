@@ -240,6 +240,17 @@ def test_cli_eval_bdrate_plots(video_folder, tmp_path, capsys):
     assert row["test"] == "x265" and row["anchor"] == "x264" and "overlap_quality" in row["dataset_curve"]
     assert "x265" in capsys.readouterr().out
     assert group_by_dataset(out)["videos"].keys() == {"x264", "x265"}
+    # another tool's curve imported from CSV joins the comparison
+    rows = [r.split(",") for r in (out / "videos" / "results.csv").read_text().splitlines()]
+    col = {name: i for i, name in enumerate(rows[0])}
+    vtm = ["codec,sequence,bpp,psnr"] + [
+        f"vtm,{r[col['sequence']]},{float(r[col['bpp']]) * 0.5},{r[col['psnr']]}" for r in rows[1:] if r[col["codec"]] == "x264"
+    ]  # fmt: skip
+    (tmp_path / "vtm.csv").write_text("\n".join(vtm) + "\n")
+    assert cli_main(["bdrate", str(out), "--anchor", "x264", "--import", str(tmp_path / "vtm.csv"), "--metrics", "psnr"]) == 0
+    report = json.loads((out / "bdrate_x264.json").read_text())
+    vtm_row = next(r for r in report["videos"]["psnr"] if r["test"] == "vtm")
+    assert vtm_row["dataset_curve"]["bd_rate"] == pytest.approx(-50.0, abs=0.01)
     assert cli_main(["bdrate", str(out), "--anchor", "vvc"]) == 2
     assert cli_main(["eval", "--dataset", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert cli_main(["eval", "--dataset", str(video_folder), "--out", str(out), "--metrics", "vmaf"]) == 2

@@ -137,13 +137,18 @@ def bdrate_main(argv: Sequence[str]) -> int:
     p.add_argument("--json", type=Path, help="write the report here (default RESULTS/bdrate_<anchor>.json)")
     p.add_argument("--plots", action="store_true", help="also write R-D plots to RESULTS/plots/")
     p.add_argument("--table", action="store_true", help="also print every codec's dataset-mean R-D points")
+    p.add_argument("--import", dest="imports", action="append", default=[], type=Path, metavar="CSV",
+                   help="extra curves (e.g. VTM, DCVC) from a CSV with codec,sequence,bpp,<metrics> columns (repeatable)")  # fmt: skip
     args = p.parse_args(argv)
     from ..eval.plots import plot_all
     from ..eval.report import bd_report, format_bd, format_rd_table, write_report
-    from ..eval.results import group_by_dataset
+    from ..eval.results import group_by_dataset, import_csv
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     grouped = group_by_dataset(args.results)
+    for path in args.imports:
+        for dataset, docs in import_csv(path, next(iter(grouped)) if len(grouped) == 1 else None).items():
+            grouped.setdefault(dataset, {}).update(docs)
     report = bd_report(grouped, args.anchor, metrics)
     if args.table:
         print(format_rd_table(grouped))

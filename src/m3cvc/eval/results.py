@@ -40,25 +40,21 @@ CSV_FIELDS = (
 )  # fmt: skip
 
 
-def _clean(value: Any) -> Any:
-    """JSON has no inf/nan: store them as strings the loader turns back into floats."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+def _map_leaves(value: Any, fn: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: _map_leaves(v, fn) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
+        return [_map_leaves(v, fn) for v in value]
+    return fn(value)
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no inf/nan: store them as strings that :func:`_restore` turns back into floats."""
+    return _map_leaves(value, lambda x: str(x) if isinstance(x, float) and not math.isfinite(x) else x)
 
 
 def _restore(value: Any) -> Any:
-    if value in ("inf", "-inf", "nan"):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _restore(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore(v) for v in value]
-    return value
+    return _map_leaves(value, lambda x: float(x) if isinstance(x, str) and x in ("inf", "-inf", "nan") else x)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -153,4 +149,43 @@ def write_csv(folder: Path, path: Optional[Path] = None) -> Path:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
     out = path or folder / "results.csv"
     write_text_atomic(out, buf.getvalue())
+    return out
+
+
+def _number(text: str, where: str) -> Optional[float]:
+    if text is None or text.strip() in ("", "null", "None", "nan"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{where}: {text!r} is not a number") from None
+
+
+def import_csv(path: Path, dataset: Optional[str] = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Results of other tools (VTM, DCVC, ...) from a CSV with at least ``codec``, ``sequence``, ``bpp``
+    and some metric columns (``psnr``, ``ms_ssim``, ``lpips``, ``clip_sim``); ``dataset`` and ``point``
+    are optional. Same grouping as :func:`group_by_dataset`, so imported curves join BD-rates and plots."""
+    try:
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    if not rows or not {"codec", "sequence", "bpp"} <= set(rows[0]):
+        raise InputError(f"{path}: expected a CSV with codec, sequence and bpp columns")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for i, row in enumerate(rows, start=2):
+        where = f"{path}:{i}"
+        ds = row.get("dataset") or dataset or path.stem
+        codec = row["codec"]
+        doc = out.setdefault(ds, {}).setdefault(codec, {
+            "schema": SCHEMA, "codec": {"name": codec, "description": f"imported from {path.name}"},
+            "dataset": {"name": ds, "source": str(path)}, "sequences": {},
+        })  # fmt: skip
+        seq = doc["sequences"].setdefault(row["sequence"], {"points": []})
+        metrics = {m: _number(row.get(m), where) for m in ("psnr", "psnr_seq", "ms_ssim", "lpips", "clip_sim") if m in row}
+        label = row.get("point") or f"p{len(seq['points'])}"
+        seq["points"].append({"point": label, "bpp": _number(row["bpp"], where), "metrics": metrics, "info": {}})
+    for docs in out.values():
+        for doc in docs.values():
+            for seq in doc["sequences"].values():
+                seq["points"].sort(key=lambda p: p["bpp"])
     return out
