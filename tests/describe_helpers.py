@@ -8,7 +8,9 @@ the real ``qwen-vl`` backend loads it from the folder like a downloaded model.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
            "<|image_pad|>", "<|video_pad|>"]
@@ -80,3 +82,103 @@ def build_tiny_qwen(folder: Path, kind: str = "qwen2_vl") -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+# --------------------------------------------------------------------------------------------
+# a local OpenAI-compatible server
+class FakeVLM:
+    """State of :func:`fake_vlm_server`: the requests it saw; ``script`` injects failures."""
+
+    def __init__(self, image_size: tuple[int, int]) -> None:
+        self.image_size = image_size  # (width, height) every image must have
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.script: dict[int, tuple[int, float]] = {}  # request number -> (HTTP status, delay seconds)
+        self.url = ""
+
+    def answer(self, body: dict, number: int) -> str:
+        last = body["messages"][-1]["content"]
+        text = last if isinstance(last, str) else " ".join(p["text"] for p in last if p["type"] == "text")
+        for key in ("Summarize", "previous keyframe", "small details", "primary motion", "objects"):
+            if key.lower() in text.lower():
+                return f"answer to {key} #{number}"
+        return f"answer #{number}"
+
+    def check_images(self, body: dict) -> int:
+        """Every image part must be a base64 JPEG data URL that decodes; returns how many there are."""
+        import base64
+        import io
+
+        from PIL import Image
+
+        count = 0
+        for message in body["messages"]:
+            if isinstance(message["content"], str):
+                continue
+            for part in message["content"]:
+                assert part["type"] in ("text", "image_url"), part["type"]
+                if part["type"] == "image_url":
+                    url = part["image_url"]["url"]
+                    assert url.startswith("data:image/jpeg;base64,"), url[:40]
+                    img = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+                    assert img.size == self.image_size, img.size
+                    count += 1
+        return count
+
+    def respond(self, body: dict) -> tuple[int, dict]:
+        import time
+
+        number = len(self.requests)
+        self.requests.append(body)
+        status, delay = self.script.get(number, (200, 0.0))
+        time.sleep(delay)
+        if status != 200:
+            return status, {"error": {"message": f"scripted failure {status}"}}
+        try:
+            self.check_images(body)
+        except AssertionError as exc:  # surfaces in the test as a BackendError naming the check
+            return 400, {"error": {"message": f"check failed: {exc}"}}
+        answer = self.answer(body, number)
+        return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}]}
+
+
+@contextlib.contextmanager
+def fake_vlm_server(image_size: tuple[int, int] = (48, 32)) -> Iterator[FakeVLM]:
+    """A real HTTP server on 127.0.0.1 (ephemeral port, own thread) speaking /v1/chat/completions."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    vlm = FakeVLM(image_size)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep the test output quiet
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            vlm.headers.append(dict(self.headers))
+            if self.path != "/v1/chat/completions":
+                status, reply = 404, {"error": {"message": f"no route {self.path}"}}
+            else:
+                status, reply = vlm.respond(body)
+            payload = json.dumps(reply).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    vlm.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    try:
+        yield vlm
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import socket
-import threading
 import time
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from PIL import Image
+from describe_helpers import fake_vlm_server
 
 from m3cvc.config import DescribeConfig, OpenAIOptions
 from m3cvc.describe import build_describer
@@ -22,79 +17,10 @@ from m3cvc.errors import BackendError
 FAST = OpenAIOptions(base_url="http://127.0.0.1:9/v1", model="test-vlm", timeout=5.0, retries=2, backoff=0.01)
 
 
-class FakeVLM:
-    """Answers each request after checking it; ``script`` can inject failures by request number."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.headers: list[dict] = []
-        self.script: dict[int, tuple[int, float]] = {}  # request number -> (HTTP status, delay seconds)
-
-    def answer(self, body: dict, number: int) -> str:
-        last = body["messages"][-1]["content"]
-        text = last if isinstance(last, str) else " ".join(p["text"] for p in last if p["type"] == "text")
-        for key in ("Summarize", "previous keyframe", "small details", "primary motion", "objects"):
-            if key.lower() in text.lower():
-                return f"answer to {key} #{number}"
-        return f"answer #{number}"
-
-
-def _check_images(body: dict) -> int:
-    """Every image part must be a base64 JPEG data URL that decodes; returns how many there are."""
-    count = 0
-    for message in body["messages"]:
-        if isinstance(message["content"], str):
-            continue
-        for part in message["content"]:
-            assert part["type"] in ("text", "image_url")
-            if part["type"] == "image_url":
-                url = part["image_url"]["url"]
-                assert url.startswith("data:image/jpeg;base64,")
-                img = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-                assert img.size == (48, 32)
-                count += 1
-    return count
-
-
 @pytest.fixture()
 def server():
-    vlm = FakeVLM()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # keep the test output quiet
-            pass
-
-        def do_POST(self):
-            assert self.path == "/v1/chat/completions"
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            number = len(vlm.requests)
-            vlm.requests.append(body)
-            vlm.headers.append(dict(self.headers))
-            status, delay = vlm.script.get(number, (200, 0.0))
-            time.sleep(delay)
-            if status != 200:
-                payload = json.dumps({"error": {"message": f"scripted failure {status}"}}).encode()
-            else:
-                _check_images(body)
-                answer = vlm.answer(body, number)
-                payload = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}]}).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    vlm.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    yield vlm
-    httpd.shutdown()
-    httpd.server_close()
+    with fake_vlm_server((48, 32)) as vlm:
+        yield vlm
 
 
 def _describer(url: str, **options):
@@ -119,7 +45,7 @@ def test_dialogue_turns_reach_the_server_with_data_url_images(server):
     assert all(r["model"] == "test-vlm" and r["temperature"] == 0 and not r["stream"] for r in reqs)
     # keyframe 0: objects (1 image), details, summary; the history grows by two messages per turn
     assert [len(r["messages"]) for r in reqs[:3]] == [1, 3, 5]
-    assert [_check_images(r) for r in reqs[:3]] == [1, 1, 1]
+    assert [server.check_images(r) for r in reqs[:3]] == [1, 1, 1]
     assert reqs[2]["max_tokens"] == 30 and reqs[0]["max_tokens"] == 40
     assert d0 == "answer to Summarize #2"
     # clip: 3 sampled frames and D^F in the motion prompt, then the summary

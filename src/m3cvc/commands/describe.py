@@ -8,6 +8,7 @@ so the transcript can be edited and passed back with ``encode --descriptions tra
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any, Optional, Sequence
 
@@ -48,7 +49,7 @@ class _Reporting(Describer):
         if self.enabled:
             from tqdm import tqdm
 
-            tqdm.write(f"{what} {index}: {time.perf_counter() - start:.1f} s, {len(text)} chars")
+            tqdm.write(f"{what} {index}: {time.perf_counter() - start:.1f} s, {len(text)} chars", file=sys.stderr)
 
     def describe_keyframe(self, index: int, frame: np.ndarray, previous: Optional[np.ndarray]) -> str:
         start = time.perf_counter()
