@@ -13,6 +13,7 @@ reconstruction / predict      ``reconstruct.mode: prediction``
 ============================  ==========================================================
 
 Rows with identical settings (semantic+motion and interpolation are both the default) are coded once.
+Pointing ``--out`` at an earlier ``m3cvc eval`` folder reuses its VVC and default-m3cvc points (resume).
 The paper compares keyframe strategies at equal keyframe counts; the mean number of keyframes of every
 row is reported so the comparison can be judged.
 """
@@ -66,7 +67,8 @@ def table_rows(fixed_interval: int = 8) -> list[AblationRow]:
 
 
 def codec_name(profile: str, row: AblationRow) -> str:
-    return f"m3cvc:{profile}[{row.key}]"
+    """The profile's own name for the default row, so ``--out`` of an earlier eval run is reused."""
+    return f"m3cvc:{profile}" if row.key == "default" else f"m3cvc:{profile}[{row.key}]"
 
 
 def build_codecs(profile: str, rows: Sequence[AblationRow], points: Optional[Sequence[float]], sweep: str) -> list[Any]:
