@@ -372,6 +372,20 @@ def dump_yaml(config: M3Config) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)
 
 
+def read_yaml(path: Union[str, Path], what: str) -> Any:
+    """The YAML document in ``path``; ConfigError naming ``what`` if unreadable or invalid."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
 def load_config(path: Optional[Union[str, Path]] = None, profile: Optional[str] = None) -> M3Config:
     """The profile's defaults overridden by the YAML file at ``path`` (any subset of keys).
 
@@ -379,16 +393,7 @@ def load_config(path: Optional[Union[str, Path]] = None, profile: Optional[str] 
     """
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"config {path} is not UTF-8 text") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        loaded = read_yaml(path, "config")
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -40,6 +40,13 @@ def add_preprocess_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-pix-fmt", default="yuv420p", help="pixel format of a raw .yuv input (default yuv420p)")
 
 
+def add_keyframe_options(p: argparse.ArgumentParser) -> None:
+    """Options that decide the keyframes (shared by encode and describe, so both pick the same)."""
+    p.add_argument("--selector", choices=("composite", "fixed"), help="keyframe selector (default composite)")
+    p.add_argument("--interval", type=int, metavar="N", help="keyframe every N frames (implies --selector fixed)")
+    p.add_argument("--mode", choices=("interpolation", "prediction"), help="clip reconstruction mode")
+
+
 def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
@@ -115,9 +122,7 @@ def encode_main(argv: Sequence[str]) -> int:
     add_output_options(p)
     add_config_options(p)
     add_preprocess_options(p)
-    p.add_argument("--selector", choices=("composite", "fixed"), help="keyframe selector (default composite)")
-    p.add_argument("--interval", type=int, metavar="N", help="keyframe every N frames (implies --selector fixed)")
-    p.add_argument("--mode", choices=("interpolation", "prediction"), help="clip reconstruction mode")
+    add_keyframe_options(p)
     p.add_argument("--keyframe-quality", type=int, metavar="Q", help="AVIF keyframe quality 0..100 (lite)")
     p.add_argument("--descriptions", metavar="FILE", help='JSON {"keyframes": [...], "clips": [...]} texts')
     p.add_argument("--describer", metavar="NAME", help="describer backend (none, manual, qwen-vl, openai)")

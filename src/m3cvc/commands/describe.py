@@ -21,6 +21,7 @@ from ..fileio import write_text_atomic
 from .codec import (
     _parser,
     add_config_options,
+    add_keyframe_options,
     add_output_options,
     add_preprocess_options,
     check_new_output,
@@ -70,9 +71,7 @@ def main(argv: Sequence[str]) -> int:
     add_output_options(p)
     add_config_options(p)
     add_preprocess_options(p)
-    p.add_argument("--selector", choices=("composite", "fixed"), help="keyframe selector (default composite)")
-    p.add_argument("--interval", type=int, metavar="N", help="keyframe every N frames (implies --selector fixed)")
-    p.add_argument("--mode", choices=("interpolation", "prediction"), help="clip mode (decides the tail keyframe)")
+    add_keyframe_options(p)
     p.add_argument("--describer", metavar="NAME", help="qwen-vl | openai | manual (default: the config's)")
     p.add_argument("--prompts", metavar="FILE", help="YAML prompts overriding the shipped ones")
     p.add_argument("--strategy", choices=STRATEGIES, help="multi-round dialogue (default) or one prompt")

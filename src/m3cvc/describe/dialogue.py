@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..config import DescribeConfig
+from ..config import DescribeConfig, from_dict, read_yaml
 from ..errors import ConfigError
 from .base import Describer
 
@@ -110,8 +110,10 @@ class Prompts:
 
     @classmethod
     def default(cls) -> "Prompts":
+        import yaml
+
         text = resources.files("m3cvc.describe").joinpath("prompts.yaml").read_text(encoding="utf-8")
-        return cls._from_yaml(text, "the shipped prompts.yaml", cls())
+        return cls._from_data(yaml.safe_load(text), "the shipped prompts.yaml", cls())
 
     @classmethod
     def load(cls, path: Optional[Union[str, Path]] = None) -> "Prompts":
@@ -119,28 +121,12 @@ class Prompts:
         base = cls.default()
         if path is None:
             return base
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read prompts {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"prompts {path} is not UTF-8 text") from None
-        return cls._from_yaml(text, f"prompts {path}", base)
+        return cls._from_data(read_yaml(path, "prompts"), f"prompts {path}", base)
 
     @classmethod
-    def _from_yaml(cls, text: str, source: str, base: "Prompts") -> "Prompts":
-        import yaml
-
-        from ..config import from_dict
-
+    def _from_data(cls, data: Any, source: str, base: "Prompts") -> "Prompts":
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if data is None:
-            data = {}
-        try:
-            prompts = from_dict(cls, data, "", base)
+            prompts = from_dict(cls, {} if data is None else data, "", base)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
         prompts._check(source)
