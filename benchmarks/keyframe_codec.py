@@ -101,7 +101,7 @@ def train_grid(grid: str, latents, work: Path, args) -> Path:
     model_cfg = VQModelConfig(grid=grid, channels=args.channels, blocks=args.blocks, vae=f"taef2:{TAEF2_DIR}",
                               vae_kind="taef2")
     train_cfg = EncoderTrainConfig(steps=args.steps, prior_steps=args.prior_steps, batch_size=args.batch,
-                                   crop=args.crop, save_every=0)
+                                   crop=args.crop, lr=args.lr, save_every=100)
     t0 = time.time()
     EncoderTrainer(latents, out, model_cfg, train_cfg, resume=args.resume).train()
     print(f"[{grid}] trained in {time.time() - t0:.0f} s -> {out}", flush=True)
@@ -153,6 +153,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--prior-steps", type=int, default=600)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--crop", type=int, default=32)
     ap.add_argument("--channels", type=int, default=96)
     ap.add_argument("--blocks", type=int, default=2)

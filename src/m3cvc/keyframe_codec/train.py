@@ -195,7 +195,7 @@ class EncoderTrainer:
         if every and (self.step + 1) % every == 0:
             restarted = self.model.quantizer.restart_dead_codes(out["h"].detach(), seed=self.step)
         used = int(torch.unique(out["indices"]).numel())
-        return {"loss": float(loss), "recon": float(out["recon"]), "commit": float(out["commit"]),
+        return {"loss": float(loss.detach()), "recon": float(out["recon"].detach()), "commit": float(out["commit"].detach()),
                 "codes_used": used, "restarted": restarted}
 
     def prior_step(self, indices: torch.Tensor) -> dict[str, float]:
@@ -208,7 +208,7 @@ class EncoderTrainer:
         self.prior_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.prior_opt.step()
-        return {"prior_bits": float(loss)}
+        return {"prior_bits": float(loss.detach())}
 
     def dataset_indices(self) -> torch.Tensor:
         """Index maps of every training latent (whole latents, cropped to the grid alignment)."""

@@ -112,7 +112,7 @@ class DecoderTrainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return {"loss": float(loss)}
+        return {"loss": float(loss.detach())}
 
     @torch.no_grad()
     def eval_loss(self, seed: int = 0) -> float:

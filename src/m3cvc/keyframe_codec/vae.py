@@ -106,9 +106,8 @@ def load_vae(
 
         cls = diffusers.AutoencoderKL if kind == "autoencoderkl" else diffusers.AutoencoderTiny
         try:
-            model = cls.from_pretrained(
-                source, subfolder=_diffusers_subfolder(source, subfolder), local_files_only=local_files_only
-            )
+            model = cls.from_pretrained(source, subfolder=_diffusers_subfolder(source, subfolder),
+                                        torch_dtype=torch_dtype(dtype), local_files_only=local_files_only)
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot load the {kind} VAE {source!r}: {str(exc).splitlines()[0]}") from None
         cfg = model.config
@@ -116,5 +115,7 @@ def load_vae(
         shift = getattr(cfg, "shift_factor", None) or 0.0
         scale = 1.0 if kind == "autoencodertiny" else float(cfg.scaling_factor)
         wrapped = LatentVAE(kind, model, int(cfg.latent_channels), downscale, scale, float(shift))
-    wrapped.model.to(device=device, dtype=torch_dtype(dtype)).eval().requires_grad_(False)
+    if kind == "taef2":
+        wrapped.model.to(dtype=torch_dtype(dtype))
+    wrapped.model.to(device=device).eval().requires_grad_(False)
     return wrapped

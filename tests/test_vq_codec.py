@@ -1,0 +1,243 @@
+"""vq-diffusion keyframe codec end to end with tiny random models built offline.
+
+A tiny Stable-Diffusion-layout folder (tokenizer/, text_encoder/, unet/, scheduler/, vae/) is
+written once per module; the keyframe encoder and the fine-tuned decoder are trained for a few
+steps on 64x64 images and loaded back through the same ``from_pretrained`` code the real
+checkpoints use.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("constriction")
+
+from m3cvc.config import KeyframeCodecConfig, VQDiffusionOptions  # noqa: E402
+from m3cvc.errors import BitstreamError, ConfigError  # noqa: E402
+from m3cvc.keyframe_codec import build_keyframe_codec, keyframe_codec_from_params  # noqa: E402
+from m3cvc.keyframe_codec.train import EncoderTrainConfig, EncoderTrainer, encode_latents, read_loss_log  # noqa: E402
+from m3cvc.keyframe_codec.train_decoder import DecoderTrainConfig, DecoderTrainer  # noqa: E402
+from m3cvc.keyframe_codec.vae import load_vae  # noqa: E402
+from m3cvc.keyframe_codec.vq_model import VQKeyframeModel, VQModelConfig  # noqa: E402
+
+SIZE = 64
+
+
+def _byte_chars() -> list[str]:
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    extra = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + extra)
+            extra += 1
+    return [chr(c) for c in cs]
+
+
+def write_clip_tokenizer(folder: Path) -> None:
+    """A byte-level CLIP BPE vocabulary (bytes, bytes + </w>, a few merges) for CLIPTokenizer.from_pretrained."""
+    chars = _byte_chars()
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    merges = ["t h", "th e</w>", "a n", "an d</w>"]
+    for m in merges:
+        vocab["".join(m.split())] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+
+
+def _unet(in_channels: int):
+    return diffusers.UNet2DConditionModel(
+        sample_size=8, in_channels=in_channels, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        norm_num_groups=8, cross_attention_dim=32, attention_head_dim=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+
+
+def build_tiny_sd(root: Path) -> Path:
+    torch.manual_seed(0)
+    write_clip_tokenizer(root / "_tok")
+    tok = transformers.CLIPTokenizer.from_pretrained(str(root / "_tok"), model_max_length=16)
+    tok.save_pretrained(str(root / "tokenizer"))
+    enc = transformers.CLIPTextModel(transformers.CLIPTextConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2,
+        max_position_embeddings=16, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id))
+    enc.save_pretrained(str(root / "text_encoder"))
+    diffusers.AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[16, 16, 32, 32], layers_per_block=1,
+        norm_num_groups=8, sample_size=SIZE).save_pretrained(str(root / "vae"))
+    _unet(4).save_pretrained(str(root / "unet"))
+    diffusers.DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                            set_alpha_to_one=False, steps_offset=1).save_pretrained(str(root / "scheduler"))
+    return root
+
+
+def _images(n: int, seed: int) -> list[np.ndarray]:
+    """Smooth random colour fields (structured, so the codec has something to learn)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        coarse = rng.integers(0, 256, size=(4, 4, 3)).astype(np.float32)
+        img = torch.nn.functional.interpolate(torch.from_numpy(coarse).permute(2, 0, 1)[None], size=(SIZE, SIZE),
+                                              mode="bilinear", align_corners=False)[0]
+        out.append(img.permute(1, 2, 0).round().clamp(0, 255).byte().numpy())
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("vq_tiny")
+    base = build_tiny_sd(root / "sd")
+    images = _images(6, seed=0)
+    texts = ["a red car", "the sky", "a dog and a cat", "trees", "a house", "the sea"]
+    vae = load_vae(str(base), "autoencoderkl", local_files_only=True)
+    latents = encode_latents(vae, images)
+    enc_dir = root / "encoder"
+    model_cfg = VQModelConfig(grid="half", channels=16, blocks=1, code_dim=8, prior_embed=16, prior_hidden=32,
+                              vae=str(base), vae_kind="autoencoderkl")
+    trainer = EncoderTrainer(latents, enc_dir, model_cfg,
+                             EncoderTrainConfig(steps=30, prior_steps=20, batch_size=4, crop=0, lr=3e-3, log_every=5,
+                                                save_every=0), progress=False)
+    before = trainer.eval_loss()
+    trainer.train()
+    after = trainer.eval_loss()
+    dec_dir = root / "decoder"
+    dtrainer = DecoderTrainer(images, texts, dec_dir, str(enc_dir), str(base),
+                              DecoderTrainConfig(steps=8, batch_size=3, lr=1e-3, log_every=2, save_every=0),
+                              local_files_only=True, progress=False)
+    dec_before = dtrainer.eval_loss()
+    dtrainer.train()
+    dec_after = dtrainer.eval_loss()
+    return dict(root=root, base=base, images=images, texts=texts, enc_dir=enc_dir, dec_dir=dec_dir, latents=latents,
+                enc_losses=(before, after), dec_losses=(dec_before, dec_after), trainer=trainer)
+
+
+def _options(tiny, **kw) -> VQDiffusionOptions:
+    base = VQDiffusionOptions(checkpoint=str(tiny["enc_dir"]), decoder="finetuned", diffusion=str(tiny["base"]),
+                              unet=str(tiny["dec_dir"]), steps=3, guidance=2.0, seed=7, local_files_only=True)
+    return replace(base, **kw)
+
+
+def _codec(tiny, **kw):
+    return build_keyframe_codec(KeyframeCodecConfig(backend="vq-diffusion", vq_diffusion=_options(tiny, **kw)))
+
+
+def test_encoder_training_lowers_loss_and_logs(tiny):
+    before, after = tiny["enc_losses"]
+    assert after < before
+    log = read_loss_log(tiny["enc_dir"])
+    assert {r["phase"] for r in log} == {"vq", "prior"}
+    assert (tiny["enc_dir"] / "model.safetensors").is_file() and (tiny["enc_dir"] / "config.json").is_file()
+    prior = [r["prior_bits"] for r in log if r["phase"] == "prior"]
+    assert prior[-1] < prior[0]
+
+
+def test_decoder_training_lowers_loss(tiny):
+    before, after = tiny["dec_losses"]
+    assert after < before
+    unet = diffusers.UNet2DConditionModel.from_pretrained(str(tiny["dec_dir"]))
+    assert unet.config.in_channels == 8  # 4 latent + 4 z_hat channels
+
+
+def test_zero_initialised_new_input_weights(tiny):
+    from m3cvc.keyframe_codec.latent_diffusion import expand_conv_in
+
+    unet = diffusers.UNet2DConditionModel.from_pretrained(str(tiny["base"]), subfolder="unet")
+    x = torch.randn(1, 4, 8, 8)
+    emb = torch.randn(1, 16, 32)
+    with torch.no_grad():
+        ref = unet(x, 10, encoder_hidden_states=emb).sample
+        expand_conv_in(unet, 4)
+        out = unet(torch.cat([x, torch.randn(1, 4, 8, 8)], 1), 10, encoder_hidden_states=emb).sample
+    assert unet.config.in_channels == 8
+    assert torch.allclose(ref, out, atol=1e-5)  # new channels start with no effect
+
+
+def test_model_save_load_same_indices(tiny):
+    model = VQKeyframeModel.from_pretrained(tiny["enc_dir"])
+    again = VQKeyframeModel.from_pretrained(tiny["enc_dir"])
+    idx = model.encode_indices(tiny["latents"])
+    assert idx.shape == (6, 4, 4)
+    assert torch.equal(idx, again.encode_indices(tiny["latents"]))
+    assert torch.equal(model.decode_indices(idx), again.decode_indices(idx))
+
+
+@pytest.mark.parametrize("decoder", ["finetuned", "img2img", "vae"])
+def test_compress_decompress_end_to_end(tiny, decoder):
+    codec = _codec(tiny, decoder=decoder)
+    frame = _images(1, seed=11)[0]
+    data = codec.compress(frame, "a red car")
+    assert isinstance(data, bytes) and 0 < len(data) <= 16 + 8  # 4x4 indices, <= 8 bits each + ANS state
+    out = codec.decompress(data, frame.shape[:2], "a red car")
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    # a fresh codec rebuilt from the header params gives the same frame (same seed, same weights)
+    params = codec.params()
+    assert params["seed"] == 7 and params["grid"] == "half" and params["decoder"] == decoder
+    twin = keyframe_codec_from_params("vq-diffusion", params)
+    assert np.array_equal(twin.decompress(data, frame.shape[:2], "a red car"), out)
+    assert codec.compress(frame, "a red car") == data
+
+
+def test_seed_and_text_change_the_diffusion_output(tiny):
+    frame = _images(1, seed=12)[0]
+    codec = _codec(tiny)
+    data = codec.compress(frame, "x")
+    a = codec.decompress(data, frame.shape[:2], "the sky")
+    b = _codec(tiny, seed=8).decompress(data, frame.shape[:2], "the sky")
+    assert not np.array_equal(a, b)
+
+
+def test_odd_frame_size_is_padded_and_cropped(tiny):
+    codec = _codec(tiny, decoder="vae")
+    frame = _images(1, seed=13)[0][:50, :37]
+    data = codec.compress(frame)
+    out = codec.decompress(data, (50, 37))
+    assert out.shape == (50, 37, 3)
+
+
+def test_corrupt_payload_raises_bitstream_error(tiny):
+    codec = _codec(tiny, decoder="vae")
+    frame = _images(1, seed=14)[0]
+    data = codec.compress(frame)
+    for bad in (data + b"\x07\x07\x07\x07\x07", data[:-1] + b"\x00"):
+        with pytest.raises(BitstreamError):
+            codec.decompress(bad, frame.shape[:2])
+
+
+def test_config_errors(tiny):
+    with pytest.raises(ConfigError):
+        build_keyframe_codec(KeyframeCodecConfig(backend="vq-diffusion"))  # no checkpoint
+    with pytest.raises(ConfigError):
+        _codec(tiny, decoder="bogus")
+    with pytest.raises(ConfigError):
+        _codec(tiny, grid="full").compress(_images(1, seed=1)[0])  # checkpoint is half-grid
+
+
+def test_encoder_resume_continues_from_checkpoint(tiny, tmp_path):
+    latents = tiny["latents"]
+    cfg = EncoderTrainConfig(steps=6, prior_steps=0, batch_size=2, crop=0, log_every=1, save_every=3)
+    model_cfg = VQModelConfig(grid="full", channels=16, blocks=1, code_dim=8, prior_embed=8, prior_hidden=16)
+    full = EncoderTrainer(latents, tmp_path / "a", model_cfg, cfg, progress=False)
+    full.train()
+    part = EncoderTrainer(latents, tmp_path / "b", model_cfg, replace(cfg, steps=3), progress=False)
+    part.train()
+    resumed = EncoderTrainer(latents, tmp_path / "b", model_cfg, cfg, resume=True, progress=False)
+    assert resumed.step == 3
+    resumed.train()
+    a = VQKeyframeModel.from_pretrained(tmp_path / "a")
+    b = VQKeyframeModel.from_pretrained(tmp_path / "b")
+    for (name, ta), (_, tb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.allclose(ta, tb, atol=1e-6), name
