@@ -37,7 +37,7 @@ CORPUS = [
 
 
 def build_tiny_qwen(folder: Path, kind: str = "qwen2_vl") -> Path:
-    """Write a tiny random ``kind`` (qwen2_vl | qwen2_5_vl) model + processor into ``folder``."""
+    """Write a tiny random ``kind`` (qwen2_vl | qwen2_5_vl | qwen3_vl) model + processor into ``folder``."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
@@ -53,7 +53,19 @@ def build_tiny_qwen(folder: Path, kind: str = "qwen2_vl") -> Path:
     tokenizer.chat_template = CHAT_TEMPLATE
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL}
 
-    if kind == "qwen2_5_vl":
+    image_processor, video_processor, text_extra = Qwen2VLImageProcessor(), Qwen2VLVideoProcessor(), {}
+    if kind == "qwen3_vl":
+        from transformers import Qwen3VLConfig as Config
+        from transformers import Qwen3VLForConditionalGeneration as Model
+        from transformers import Qwen3VLProcessor as Processor
+        from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+        vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=16,
+                      spatial_merge_size=2, temporal_patch_size=2, deepstack_visual_indexes=[1],
+                      num_position_embeddings=256)
+        image_processor, video_processor = Qwen2VLImageProcessor(patch_size=16), Qwen3VLVideoProcessor()
+        text_extra = {"head_dim": 16}
+    elif kind == "qwen2_5_vl":
         from transformers import Qwen2_5_VLConfig as Config
         from transformers import Qwen2_5_VLForConditionalGeneration as Model
         from transformers import Qwen2_5_VLProcessor as Processor
@@ -71,14 +83,15 @@ def build_tiny_qwen(folder: Path, kind: str = "qwen2_vl") -> Path:
     text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=8192,
                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-                bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
+                bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+                **text_extra)
     config = Config(text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
                     video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
                     vision_end_token_id=ids["<|vision_end|>"])
     torch.manual_seed(0)
     model = Model(config).eval()
-    processor = Processor(image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
-                          video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE)
+    processor = Processor(image_processor=image_processor, tokenizer=tokenizer,
+                          video_processor=video_processor, chat_template=CHAT_TEMPLATE)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder

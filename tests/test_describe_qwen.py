@@ -1,4 +1,4 @@
-"""The ``qwen-vl`` backend on tiny random Qwen2-VL / Qwen2.5-VL models saved to and loaded from a folder."""
+"""The ``qwen-vl`` backend on tiny random Qwen2-VL / Qwen2.5-VL / Qwen3-VL models saved to and loaded from a folder."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from m3cvc.errors import BackendError  # noqa: E402
 pytestmark = pytest.mark.models
 
 
-@pytest.fixture(scope="module", params=["qwen2_vl", "qwen2_5_vl"])
+@pytest.fixture(scope="module", params=["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
 def tiny_model(request, tmp_path_factory):
     return build_tiny_qwen(tmp_path_factory.mktemp(request.param), request.param)
 

@@ -21,6 +21,7 @@ from ..keyframes._torch import TORCH_DTYPES, first_line, torch_device
 from .dialogue import ChatBackend, DialogueDescriber, Image, Message, Video, dialogue_describer
 
 ATTENTION = ("sdpa", "eager", "flash_attention_2")
+VIDEO_FPS = 2.0  # the rate Qwen-VL samples videos at; clip frames are treated as sampled at this rate
 
 
 def fit_pixels(frame: np.ndarray, max_pixels: int) -> np.ndarray:
@@ -91,8 +92,16 @@ class QwenVLChat(ChatBackend):
     def chat(self, messages: Sequence[Message], max_new_tokens: int) -> str:
         hf, images, videos = self._convert(messages)
         prompt = self.processor.apply_chat_template(hf, add_generation_prompt=True, tokenize=False)
+        kw: dict[str, Any] = {}
+        if videos:  # frames are already sampled: no resampling; timestamps at the model's native rate
+            from transformers.video_utils import VideoMetadata
+
+            kw["do_sample_frames"] = False
+            kw["video_metadata"] = [
+                VideoMetadata(total_num_frames=len(v), fps=VIDEO_FPS, frames_indices=list(range(len(v)))) for v in videos
+            ]
         inputs = self.processor(
-            text=[prompt], images=images or None, videos=videos or None, return_tensors="pt"
+            text=[prompt], images=images or None, videos=videos or None, return_tensors="pt", **kw
         ).to(self.device)
         out = self.net.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
         new = out[:, inputs["input_ids"].shape[1] :]
