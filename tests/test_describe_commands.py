@@ -113,3 +113,12 @@ def test_edit_errors(encoded, tmp_path, capsys):
     assert main(["edit", str(encoded), "--descriptions", str(ok), "-o", str(out), "--text-codec", "zip"]) == 2
     assert "unknown text codec 'zip'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_encode_with_the_openai_describer_stores_the_texts(small_video, tmp_path, vlm, capsys):
+    m3c = tmp_path / "a.m3c"
+    assert main(["encode", str(small_video), "-o", str(m3c), "-q", *SIZE, "--describer", "openai"]) == 0
+    stream = read_stream(m3c.read_bytes())
+    assert stream.keyframe_texts[0] == "answer to Summarize #2" and len(stream.clip_texts) == 4
+    assert main(["info", str(m3c)]) == 0
+    assert "answer to Summarize #2" in capsys.readouterr().out

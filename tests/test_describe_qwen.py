@@ -72,3 +72,28 @@ def test_missing_model_is_a_backend_error(tmp_path):
     cfg = DescribeConfig(backend="qwen-vl", qwen_vl=QwenVLOptions(model=str(tmp_path / "nope"), local_files_only=True))
     with pytest.raises(BackendError, match="cannot load the Qwen-VL model"):
         build_describer(cfg)
+
+
+def test_describe_and_encode_commands_with_qwen_vl(small_video, tmp_path, tmp_path_factory, capsys):
+    import json
+
+    from m3cvc.bitstream import read_stream
+    from m3cvc.cli import main
+
+    folder = build_tiny_qwen(tmp_path_factory.mktemp("cli_qwen"), "qwen2_vl")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "describe:\n  backend: qwen-vl\n  max_new_tokens: 2\n  max_summary_tokens: 3\n  clip_frames: 2\n"
+        f"  qwen_vl:\n    model: {folder}\n    local_files_only: true\n    device: cpu\n"
+    )
+    common = [str(small_video), "--config", str(cfg), "--size", "56x28", "--interval", "10", "-q"]
+    transcript = tmp_path / "t.json"
+    assert main(["describe", *common, "-o", str(transcript)]) == 0
+    t = json.loads(transcript.read_text())
+    assert t["backend"] == "qwen-vl" and t["model"] == str(folder) and t["keyframe_frames"] == [0, 10, 19]
+    m3c = tmp_path / "a.m3c"
+    assert main(["encode", *common, "-o", str(m3c)]) == 0
+    stream = read_stream(m3c.read_bytes())
+    # greedy decoding: the encoder's describer writes exactly the transcript's texts
+    assert list(stream.keyframe_texts) == t["descriptions"]["keyframes"]
+    assert list(stream.clip_texts) == t["descriptions"]["clips"]
