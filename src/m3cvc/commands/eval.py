@@ -166,6 +166,7 @@ def ablate_main(argv: Sequence[str]) -> int:
     p.add_argument("--profile", default="lite", help="m3cvc profile the rows modify (default lite)")
     p.add_argument("--metric", default="psnr", help="metric of the BD-rate (default psnr; the paper's is LPIPS)")
     p.add_argument("--fixed-interval", type=int, default=8, help="period of the fixed-interval row (default 8)")
+    p.add_argument("--describer", help="LMM describer for the dialogue rows (qwen-vl or openai); without it they are skipped")
     _add_run_options(p)
     args = p.parse_args(argv)
     from ..eval.ablation import ablation_table, build_codecs, format_table, table_rows
@@ -177,12 +178,12 @@ def ablate_main(argv: Sequence[str]) -> int:
 
     dataset, opts = _prepare(args)
     points = _point_overrides(args.points)
-    rows = table_rows(args.fixed_interval)
-    codecs = build_codecs(args.profile, rows, points.get("m3cvc"), args.sweep or DEFAULT_SWEEP)
+    rows = table_rows(args.fixed_interval, args.describer)
+    codecs, names = build_codecs(args.profile, rows, points.get("m3cvc"), args.sweep or DEFAULT_SWEEP)
     anchor = build_codec("vvc", points.get("vvc"), **_codec_kwargs("vvc", args))
     csv_path = EvalRun(dataset, [anchor, *codecs], opts).run()
     results = group_by_dataset(csv_path.parent)[dataset.name]
-    table = ablation_table(rows, results, args.profile, "vvc", args.metric)
+    table = ablation_table(rows, names, results, "vvc", args.metric)
     print(format_table(table, "vvc", args.metric))
     out = write_report({"dataset": dataset.name, "metric": args.metric, "anchor": "vvc", "rows": table}, csv_path.parent / "ablation.json")
     print(f"ablation: {out}")

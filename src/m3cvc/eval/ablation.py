@@ -6,8 +6,9 @@ Rows (profile defaults for every key not listed):
 keyframes / fixed-interval    ``keyframes.selector: fixed`` (period ``--fixed-interval``)
 keyframes / semantic only     ``keyframes.motion: none``, ``keyframes.lambda2: 0``
 keyframes / semantic+motion   the profile's composite selector (lambda1, lambda2 > 0)
-dialogue turns                needs an LMM describer with a dialogue-turns setting; listed as
-                              unavailable when the build has none
+LMM / single vs dialogue      ``describe.strategy: single | dialogue`` with ``--describer NAME``
+                              (qwen-vl needs its weights, openai a server); unavailable otherwise.
+                              The lite reconstruction ignores texts, so there only the rate moves
 reconstruction / interpolate  ``reconstruct.mode: interpolation``
 reconstruction / predict      ``reconstruct.mode: prediction``
 ============================  ==========================================================
@@ -20,12 +21,13 @@ row is reported so the comparison can be judged.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..config import DescribeConfig
+from ..config import DescribeConfig, to_dict
 from .bdrate import compare
 
 
@@ -38,50 +40,67 @@ class AblationRow:
 
     @property
     def key(self) -> str:
-        """Identical settings share one key (and one codec run)."""
         return ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items())) or "default"
 
 
-def dialogue_rows() -> list[AblationRow]:
+def dialogue_rows(describer: Optional[str] = None) -> list[AblationRow]:
+    """Single-prompt vs multi-round dialogue descriptions (``describe.strategy``) with an LMM describer.
+
+    Needs a describer that can run (``qwen-vl`` with its weights, ``openai`` with a server), so it is
+    only run when one is named; otherwise the row is listed as unavailable.
+    """
     from ..describe import DESCRIBERS
 
     lmm = [n for n in DESCRIBERS.names() if n not in ("none", "manual")]
-    turns_key = next((f for f in ("turns", "dialogue_turns") if f in DescribeConfig.__dataclass_fields__), None)
-    if not lmm or turns_key is None:
-        why = "no LMM describer in this build" if not lmm else "the describer config has no dialogue-turns setting"
+    if "strategy" not in DescribeConfig.__dataclass_fields__ or not lmm:
+        return [AblationRow("LMM", "dialogue turns", {}, unavailable="no LMM describer in this build")]
+    if describer is None:
+        why = f"needs an LMM describer: pass --describer ({', '.join(lmm)}) with its weights / server"
         return [AblationRow("LMM", "dialogue turns", {}, unavailable=why)]
+    if describer not in lmm:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--describer must be one of {', '.join(lmm)}, got {describer!r}")
     return [
-        AblationRow("LMM", f"{n} turn(s)", {"describe.backend": lmm[0], f"describe.{turns_key}": n}) for n in (1, 2, 3)
+        AblationRow("LMM", f"{describer}: {strategy}", {"describe.backend": describer, "describe.strategy": strategy})
+        for strategy in ("single", "dialogue")
     ]
 
 
-def table_rows(fixed_interval: int = 8) -> list[AblationRow]:
+def table_rows(fixed_interval: int = 8, describer: Optional[str] = None) -> list[AblationRow]:
     return [
         AblationRow("keyframe selection", "fixed-interval", {"keyframes.selector": "fixed", "keyframes.interval": fixed_interval}),
         AblationRow("keyframe selection", "lambda1 != 0, lambda2 = 0", {"keyframes.motion": "none", "keyframes.lambda2": 0.0}),
         AblationRow("keyframe selection", "lambda1 != 0, lambda2 != 0", {}),
-        *dialogue_rows(),
+        *dialogue_rows(describer),
         AblationRow("reconstruction mode", "interpolation", {"reconstruct.mode": "interpolation"}),
         AblationRow("reconstruction mode", "prediction", {"reconstruct.mode": "prediction"}),
     ]
 
 
-def codec_name(profile: str, row: AblationRow) -> str:
-    """The profile's own name for the default row, so ``--out`` of an earlier eval run is reused."""
-    return f"m3cvc:{profile}" if row.key == "default" else f"m3cvc:{profile}[{row.key}]"
+def build_codecs(
+    profile: str, rows: Sequence[AblationRow], points: Optional[Sequence[float]], sweep: str
+) -> tuple[list[Any], dict[str, str]]:
+    """One codec per distinct resolved config, and row setting -> codec name.
 
-
-def build_codecs(profile: str, rows: Sequence[AblationRow], points: Optional[Sequence[float]], sweep: str) -> list[Any]:
+    The row whose config equals the profile's is named like the profile (``m3cvc:lite``), so ``--out``
+    of an earlier ``m3cvc eval`` run is reused.
+    """
     from .m3cvc_codec import M3cvcCodec
 
-    codecs: dict[str, Any] = {}
+    plain = M3cvcCodec(profile, points=points, sweep=sweep)
+    by_config: dict[str, Any] = {}
+    names: dict[str, str] = {}
     for row in rows:
         if row.unavailable:
             continue
-        name = codec_name(profile, row)
-        if name not in codecs:
-            codecs[name] = M3cvcCodec(profile, points=points, sweep=sweep, overrides=row.overrides, name=name)
-    return list(codecs.values())
+        codec = M3cvcCodec(profile, points=points, sweep=sweep, overrides=row.overrides, name=f"m3cvc:{profile}[{row.key}]")
+        key = json.dumps(to_dict(codec.config), sort_keys=True)
+        if key == json.dumps(to_dict(plain.config), sort_keys=True):
+            codec = plain
+        chosen = by_config.setdefault(key, codec)
+        names[row.setting] = chosen.name
+    return list(by_config.values()), names
 
 
 def _mean_keyframes(results: dict[str, Any]) -> Optional[float]:
@@ -91,7 +110,7 @@ def _mean_keyframes(results: dict[str, Any]) -> Optional[float]:
 
 
 def ablation_table(
-    rows: Sequence[AblationRow], results: dict[str, dict[str, Any]], profile: str, anchor: str, metric: str
+    rows: Sequence[AblationRow], names: dict[str, str], results: dict[str, dict[str, Any]], anchor: str, metric: str
 ) -> list[dict[str, Any]]:
     """One entry per row: BD-rate (and BD-quality) vs ``anchor`` on the dataset curve of ``metric``."""
     table = []
@@ -100,11 +119,11 @@ def ablation_table(
         if row.unavailable:
             entry.update(bd_rate=None, note=f"unavailable: {row.unavailable}")
         else:
-            res = results[codec_name(profile, row)]
+            res = results[names[row.setting]]
             cmp = compare(results[anchor], res, metric)["dataset_curve"]
             entry.update(
                 bd_rate=cmp["bd_rate"], bd_quality=cmp["bd_quality"], overlap=cmp["overlap_quality"],
-                note=cmp["note"], mean_keyframes=_mean_keyframes(res), codec=codec_name(profile, row),
+                note=cmp["note"], mean_keyframes=_mean_keyframes(res), codec=names[row.setting],
             )  # fmt: skip
         table.append(entry)
     return table
