@@ -30,6 +30,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import threading
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from typing import Iterator, Optional
@@ -106,10 +107,9 @@ _LOCK = threading.Lock()
 
 def load_corpus_lines(spec: ModelSpec) -> list[bytes]:
     try:
-        raw = resources.files("m3cvc.text").joinpath("data", spec.corpus).read_bytes()
-    except (FileNotFoundError, OSError) as exc:
-        raise BitstreamError(f"ppm model {spec.version}: corpus {spec.corpus} is missing ({exc})") from None
-    data = gzip.decompress(raw)
+        data = gzip.decompress(resources.files("m3cvc.text").joinpath("data", spec.corpus).read_bytes())
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BitstreamError(f"ppm model {spec.version}: corpus {spec.corpus} is missing or damaged ({exc})") from None
     if hashlib.sha256(data).hexdigest() != spec.sha256:
         raise BitstreamError(f"ppm model {spec.version}: corpus {spec.corpus} does not match its checksum")
     return [line for line in data.split(b"\n") if line]
@@ -251,10 +251,12 @@ class PPMCoder(TextCoder):
         if count > max_symbols:
             raise BitstreamError("ppm text unit declares more symbols than its payload can hold")
         dec = ArithmeticDecoder(payload)
-        records: list[bytearray] = [bytearray()]
-        for _ in range(max_symbols):
-            if len(records) > count if mode else len(records[0]) >= count:
-                break
+        records: list[bytearray] = [bytearray()]  # the last one is the record being decoded
+        decoded = 0
+        while (len(records) <= count) if mode else (len(records[0]) < count):
+            if decoded == max_symbols:
+                raise BitstreamError("ppm text unit is corrupted (too many symbols)")
+            decoded += 1
             freq = model.frequencies()
             cum = np.cumsum(freq)
             total = int(cum[-1])
@@ -267,15 +269,10 @@ class PPMCoder(TextCoder):
                 records.append(bytearray())
             else:
                 raise BitstreamError("ppm text unit is corrupted (end of text inside a byte stream)")
-        else:
-            raise BitstreamError("ppm text unit is corrupted (too many symbols)")
         blob = write_records([bytes(r) for r in records[:-1]]) if mode else bytes(records[0])
-        if self._reencode(blob, data[0]) != data:
+        if PPMCoder(data[0]).encode(blob) != data:  # exactly one valid payload per text
             raise BitstreamError("ppm text unit is corrupted (not a canonical encoding)")
         return blob
-
-    def _reencode(self, blob: bytes, version: int) -> bytes:
-        return PPMCoder(version).encode(blob)
 
 
 # Version 1: the corpus written by ``python -m m3cvc.text.corpus`` (seed 20261125, 2000 paragraphs).
