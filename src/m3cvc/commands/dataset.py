@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..config import with_overrides
-from ..errors import InputError
 from .codec import _parser, add_config_options, add_preprocess_options, config_from_args
+from .subcommands import dispatch
 
 _USAGE = "usage: m3cvc dataset build VIDEOS_DIR -o DATASET_DIR [options]"
 
@@ -42,9 +42,4 @@ SUBCOMMANDS = {"build": build_main}
 
 
 def main(argv: Sequence[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(f"{_USAGE}\n\nsub-commands: {', '.join(SUBCOMMANDS)}")
-        return 0 if argv else 2
-    if argv[0] not in SUBCOMMANDS:
-        raise InputError(f"unknown dataset sub-command {argv[0]!r}; choose one of: {', '.join(SUBCOMMANDS)}")
-    return SUBCOMMANDS[argv[0]](argv[1:])
+    return dispatch("dataset", _USAGE, SUBCOMMANDS, argv)

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from ..errors import InputError
 from .codec import _parser
+from .subcommands import dispatch
 
 _USAGE = "usage: m3cvc train {keyframe-encoder,keyframe-decoder} DATASET_DIR -o OUT [options]"
 DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -106,9 +107,4 @@ SUBCOMMANDS = {"keyframe-encoder": encoder_main, "keyframe-decoder": decoder_mai
 
 
 def main(argv: Sequence[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(f"{_USAGE}\n\nsub-commands: {', '.join(SUBCOMMANDS)}")
-        return 0 if argv else 2
-    if argv[0] not in SUBCOMMANDS:
-        raise InputError(f"unknown train sub-command {argv[0]!r}; choose one of: {', '.join(SUBCOMMANDS)}")
-    return SUBCOMMANDS[argv[0]](argv[1:])
+    return dispatch("train", _USAGE, SUBCOMMANDS, argv)
