@@ -130,9 +130,11 @@ def ablation_table(
 
 
 def format_table(table: Sequence[dict[str, Any]], anchor: str, metric: str) -> str:
-    lines = [f"Ablation (Table I): BD-rate vs {anchor} on {metric}", f"  {'group':<20} {'setting':<28} {'BD-rate %':>10} {'keyframes':>9}  note"]
+    head = f"  {'group':<20} {'setting':<28} {'BD-rate %':>10} {'BD-' + metric:>12} {'keyframes':>9}  note"
+    lines = [f"Ablation (Table I) vs {anchor} on {metric} (BD-{metric}: mean difference at equal rate)", head]
     for e in table:
         bd = "n/a" if e.get("bd_rate") is None else f"{e['bd_rate']:+.1f}"
+        bq = "n/a" if e.get("bd_quality") is None else f"{e['bd_quality']:+.4g}"
         kf = "" if e.get("mean_keyframes") is None else f"{e['mean_keyframes']:.1f}"
-        lines.append(f"  {e['group']:<20} {e['setting']:<28} {bd:>10} {kf:>9}  {e.get('note', '')}")
+        lines.append(f"  {e['group']:<20} {e['setting']:<28} {bd:>10} {bq:>12} {kf:>9}  {e.get('note', '')}")
     return "\n".join(lines)
