@@ -139,6 +139,16 @@ def test_odd_size(backend: str) -> None:
         assert psnr(mid, frames[2]) > 35
 
 
+@pytest.mark.parametrize("size", [(1, 1), (7, 5), (8, 8), (1, 200), (200, 1), (15, 40), (16, 16)])
+def test_tiny_frames(size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    b = np.ascontiguousarray(np.roll(a, 1, axis=1))
+    for backend in BACKENDS:
+        out = list(make(backend).reconstruct(a, b, 4))
+        assert len(out) == 4 and all(f.shape == a.shape for f in out)
+
+
 def test_working_width_below_frame_width() -> None:
     frames = panning_clip(96, 160, 8, 4)
     out = list(make("flow", working_width=80).reconstruct(frames[0], frames[4], 4))

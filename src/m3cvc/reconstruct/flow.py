@@ -41,6 +41,7 @@ PRESETS = ("ultrafast", "fast", "medium")
 # video the check also fails on compression noise and flat areas (0 measured worse on bikes.mp4).
 OCCLUDED_WEIGHT = 0.25
 MATCH_GREY = 20  # grey-level tolerance of a flow match (AVIF noise is well below it)
+MIN_FLOW_SIDE = 16  # DIS needs images larger than its patches (up to 12 px); smaller frames are cross-faded
 _TINY = 1e-3  # keeps the weights positive where both samples fall outside the frame
 
 
@@ -172,6 +173,11 @@ class FlowReconstructor(ClipReconstructor):
         height, width = first.shape[:2]
         work_w = min(self.working_width, width)
         work_h = max(1, int(round(height * work_w / width)))
+        if min(work_w, work_h) < MIN_FLOW_SIDE:
+            work_w, work_h = width, height
+        if min(work_w, work_h) < MIN_FLOW_SIDE:  # too small for DIS patches: no motion, a plain cross-fade
+            zero, ones = np.zeros((height, width, 2), np.float32), np.ones((height, width), np.float32)
+            return zero, zero, ones, ones
         g0, g1 = _grey(first, (work_w, work_h)), _grey(following, (work_w, work_h))
         dis = self._dis()
         f01 = dis.calc(g0, g1, None)
