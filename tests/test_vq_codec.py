@@ -289,4 +289,7 @@ def test_cli_dataset_build_and_training(tiny, tmp_path):
     assert main(["train", "keyframe-decoder", str(ds), "--encoder", str(enc), "--base", base, "-o", str(dec),
                  "--steps", "2", "--batch-size", "2", "--local-files-only", "-q"]) == 0
     assert (dec / "diffusion_pytorch_model.safetensors").is_file() and (dec / "m3cvc_decoder.json").is_file()
+    assert main(["train", "keyframe-decoder", str(ds), "--encoder", str(enc), "--base", base, "-o", str(dec),
+                 "--steps", "3", "--batch-size", "2", "--resume", "-q"]) == 0
+    assert [r["step"] for r in read_loss_log(dec)] == [2, 3]  # resumed at step 2, not from scratch
     assert main(["train", "bogus"]) == 2

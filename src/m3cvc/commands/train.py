@@ -24,7 +24,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N steps")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N dataset images")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--local-files-only", action="store_true", help="never contact the model hub")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -54,6 +53,7 @@ def encoder_main(argv: Sequence[str]) -> int:
     p.add_argument("--channels", type=int, default=128)
     p.add_argument("--blocks", type=int, default=3)
     p.add_argument("--code-dim", type=int, default=32)
+    p.add_argument("--device", default="cpu", help="device of the frozen VAE (training itself runs on the CPU)")
     args = p.parse_args(argv)
     from dataclasses import replace
 
