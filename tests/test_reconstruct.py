@@ -77,8 +77,8 @@ def test_blend_is_a_linear_cross_fade() -> None:
 
 
 def test_interpolation_recovers_a_pan_much_better_than_the_blend() -> None:
-    # Measured on this pattern (64x96, 8 px pan over 4 frames): flow with occlusion ~48 dB at the
-    # midpoint, without the occlusion weights ~33 dB (frame borders), the naive blend ~16 dB.
+    # Measured on this pattern (64x96, 8 px pan over 4 frames): flow ~42 dB at the midpoint
+    # (48 dB with fallback 0), without the occlusion weights ~33 dB (frame borders), blend ~16 dB.
     frames = panning_clip(64, 96, 8, 4)
     flow = list(make("flow").reconstruct(frames[0], frames[4], 4))
     plain = list(make("flow", occlusion=False).reconstruct(frames[0], frames[4], 4))
@@ -171,6 +171,8 @@ def test_deterministic(backend: str) -> None:
         ReconstructConfig(mode="prediction"),
         ReconstructConfig(flow=FlowReconOptions(preset="ultrafast", working_width=256, occlusion=False, cut_threshold=0.2)),
         ReconstructConfig(flow=FlowReconOptions(preset="fast", variational_iterations=5)),
+        ReconstructConfig(flow=FlowReconOptions(fallback=0.0)),
+        ReconstructConfig(flow=FlowReconOptions(fallback=1.0, occlusion=False)),
         ReconstructConfig(backend="blend"),
         ReconstructConfig(backend="blend", mode="prediction"),
     ],
@@ -190,10 +192,12 @@ def test_params_round_trip(cfg: ReconstructConfig) -> None:
 
 
 def test_options_reach_the_flow_backend() -> None:
-    recon = make("flow", preset="fast", working_width=300, variational_iterations=3, occlusion=False, cut_threshold=0.3)
+    recon = make(
+        "flow", preset="fast", working_width=300, variational_iterations=3, occlusion=False, cut_threshold=0.3, fallback=0.2
+    )
     assert isinstance(recon, FlowReconstructor)
     assert (recon.preset, recon.working_width, recon.variational_iterations) == ("fast", 300, 3)
-    assert (recon.occlusion, recon.cut_threshold) == (False, 0.3)
+    assert (recon.occlusion, recon.cut_threshold, recon.fallback) == (False, 0.3, 0.2)
     assert isinstance(make("blend"), BlendReconstructor)
 
 
@@ -206,6 +210,8 @@ def test_options_reach_the_flow_backend() -> None:
         {"working_width": "512"},
         {"occlusion": 1},
         {"cut_threshold": 2.0},
+        {"fallback": -0.5},
+        {"fallback": "0.5"},
         {"mystery": 1},
     ],
 )

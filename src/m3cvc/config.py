@@ -191,6 +191,7 @@ class FlowReconOptions:
     variational_iterations: int = 0  # DIS variational refinement (presets use 5; 0 measured better on bikes.mp4)
     occlusion: bool = True  # forward-backward consistency + out-of-frame weights when blending
     cut_threshold: float = 0.05  # fewer matched pixels than this: a scene cut, hold the keyframe
+    fallback: float = 0.5  # share of the plain cross-fade where the flow is unreliable (0: warp only)
 
 
 @dataclass(frozen=True)
