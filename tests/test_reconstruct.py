@@ -246,3 +246,16 @@ def test_lite_reconstruction_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_output_does_not_depend_on_opencv_threads() -> None:
+    frames = panning_clip(96, 128, 10, 4)
+    threads = cv2.getNumThreads()
+    try:
+        runs = []
+        for n in (1, 4):
+            cv2.setNumThreads(n)
+            runs.append(list(make("flow").reconstruct(frames[0], frames[4], 6)))
+    finally:
+        cv2.setNumThreads(threads)
+    assert all(np.array_equal(x, y) for x, y in zip(*runs))
