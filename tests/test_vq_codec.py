@@ -23,7 +23,13 @@ pytest.importorskip("constriction")
 from m3cvc.config import KeyframeCodecConfig, VQDiffusionOptions  # noqa: E402
 from m3cvc.errors import BitstreamError, ConfigError  # noqa: E402
 from m3cvc.keyframe_codec import build_keyframe_codec, keyframe_codec_from_params  # noqa: E402
-from m3cvc.keyframe_codec.train import EncoderTrainConfig, EncoderTrainer, encode_latents, read_loss_log  # noqa: E402
+from m3cvc.keyframe_codec.train import (  # noqa: E402
+    EncoderTrainConfig,
+    EncoderTrainer,
+    encode_latents,
+    read_loss_log,
+    train_loop,
+)
 from m3cvc.keyframe_codec.train_decoder import DecoderTrainConfig, DecoderTrainer  # noqa: E402
 from m3cvc.keyframe_codec.vae import load_vae  # noqa: E402
 from m3cvc.keyframe_codec.vq_model import VQKeyframeModel, VQModelConfig  # noqa: E402
@@ -232,8 +238,9 @@ def test_encoder_resume_continues_from_checkpoint(tiny, tmp_path):
     model_cfg = VQModelConfig(grid="full", channels=16, blocks=1, code_dim=8, prior_embed=8, prior_hidden=16)
     full = EncoderTrainer(latents, tmp_path / "a", model_cfg, cfg, progress=False)
     full.train()
-    part = EncoderTrainer(latents, tmp_path / "b", model_cfg, replace(cfg, steps=3), progress=False)
-    part.train()
+    part = EncoderTrainer(latents, tmp_path / "b", model_cfg, cfg, progress=False)
+    part._kmeans_init()
+    train_loop(part, "vq", 0, 3, part.vq_step)  # a run interrupted after its step-3 checkpoint
     resumed = EncoderTrainer(latents, tmp_path / "b", model_cfg, cfg, resume=True, progress=False)
     assert resumed.step == 3
     resumed.train()

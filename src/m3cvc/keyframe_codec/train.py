@@ -39,6 +39,7 @@ class EncoderTrainConfig:
     prior_lr: float = 1e-3
     beta: float = 0.25  # weight of the commit loss
     restart_every: int = 100  # dead-code restart period (steps); 0 disables
+    flip: bool = False  # h-flip latent crops (latents of mirrored images are only roughly mirrored latents)
     log_every: int = 10
     save_every: int = 500
     seed: int = 0
@@ -69,8 +70,9 @@ class LossLog:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
 
 
-def random_crops(latents: torch.Tensor, batch: int, crop: int, align: int, gen: torch.Generator) -> torch.Tensor:
-    """A batch of random (grid-aligned) crops, randomly h-flipped, from (N, C, H, W) latents."""
+def random_crops(latents: torch.Tensor, batch: int, crop: int, align: int, gen: torch.Generator,
+                 flip: bool = False) -> torch.Tensor:
+    """A batch of random (grid-aligned) crops, optionally randomly h-flipped, from (N, C, H, W) latents."""
     n, _, h, w = latents.shape
     pick = torch.randint(0, n, (batch,), generator=gen)
     ch, cw = (min(crop, h), min(crop, w)) if crop else (h, w)
@@ -80,10 +82,21 @@ def random_crops(latents: torch.Tensor, batch: int, crop: int, align: int, gen: 
         y = int(torch.randint(0, (h - ch) // align + 1, (1,), generator=gen)) * align
         x = int(torch.randint(0, (w - cw) // align + 1, (1,), generator=gen)) * align
         tile = latents[i, :, y : y + ch, x : x + cw]
-        if int(torch.randint(0, 2, (1,), generator=gen)):
+        if flip and int(torch.randint(0, 2, (1,), generator=gen)):
             tile = tile.flip(-1)
         out.append(tile)
     return torch.stack(out)
+
+
+def cosine_lr(base: float, step: int, total: int, floor: float = 0.1) -> float:
+    """Cosine decay from ``base`` to ``floor * base`` over ``total`` steps (stateless, so resume-safe)."""
+    frac = min(max(step, 0) / max(total, 1), 1.0)
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
 
 
 def save_training_state(folder: Path, state: dict[str, Any]) -> None:
@@ -176,7 +189,8 @@ class EncoderTrainer:
         return self.out_dir
 
     def _batch(self) -> torch.Tensor:
-        return random_crops(self.latents, self.config.batch_size, self.config.crop, 2 * self.model.config.factor, self.gen)
+        cfg = self.config
+        return random_crops(self.latents, cfg.batch_size, cfg.crop, 2 * self.model.config.factor, self.gen, cfg.flip)
 
     def _kmeans_init(self) -> None:
         with torch.no_grad():
@@ -185,6 +199,7 @@ class EncoderTrainer:
 
     def vq_step(self) -> dict[str, float]:
         self.model.train()
+        set_lr(self.vq_opt, cosine_lr(self.config.lr, self.step, self.config.steps))
         out = self.model(self._batch())
         loss = out["recon"] + self.config.beta * out["commit"]
         self.vq_opt.zero_grad(set_to_none=True)
@@ -200,11 +215,10 @@ class EncoderTrainer:
 
     def prior_step(self, indices: torch.Tensor) -> dict[str, float]:
         self.model.prior.train()
+        cfg = self.config
+        set_lr(self.prior_opt, cosine_lr(cfg.prior_lr, self.step - cfg.steps, cfg.prior_steps))
         pick = torch.randint(0, indices.shape[0], (self.config.batch_size,), generator=self.gen)
-        batch = indices[pick]
-        flip = torch.randint(0, 2, (batch.shape[0],), generator=self.gen).bool()
-        batch[flip] = batch[flip].flip(-1)
-        loss = self.model.prior.loss(batch)
+        loss = self.model.prior.loss(indices[pick])  # no flips: a code is not its own mirror image
         self.prior_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.prior_opt.step()
