@@ -54,6 +54,13 @@ def run(fn: Callable[[Sequence[str]], int], argv: Sequence[str], prog: str = "m3
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `m3cvc info x.m3c | head`: the reader left, that is fine
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        return 0
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
