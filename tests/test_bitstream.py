@@ -13,16 +13,17 @@ from m3cvc.errors import BitstreamError
 from m3cvc.varint import read_uvarint, write_uvarint
 
 
-def make_stream(texts: bool = True) -> Stream:
+def make_stream(texts: bool = True, motion: bool = False) -> Stream:
+    params = {"mode": "interpolation", "occlusion": True, "scale": 0.5, "neg": -3}
     header = SequenceHeader(
         width=64, height=48, fps=Fraction(8), frames=20, num_keyframes=3, profile="lite",
         keyframe_codec=StageInfo("avif", {"quality": 30}),
-        reconstructor=StageInfo("flow", {"mode": "interpolation", "occlusion": True, "scale": 0.5, "neg": -3}),
+        reconstructor=StageInfo("flow", {**params, "motion_hints": True} if motion else params),
     )
     kfs = (Keyframe(0, b"\x01\x02\x03" * 10), Keyframe(9, b"abc"), Keyframe(19, bytes(range(50))))
     kt = ("a red car on a road", "", "the car turns left") if texts else ("", "", "")
     ct = ("camera pans right", "zoom in ünïcødé ✓", "") if texts else ("", "", "")
-    return Stream(header, kfs, kt, ct)
+    return Stream(header, kfs, kt, ct, bytes(range(200, 230)) if motion else None)
 
 
 def test_round_trip_and_sections():
@@ -33,7 +34,8 @@ def test_round_trip_and_sections():
     assert back == stream
     sizes = section_sizes(data)
     assert sum(sizes.values()) == len(data)
-    assert set(sizes) == {"header", "keyframe_images", "keyframe_texts", "clip_texts"}
+    assert set(sizes) == {"header", "keyframe_images", "clip_motion", "keyframe_texts", "clip_texts"}
+    assert sizes["clip_motion"] == 0
     # the keyframe section holds at least the image bytes
     assert sizes["keyframe_images"] >= sum(len(k.data) for k in stream.keyframes)
     assert write_stream(back) == data  # deterministic
@@ -63,8 +65,9 @@ def test_varint_round_trip():
         read_uvarint(b"\xff" * 11, 0)
 
 
-def test_every_truncation_is_an_error():
-    data = write_stream(make_stream())
+@pytest.mark.parametrize("motion", [False, True])
+def test_every_truncation_is_an_error(motion):
+    data = write_stream(make_stream(motion=motion))
     for cut in range(len(data)):
         with pytest.raises(BitstreamError):
             read_stream(data[:cut])
@@ -82,8 +85,9 @@ def test_trailing_bytes_and_bad_version():
         read_stream(b"RIFF" + data[4:])
 
 
-def test_random_bit_flips_are_detected():
-    data = write_stream(make_stream())
+@pytest.mark.parametrize("motion", [False, True])
+def test_random_bit_flips_are_detected(motion):
+    data = write_stream(make_stream(motion=motion))
     rng = random.Random(1234)
     for _ in range(2000):
         bad = bytearray(data)
@@ -106,3 +110,27 @@ def test_writer_rejects_inconsistent_streams():
 def test_units_are_listed_in_order():
     units = parse_units(write_stream(make_stream()))
     assert [u.type for u in units] == [1, 2, 2, 2, 3, 4]
+
+
+def test_clip_motion_unit_round_trip_and_placement():
+    stream = make_stream(motion=True)
+    data = write_stream(stream)
+    assert read_stream(data) == stream
+    assert [u.type for u in parse_units(data)] == [1, 2, 2, 2, 5, 3, 4]
+    sizes = section_sizes(data)
+    assert sizes["clip_motion"] == 6 + 30 and sum(sizes.values()) == len(data)
+    plain = make_stream()
+    # the unit is there exactly when the header says motion_hints
+    with pytest.raises(ValueError):
+        write_stream(Stream(plain.header, plain.keyframes, plain.keyframe_texts, plain.clip_texts, b"x"))
+    with pytest.raises(ValueError):
+        write_stream(Stream(stream.header, stream.keyframes, stream.keyframe_texts, stream.clip_texts))
+    # a hinted header without its unit, or a unit without the header flag, does not parse
+    units = parse_units(data)
+    without = data[: units[4].offset] + data[units[4].offset + units[4].size :]
+    with pytest.raises(BitstreamError):
+        read_stream(without)
+    extra = write_stream(plain)
+    cut = parse_units(extra)[4].offset
+    with pytest.raises(BitstreamError):
+        read_stream(extra[:cut] + data[units[4].offset : units[4].offset + units[4].size] + extra[cut:])

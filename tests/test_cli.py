@@ -43,7 +43,8 @@ def test_encode_decode_info_round_trip(small_video, tmp_path, capsys):
     assert info["keyframes"][0] == 0 and info["keyframes"] == sorted(set(info["keyframes"]))
     assert info["bytes_total"] == m3c.stat().st_size == sum(info["sections"].values())
     assert info["bpp"] == pytest.approx(8 * m3c.stat().st_size / (20 * 96 * 64))
-    assert set(info["sections"]) == {"header", "keyframe_images", "keyframe_texts", "clip_texts"}
+    assert set(info["sections"]) == {"header", "keyframe_images", "clip_motion", "keyframe_texts", "clip_texts"}
+    assert info["sections"]["clip_motion"] > 0 and info["reconstructor"]["params"]["motion_hints"] is True
     # decoded keyframes are close to the references (AVIF at the default quality)
     for k in info["keyframes"]:
         mse = np.mean((dec_frames[k].astype(float) - ref_frames[k]) ** 2)
@@ -84,7 +85,15 @@ def test_modes_and_fixed_selector(small_video, tmp_path, capsys, mode):
     run_ok("decode", str(m3c), "-o", str(out), "-q")
     frames = read_frames(out, EXACT)
     assert len(frames) == 20
-    if mode == "prediction":  # the keyframe is held through its clip
+    if mode == "prediction":  # the keyframe follows the pan (motion hints; 2 px per frame) ...
+        shifted = np.abs(frames[1][:, :-4].astype(int) - frames[0][:, 2:-2])
+        assert shifted.mean() < 2.0 and not np.array_equal(frames[1], frames[0])
+        cfg = tmp_path / "nohints.yaml"
+        cfg.write_text("reconstruct:\n  flow:\n    motion_hints: false\n")
+        run_ok("encode", str(small_video), "-o", str(m3c), *SMALL, "--mode", mode, "--interval", "6", "-q",
+               "--overwrite", "--config", str(cfg))
+        run_ok("decode", str(m3c), "-o", str(out), "-q", "--overwrite")
+        frames = read_frames(out, EXACT)  # ... or, without hints, is held through its clip
         np.testing.assert_array_equal(frames[1], frames[0])
 
 

@@ -5,6 +5,7 @@ Layout (all integers are unsigned LEB128 varints unless noted)::
     magic "M3CV" | format version (1 byte) | unit* (in this order, nothing after the last):
         SEQUENCE_HEADER (1)   once
         KEYFRAME (2)          once per keyframe, in display order
+        CLIP_MOTION (5)       once, only when the reconstructor params hold motion_hints = true
         KEYFRAME_TEXTS (3)    once: the descriptions D_i^F of all keyframes
         CLIP_TEXTS (4)        once: the descriptions D_i^C of all clips
 
@@ -17,10 +18,14 @@ Layout (all integers are unsigned LEB128 varints unless noted)::
              (zig-zag varint), 1 float (IEEE-754 binary64, BE), 2 string, 3 false, 4 true
     string = byte length | UTF-8
     KEYFRAME payload = frame index minus previous keyframe's index (the first is 0) | image bytes
+    CLIP_MOTION payload = the encoder's motion hints of every clip, a bit string whose layout
+        (fixed-point corner displacements, Exp-Golomb coded) is in m3cvc.reconstruct.motion;
+        it is interpreted (and checked) by the decoder, which knows the clip lengths
     *_TEXTS payload  = text codec id (1 byte) | coded texts (see m3cvc.text)
 
 Every byte of the file is counted in bpp; :func:`section_sizes` splits it into header,
-keyframe images, keyframe texts and clip texts (each unit's framing counted with its section).
+keyframe images, clip motion (0 without hints), keyframe texts and clip texts (each unit's
+framing counted with its section).
 Parsing is strict: any truncation, corruption (CRC), unknown version or unit, inconsistent
 count or trailing byte raises :class:`BitstreamError`.
 """
@@ -32,7 +37,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from .errors import BitstreamError
 from .text import decode_texts, encode_texts, text_codec_name
@@ -40,7 +45,7 @@ from .varint import read_uvarint, write_uvarint
 
 __all__ = [
     "BitstreamError", "FORMAT_VERSION", "MAGIC", "Keyframe", "SequenceHeader", "StageInfo", "Stream",
-    "Unit", "UnitType", "parse_units", "read_stream", "section_sizes", "write_stream",
+    "Unit", "UnitType", "motion_hints", "parse_units", "read_stream", "section_sizes", "write_stream",
 ]
 
 MAGIC = b"M3CV"
@@ -54,7 +59,8 @@ class UnitType:
     KEYFRAME = 2
     KEYFRAME_TEXTS = 3
     CLIP_TEXTS = 4
-    NAMES = {1: "header", 2: "keyframe_images", 3: "keyframe_texts", 4: "clip_texts"}
+    CLIP_MOTION = 5
+    NAMES = {1: "header", 2: "keyframe_images", 5: "clip_motion", 3: "keyframe_texts", 4: "clip_texts"}
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,12 @@ class Stream:
     keyframes: tuple[Keyframe, ...]
     keyframe_texts: tuple[str, ...]
     clip_texts: tuple[str, ...]
+    clip_motion: Optional[bytes] = None  # CLIP_MOTION payload, present iff motion_hints(header)
+
+
+def motion_hints(header: SequenceHeader) -> bool:
+    """Whether the stream carries a CLIP_MOTION unit (the reconstructor's ``motion_hints`` param)."""
+    return header.reconstructor.params.get("motion_hints") is True
 
 
 @dataclass(frozen=True)
@@ -207,6 +219,8 @@ def _validate(stream: Stream) -> None:
     if len(stream.keyframe_texts) != n or len(stream.clip_texts) != n:
         raise ValueError("need exactly one keyframe text and one clip text per keyframe")
     _check_indices([k.index for k in stream.keyframes], h.frames, ValueError)
+    if (stream.clip_motion is not None) != motion_hints(h):
+        raise ValueError("clip motion must be present exactly when the reconstructor params say motion_hints")
 
 
 def write_stream(stream: Stream, text_codec: str = "auto") -> bytes:
@@ -219,6 +233,8 @@ def write_stream(stream: Stream, text_codec: str = "auto") -> bytes:
     for kf in stream.keyframes:
         out += _unit(UnitType.KEYFRAME, write_uvarint(kf.index - previous) + kf.data)
         previous = kf.index
+    if stream.clip_motion is not None:
+        out += _unit(UnitType.CLIP_MOTION, stream.clip_motion)
     out += _unit(UnitType.KEYFRAME_TEXTS, encode_texts(stream.keyframe_texts, text_codec))
     out += _unit(UnitType.CLIP_TEXTS, encode_texts(stream.clip_texts, text_codec))
     return bytes(out)
@@ -306,7 +322,8 @@ def read_stream(data: bytes) -> Stream:
     if not units or units[0].type != UnitType.SEQUENCE_HEADER:
         raise BitstreamError("bitstream does not start with a sequence header")
     header = _parse_header(units[0].payload)
-    expected = 1 + header.num_keyframes + 2
+    has_motion = motion_hints(header)
+    expected = 1 + header.num_keyframes + int(has_motion) + 2
     if len(units) != expected:
         raise BitstreamError(f"bitstream is truncated or padded: {len(units)} units, expected {expected}")
     keyframes = []
@@ -320,12 +337,18 @@ def read_stream(data: bytes) -> Stream:
         index += delta
         keyframes.append(Keyframe(index, unit.payload[pos:]))
     _check_indices([k.index for k in keyframes], header.frames, BitstreamError)
+    clip_motion = None
+    if has_motion:
+        unit = units[1 + header.num_keyframes]
+        if unit.type != UnitType.CLIP_MOTION:
+            raise BitstreamError("the clip motion unit is missing or out of order")
+        clip_motion = unit.payload
     texts = []
     for unit, kind in zip(units[-2:], (UnitType.KEYFRAME_TEXTS, UnitType.CLIP_TEXTS)):
         if unit.type != kind:
             raise BitstreamError("text units are missing or out of order")
         texts.append(tuple(decode_texts(unit.payload, header.num_keyframes)))
-    return Stream(header, tuple(keyframes), texts[0], texts[1])
+    return Stream(header, tuple(keyframes), texts[0], texts[1], clip_motion)
 
 
 def section_sizes(data: bytes) -> dict[str, int]:

@@ -192,6 +192,10 @@ class FlowReconOptions:
     occlusion: bool = True  # forward-backward consistency + out-of-frame weights when blending
     cut_threshold: float = 0.05  # fewer matched pixels than this: a scene cut, hold the keyframe
     fallback: float = 0.5  # share of the plain cross-fade where the flow is unreliable (0: warp only)
+    motion_hints: bool = True  # encoder-side global motion per frame (CLIP_MOTION unit), see reconstruct/motion.py
+    residual: bool = True  # with hints: add the decoder-side flow between the hint-aligned keyframes
+    hint_model: str = "homography"  # similarity | affine | homography (encoder side only)
+    hint_working_width: int = 256  # hint estimation width (encoder side only)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from .errors import BitstreamError, InputError
 from .keyframe_codec import build_keyframe_codec, keyframe_codec_from_params
 from .keyframes import build_selector
 from .reconstruct import build_reconstructor, reconstructor_from_params
+from .reconstruct.motion import ClipMotion, decode_clip_motion, encode_clip_motion
 from .video import PreprocessedVideo, VideoSource, open_video, preprocess
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -86,7 +87,10 @@ class Encoder:
         source, owned = self._open(video, open_kwargs)
         try:
             frames = preprocess(source, cfg.preprocess)
-            keyframes, kf_texts, clip_texts, count = self._run(frames, selector, codec, describer, keep_clip_frames, progress)
+            hints = _HintCollector(reconstructor.motion_estimator(), cfg.reconstruct.mode == "interpolation")
+            keyframes, kf_texts, clip_texts, count = self._run(
+                frames, selector, codec, describer, keep_clip_frames, progress, hints
+            )
         finally:
             if owned:
                 source.close()
@@ -104,7 +108,7 @@ class Encoder:
             keyframe_codec=StageInfo(codec.name, codec.params()),
             reconstructor=StageInfo(reconstructor.name, reconstructor.params()),
         )
-        stream = Stream(header, tuple(keyframes), tuple(kf_texts), tuple(clip_texts))
+        stream = Stream(header, tuple(keyframes), tuple(kf_texts), tuple(clip_texts), hints.payload())
         data = write_stream(stream, cfg.text.codec)
         return EncodeResult(data, stream, time.perf_counter() - start)
 
@@ -116,6 +120,7 @@ class Encoder:
         describer: Describer,
         keep_clip_frames: bool,
         progress: bool,
+        hints: "_HintCollector",
     ) -> tuple[list[Keyframe], list[str], list[str], int]:
         keyframes: list[Keyframe] = []
         kf_texts: list[str] = []
@@ -127,6 +132,7 @@ class Encoder:
 
         def add_keyframe(index: int, frame: np.ndarray) -> None:
             nonlocal last_kf, clip
+            hints.keyframe(frame)
             if keyframes:
                 clip_texts.append(describer.describe_clip(len(clip_texts), clip, kf_texts[-1]))
             text = describer.describe_keyframe(len(keyframes), frame, last_kf)
@@ -139,8 +145,10 @@ class Encoder:
             for index, frame in enumerate(frames):
                 if selector.is_keyframe(index, frame) or index == 0:
                     add_keyframe(index, frame)
-                elif keep_clip_frames:
-                    clip.append(frame)
+                else:
+                    hints.frame(frame)
+                    if keep_clip_frames:
+                        clip.append(frame)
                 last, count = frame, index + 1
                 bar.update(1)
         if count == 0 or last is None:
@@ -153,9 +161,53 @@ class Encoder:
         if tail:
             if keep_clip_frames and clip and clip[-1] is last:
                 clip.pop()  # the last frame becomes the next keyframe, not part of this clip
+            hints.drop_last_frame()  # ... and is measured again as the next keyframe
             add_keyframe(count - 1, last)
         clip_texts.append(describer.describe_clip(len(clip_texts), clip, kf_texts[-1]))
         return keyframes, kf_texts, clip_texts, count
+
+
+class _HintCollector:
+    """Encoder side of the motion hints: one :class:`ClipMotion` per clip (nothing without an estimator)."""
+
+    def __init__(self, estimator: Any, link: bool) -> None:
+        self.estimator = estimator
+        self.link = link  # interpolation: measure each next keyframe against the previous one
+        self.clips: list[ClipMotion] = []
+        self._vectors: list[np.ndarray] = []
+        self._started = False
+
+    def keyframe(self, frame: np.ndarray) -> None:
+        if self.estimator is None:
+            return
+        if self._started:  # the previous clip ends here
+            linked = False
+            if self.link:
+                vector, linked = self.estimator.measure(frame)
+                if linked:
+                    self._vectors.append(vector)
+            self._close(linked)
+        self._started = True
+        self.estimator.start(frame)
+
+    def frame(self, frame: np.ndarray) -> None:
+        if self.estimator is not None:
+            self._vectors.append(self.estimator.measure(frame)[0])
+
+    def drop_last_frame(self) -> None:
+        if self.estimator is not None:
+            self._vectors.pop()
+
+    def _close(self, linked: bool) -> None:
+        vectors = np.array(self._vectors, np.int64).reshape(-1, 8)
+        self.clips.append(ClipMotion(vectors, linked))
+        self._vectors = []
+
+    def payload(self) -> Optional[bytes]:
+        if self.estimator is None:
+            return None
+        self._close(False)
+        return encode_clip_motion(self.clips)
 
 
 @dataclass
@@ -178,12 +230,21 @@ class Decoder:
 
     def open(self, data: bytes) -> DecodedVideo:
         stream = read_stream(data)
-        return DecodedVideo(stream, self._frames(stream))
+        return DecodedVideo(stream, self._frames(stream, self._motions(stream)))
+
+    @staticmethod
+    def _motions(stream: Stream) -> list[Optional[ClipMotion]]:
+        """Each clip's motion hints (parsed and checked before any frame is made), or Nones."""
+        kfs = stream.keyframes
+        if stream.clip_motion is None:
+            return [None] * len(kfs)
+        ends = [k.index for k in kfs[1:]] + [stream.header.frames]
+        return list(decode_clip_motion(stream.clip_motion, [e - k.index for k, e in zip(kfs, ends)]))
 
     def decode(self, data: bytes) -> Iterator[np.ndarray]:
         return iter(self.open(data))
 
-    def _frames(self, stream: Stream) -> Iterator[np.ndarray]:
+    def _frames(self, stream: Stream, motions: list[Optional[ClipMotion]]) -> Iterator[np.ndarray]:
         h = stream.header
         codec = keyframe_codec_from_params(h.keyframe_codec.name, h.keyframe_codec.params)
         recon = reconstructor_from_params(h.reconstructor.name, h.reconstructor.params)
@@ -203,7 +264,8 @@ class Decoder:
             end = h.frames if last else kfs[i + 1].index
             following = None if last else decode_keyframe(i + 1)
             produced = 0
-            for frame in recon.reconstruct(current, following, end - kf.index, stream.clip_texts[i]):
+            extra = {} if motions[i] is None else {"motion": motions[i]}
+            for frame in recon.reconstruct(current, following, end - kf.index, stream.clip_texts[i], **extra):
                 produced += 1
                 yield frame
             if produced != end - kf.index:

@@ -40,9 +40,18 @@ class ClipReconstructor(ABC):
 
     @abstractmethod
     def reconstruct(
-        self, first: np.ndarray, following: Optional[np.ndarray], length: int, text: str = ""
+        self, first: np.ndarray, following: Optional[np.ndarray], length: int, text: str = "", motion: Any = None
     ) -> Iterator[np.ndarray]:
-        """Yield exactly ``length`` RGB uint8 frames; the first is ``first`` (the keyframe)."""
+        """Yield exactly ``length`` RGB uint8 frames; the first is ``first`` (the keyframe).
+
+        ``motion`` is the clip's :class:`~m3cvc.reconstruct.motion.ClipMotion` when the stream
+        carries motion hints (only for backends whose :meth:`motion_estimator` made them), else None.
+        """
+
+    def motion_estimator(self) -> Any:
+        """Encoder side: a :class:`~m3cvc.reconstruct.motion.MotionHintEstimator` when this backend
+        wants motion hints in the stream, else None (the default)."""
+        return None
 
 
 RECONSTRUCTORS: Registry[ClipReconstructor] = Registry("clip reconstructor")

@@ -29,7 +29,7 @@ class BlendReconstructor(ClipReconstructor):
         return rebuild(cls, params, cls().params())
 
     def reconstruct(
-        self, first: np.ndarray, following: Optional[np.ndarray], length: int, text: str = ""
+        self, first: np.ndarray, following: Optional[np.ndarray], length: int, text: str = "", motion: Any = None
     ) -> Iterator[np.ndarray]:
         check_clip(first, following, length)
         if self.mode == "prediction" or following is None or length <= 1:

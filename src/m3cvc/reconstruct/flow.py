@@ -43,7 +43,7 @@ is deterministic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
@@ -51,6 +51,7 @@ import numpy as np
 from ..config import FlowReconOptions, ReconstructConfig
 from ..errors import ConfigError
 from .base import ClipReconstructor, check_clip, hold, rebuild
+from .motion import ClipMotion, MotionHintEstimator
 
 PRESETS = ("ultrafast", "fast", "medium")
 # Weight of a keyframe pixel whose flow fails the forward-backward check: not 0, because on real
@@ -126,6 +127,10 @@ class FlowReconstructor(ClipReconstructor):
         occlusion: bool = True,
         cut_threshold: float = 0.05,
         fallback: float = 0.5,
+        motion_hints: bool = False,
+        residual: bool = True,
+        hint_model: str = "homography",
+        hint_working_width: int = 256,
     ) -> None:
         super().__init__(mode)
         if preset not in PRESETS:
@@ -144,6 +149,12 @@ class FlowReconstructor(ClipReconstructor):
         self.occlusion = occlusion
         self.cut_threshold = float(cut_threshold)
         self.fallback = float(fallback)
+        self.motion_hints = bool(motion_hints)
+        self.residual = bool(residual)
+        if self.motion_hints:  # validates the encoder-side hint settings (not stored in the stream)
+            MotionHintEstimator(hint_model, hint_working_width)
+        self.hint_model = hint_model
+        self.hint_working_width = hint_working_width
         self._dis_cache: Any = None
         self.last_clip_was_cut = False  # diagnostics: the previous clip's keyframes looked like a cut
 
@@ -151,7 +162,7 @@ class FlowReconstructor(ClipReconstructor):
     def from_options(cls, mode: str, opts: FlowReconOptions) -> "FlowReconstructor":
         return cls(
             mode, opts.preset, opts.working_width, opts.variational_iterations, opts.occlusion, opts.cut_threshold,
-            opts.fallback,
+            opts.fallback, opts.motion_hints, opts.residual, opts.hint_model, opts.hint_working_width,
         )
 
     @classmethod
@@ -167,7 +178,12 @@ class FlowReconstructor(ClipReconstructor):
             "occlusion": self.occlusion,
             "cut_threshold": self.cut_threshold,
             "fallback": self.fallback,
+            "motion_hints": self.motion_hints,
+            "residual": self.residual,
         }
+
+    def motion_estimator(self) -> Optional[MotionHintEstimator]:
+        return MotionHintEstimator(self.hint_model, self.hint_working_width) if self.motion_hints else None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "FlowReconstructor":
@@ -175,10 +191,17 @@ class FlowReconstructor(ClipReconstructor):
 
     # ---------------------------------------------------------------- reconstruction
     def reconstruct(
-        self, first: np.ndarray, following: Optional[np.ndarray], length: int, text: str = ""
+        self,
+        first: np.ndarray,
+        following: Optional[np.ndarray],
+        length: int,
+        text: str = "",
+        motion: Optional[ClipMotion] = None,
     ) -> Iterator[np.ndarray]:
         check_clip(first, following, length)
         self.last_clip_was_cut = False
+        if motion is not None:
+            return self._hinted(first, following, length, motion)
         if self.mode == "prediction" or following is None or length <= 1:
             return hold(first, length)
         flows = self._flows(first, following)
@@ -255,6 +278,94 @@ class FlowReconstructor(ClipReconstructor):
             yield cv2.blendLinear(warped, plain, conf, (1 + _TINY) - conf)
 
 
+    def _hinted(
+        self, first: np.ndarray, following: Optional[np.ndarray], length: int, motion: ClipMotion
+    ) -> Iterator[np.ndarray]:
+        """Reconstruction with the encoder's motion hints (see the module doc, "Motion hints")."""
+        height, width = first.shape[:2]
+        expected = length - 1 + int(motion.linked)
+        if length and motion.vectors.shape != (expected, 8):
+            raise ValueError(f"motion hints hold {motion.vectors.shape[0]} vectors for a clip of {length}")
+        if self.mode != "interpolation" or following is None or length <= 1 or not motion.linked:
+            # no next keyframe, or the encoder could not link it (a cut, or motion its model does
+            # not explain): the keyframe warped by the hints (measured better than decoder-side flow)
+            self.last_clip_was_cut = following is not None and not motion.linked
+            return self._hinted_prediction(first, length, motion)
+        assert following is not None
+        to_next = np.linalg.inv(motion.next_keyframe(width, height))
+        aligned = _warp_h(following, to_next)  # the next keyframe in this keyframe's coordinates
+        inside = _warp_h(np.ones((height, width), np.float32), to_next, outside=0.0)
+        flows = self._flows(first, aligned) if self.residual else None
+        if flows is None and self.residual:  # the decoder's check sees a scene cut
+            self.last_clip_was_cut = True
+            return self._hinted_prediction(first, length, motion)
+        if flows is not None:  # the next keyframe's pixels that were outside its view get no weight
+            flows = replace(flows, vis1=flows.vis1 * inside, conf1=flows.conf1 * inside)
+        return self._hinted_interpolation(first, following, length, motion, to_next, inside, flows)
+
+    def _hinted_prediction(self, first: np.ndarray, length: int, motion: ClipMotion) -> Iterator[np.ndarray]:
+        height, width = first.shape[:2]
+        for j in range(length):
+            yield first if j == 0 else _warp_h(first, motion.frame(j, width, height))
+
+    def _hinted_interpolation(
+        self,
+        first: np.ndarray,
+        following: np.ndarray,
+        length: int,
+        motion: ClipMotion,
+        to_next: np.ndarray,
+        inside: np.ndarray,
+        flow: Optional["_ClipFlow"],
+    ) -> Iterator[np.ndarray]:
+        """Frame j at t = j / length: its pixels go to this keyframe's coordinates by the hint
+        ``H_j``; there the residual (local) motion between this keyframe and the aligned next one
+        is interpolated as in the unhinted case; ``to_next`` (``H_L^-1``) takes the result to the
+        next keyframe. Without a residual flow (cut by the decoder's check, or ``residual`` off),
+        both keyframes are warped by the hints alone and blended with weights ``1 - t`` / ``t``
+        times their in-frame masks."""
+        import cv2
+
+        height, width = first.shape[:2]
+        grid = _grid(height, width)
+        ones = np.ones((height, width), np.float32)
+        yield first
+        for j in range(1, length):
+            t = j / length
+            h0 = motion.frame(j, width, height)
+            g0 = _warp_h(first, h0)
+            g1 = _warp_h(following, to_next @ h0)
+            v0 = _warp_h(ones, h0, outside=0.0)
+            v1 = _warp_h(inside, h0, outside=0.0)
+            v0 += _TINY
+            v0 *= np.float32(1 - t)
+            v1 += _TINY
+            v1 *= np.float32(t)
+            hinted = cv2.blendLinear(g0, g1, v0, v1)
+            if flow is None:
+                yield hinted
+                continue
+            where = _project(h0, grid)
+            map0 = cv2.addWeighted(flow.f01, -(1 - t) * t, flow.f10, t * t, 0.0)
+            map0 = _warp(map0, where) + where
+            map_a = cv2.addWeighted(flow.f01, (1 - t) ** 2, flow.f10, -t * (1 - t), 0.0)
+            map_a = _warp(map_a, where) + where
+            map1 = _project(to_next, map_a)
+            a0 = _warp(flow.vis0, map0, outside=0.0)
+            a1 = _warp(flow.vis1, map_a, outside=0.0)
+            a0 += _TINY
+            a0 *= np.float32(1 - t)
+            a1 += _TINY
+            a1 *= np.float32(t)
+            warped = cv2.blendLinear(_warp(first, map0), _warp(following, map1), a0, a1)
+            if self.fallback <= 0.0:
+                yield warped
+                continue
+            fb = self.fallback
+            conf = cv2.addWeighted(_warp(flow.conf0, map0), (1 - t) * fb, _warp(flow.conf1, map_a), t * fb, 1 - fb)
+            yield cv2.blendLinear(warped, hinted, conf, (1 + _TINY) - conf)
+
+
 @dataclass(frozen=True)
 class _ClipFlow:
     """Per-clip maps at the frame size: flows, visibility weights, smoothed match confidence."""
@@ -274,6 +385,24 @@ def _warp(image: np.ndarray, where: np.ndarray, outside: Optional[float] = None)
     if outside is None:
         return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=outside)
+
+
+def _warp_h(image: np.ndarray, h: np.ndarray, outside: Optional[float] = None) -> np.ndarray:
+    """Backward projective warp: ``out(x) = image(h x)`` (bilinear); border as in :func:`_warp`."""
+    import cv2
+
+    size = (image.shape[1], image.shape[0])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    if outside is None:
+        return cv2.warpPerspective(image, h, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpPerspective(image, h, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=outside)
+
+
+def _project(h: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``h`` applied to an (H, W, 2) float32 field of positions."""
+    import cv2
+
+    return cv2.perspectiveTransform(points.reshape(-1, 1, 2), h).reshape(points.shape)
 
 
 def _smooth(mask: np.ndarray, sigma: float) -> np.ndarray:

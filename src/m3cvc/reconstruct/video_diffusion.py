@@ -334,7 +334,7 @@ class VideoDiffusionReconstructor(ClipReconstructor):
 
     # ---------------------------------------------------------------- reconstruction
     def reconstruct(
-        self, first: np.ndarray, following: Optional[np.ndarray], length: int, text: str = ""
+        self, first: np.ndarray, following: Optional[np.ndarray], length: int, text: str = "", motion: Any = None
     ) -> Iterator[np.ndarray]:
         if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
             raise InputError(f"keyframe must be an RGB uint8 image, got {first.dtype} {first.shape}")

@@ -1,0 +1,309 @@
+"""Motion hints: encoder-side global motion of every frame relative to its clip's keyframe.
+
+Two keyframes alone cannot say how the camera moved between them (a pan that accelerates, a
+zoom that stops). The encoder, which sees every frame, therefore measures for each non-keyframe
+frame ``f`` of clip ``i`` one projective transform ``H_f`` that maps pixel positions of ``f`` to
+positions in the clip's keyframe ``K_i`` (``f(x) ~ K_i(H_f x)``), and, when the next keyframe
+arrives, ``H_L`` from ``K_{i+1}`` to ``K_i``. The decoder warps ``K_i`` by ``H_f`` and ``K_{i+1}``
+by ``H_L^-1 H_f`` (see :mod:`m3cvc.reconstruct.flow`).
+
+Estimation (streaming; the encoder holds the keyframe's grey image and the last estimate):
+the keyframe is warped by the previous frame's estimate, DIS optical flow (``fast`` preset, grey
+at ``working_width``) runs from the frame to that warped keyframe, flow vectors on an 8 px grid
+whose source lies inside the keyframe become point matches, and a model is fitted with RANSAC
+(``similarity``: cv2.estimateAffinePartial2D, ``affine``: cv2.estimateAffine2D, ``homography``:
+cv2.findHomography; threshold ``RANSAC_PX`` working pixels). Starting from the previous estimate
+keeps large, accumulated motion (pans over a 2 s clip) within DIS's reach without drifting. A fit
+with fewer than ``MIN_INLIERS`` of the matches as inliers, or whose inliers land on keyframe grey
+levels more than ``MAX_GREY_MEDIAN`` away from their own (median), is rejected (on bikes.mp4 the
+median was 1-8 within shots and 39-79 across its scene cuts, where DIS returns smooth nonsense
+that RANSAC happily confirms): a frame keeps the previous
+estimate, and the next keyframe is then marked *unlinked* (a scene cut, or motion the model cannot
+explain), so the decoder predicts the clip from its first keyframe alone.
+
+Fixed point: a transform is sent as the displacement of the four frame corners (0, 0), (W-1, 0),
+(0, H-1), (W-1, H-1) -- where each lands in the keyframe, minus where it is -- in quarter pixels
+of the coded frame size (8 signed integers, x before y, corners in that order). The decoder
+rebuilds ``H`` with cv2.getPerspectiveTransform (all-zero displacements: identity), so every
+model shares one format. |value| <= ``MAX_QUARTERS`` (16 frame widths) or the stream is invalid.
+
+Coding (the CLIP_MOTION unit's payload, a bit string, most significant bit first, zero-padded
+to a whole byte): for each clip in order, if it has a next keyframe, 1 bit *linked*; then a
+2-bit Exp-Golomb order ``k`` (the smallest of 0..3 for this clip); then for ``n = length - 1
+(+ 1 if linked)`` vectors ``v_1 .. v_n`` (``v_n`` is ``H_L`` when linked), the 8 residuals
+``v_j - (2 v_{j-1} - v_{j-2})`` (linear extrapolation, ``v_0 = v_-1 = 0``), zig-zag mapped and
+Exp-Golomb coded with order ``k``. Anything left over or missing is a :class:`BitstreamError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..errors import BitstreamError, ConfigError
+
+MODELS = ("similarity", "affine", "homography")
+QUARTER = 4  # fixed-point units per pixel
+VALUES = 8  # four corners, x and y
+MAX_QUARTERS = QUARTER * 16 * 65536
+MAX_ORDER = 3
+GRID_STEP = 8  # working pixels between flow samples
+RANSAC_PX = 1.5  # inlier threshold, working pixels
+MIN_INLIERS = 0.2  # share of the matches a fit must explain
+MIN_MATCHES = 12
+MAX_GREY_MEDIAN = 10  # grey levels between inliers and where they land in the keyframe
+MIN_SIDE = 16  # DIS needs images larger than its patches; smaller frames get identity hints
+
+
+@dataclass(frozen=True)
+class ClipMotion:
+    """One clip's hints: ``vectors[j - 1]`` for frames j = 1 .. length - 1, then ``H_L`` if linked."""
+
+    vectors: np.ndarray  # (n, 8) int64, quarter pixels
+    linked: bool  # the last vector maps the next keyframe to this clip's keyframe
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ClipMotion) and self.linked == other.linked
+            and self.vectors.shape == other.vectors.shape and bool(np.array_equal(self.vectors, other.vectors))
+        )
+
+    def frame(self, j: int, width: int, height: int) -> np.ndarray:
+        """``H`` (3x3) mapping frame j's pixels to the keyframe's (j = 0 is the identity)."""
+        return np.eye(3) if j == 0 else homography(self.vectors[j - 1], width, height)
+
+    def next_keyframe(self, width: int, height: int) -> Optional[np.ndarray]:
+        """``H_L``: next keyframe's pixels -> this keyframe's, or None when unlinked."""
+        return homography(self.vectors[-1], width, height) if self.linked else None
+
+
+# --------------------------------------------------------------------------------------------
+# fixed point <-> transforms
+def corners(width: int, height: int) -> np.ndarray:
+    return np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], np.float64)
+
+
+def homography(vector: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The 3x3 transform whose corner displacements are ``vector`` (quarter pixels)."""
+    import cv2
+
+    if not np.any(vector) or min(width, height) < 2:
+        return np.eye(3)
+    src = corners(width, height)
+    dst = src + np.asarray(vector, np.float64).reshape(4, 2) / QUARTER
+    h = cv2.getPerspectiveTransform(src.astype(np.float32), dst.astype(np.float32))
+    if not np.all(np.isfinite(h)) or abs(np.linalg.det(h)) < 1e-6:
+        raise BitstreamError("motion hints describe a degenerate transform")
+    return h
+
+
+def quantise(h: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Corner displacements of ``h`` (frame pixels) in quarter pixels, clipped to the valid range."""
+    src = corners(width, height)
+    p = np.c_[src, np.ones(4)] @ h.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dst = p[:, :2] / p[:, 2:3]
+    if not np.all(np.isfinite(dst)):
+        return np.zeros(VALUES, np.int64)
+    q = np.rint((dst - src) * QUARTER).astype(np.int64).reshape(-1)
+    return np.clip(q, -MAX_QUARTERS, MAX_QUARTERS)
+
+
+# --------------------------------------------------------------------------------------------
+# Exp-Golomb bit coding
+class _BitWriter:
+    def __init__(self) -> None:
+        self.value = 0
+        self.bits = 0
+
+    def write(self, value: int, nbits: int) -> None:
+        self.value = (self.value << nbits) | value
+        self.bits += nbits
+
+    def exp_golomb(self, signed: int, k: int) -> None:
+        u = (signed << 1) if signed >= 0 else ((-signed << 1) - 1)
+        w = u + (1 << k)
+        n = w.bit_length()
+        self.write(0, n - k - 1)
+        self.write(w, n)
+
+    def getvalue(self) -> bytes:
+        pad = -self.bits % 8
+        total = self.bits + pad
+        return (self.value << pad).to_bytes(total // 8, "big")
+
+
+class _BitReader:
+    def __init__(self, data: bytes) -> None:
+        self.value = int.from_bytes(data, "big")
+        self.left = 8 * len(data)
+
+    def read(self, nbits: int) -> int:
+        if nbits > self.left:
+            raise BitstreamError("motion hints are truncated")
+        self.left -= nbits
+        return (self.value >> self.left) & ((1 << nbits) - 1)
+
+    def exp_golomb(self, k: int) -> int:
+        zeros = 0
+        while not self.read(1):
+            zeros += 1
+            if zeros > 40:
+                raise BitstreamError("motion hints hold an over-long code")
+        w = (1 << (zeros + k)) | self.read(zeros + k)
+        u = w - (1 << k)
+        return (u >> 1) if not u & 1 else -((u + 1) >> 1)
+
+    def finish(self) -> None:
+        if self.left >= 8 or self.read(self.left) != 0:
+            raise BitstreamError("motion hints have trailing data")
+
+
+def _residuals(vectors: np.ndarray) -> np.ndarray:
+    v = np.vstack([np.zeros((2, VALUES), np.int64), vectors])
+    return v[2:] - (2 * v[1:-1] - v[:-2])
+
+
+def _golomb_bits(res: np.ndarray, k: int) -> int:
+    u = np.where(res >= 0, res << 1, ((-res) << 1) - 1) + (1 << k)
+    return int(np.sum(2 * np.floor(np.log2(u)).astype(np.int64) + 1 - k))
+
+
+def encode_clip_motion(clips: Sequence[ClipMotion]) -> bytes:
+    """The CLIP_MOTION payload for all clips (the last clip has no next keyframe: never linked)."""
+    out = _BitWriter()
+    for i, clip in enumerate(clips):
+        if i + 1 < len(clips):
+            out.write(int(clip.linked), 1)
+        elif clip.linked:
+            raise ValueError("the last clip has no next keyframe to link")
+        res = _residuals(clip.vectors.reshape(-1, VALUES).astype(np.int64))
+        k = min(range(MAX_ORDER + 1), key=lambda order: _golomb_bits(res, order)) if res.size else 0
+        out.write(k, 2)
+        for value in res.reshape(-1).tolist():
+            out.exp_golomb(int(value), k)
+    return out.getvalue()
+
+
+def decode_clip_motion(payload: bytes, lengths: Sequence[int]) -> list[ClipMotion]:
+    """Inverse of :func:`encode_clip_motion` given each clip's length; BitstreamError if invalid."""
+    reader = _BitReader(payload)
+    clips = []
+    for i, length in enumerate(lengths):
+        linked = bool(reader.read(1)) if i + 1 < len(lengths) else False
+        k = reader.read(2)
+        n = length - 1 + int(linked)
+        if n * VALUES > 8 * len(payload):  # every value costs at least one bit
+            raise BitstreamError("motion hints are truncated")
+        res = np.array([reader.exp_golomb(k) for _ in range(n * VALUES)], np.int64).reshape(n, VALUES)
+        vectors = np.zeros((n, VALUES), np.int64)
+        previous, before = np.zeros(VALUES, np.int64), np.zeros(VALUES, np.int64)
+        for j in range(n):
+            vectors[j] = res[j] + 2 * previous - before
+            before, previous = previous, vectors[j]
+        if np.any(np.abs(vectors) > MAX_QUARTERS):
+            raise BitstreamError("motion hints are out of range")
+        clips.append(ClipMotion(vectors, linked))
+    reader.finish()
+    return clips
+
+
+# --------------------------------------------------------------------------------------------
+# encoder side
+class MotionHintEstimator:
+    """Measures each frame's transform to the current keyframe (see the module doc)."""
+
+    def __init__(self, model: str = "homography", working_width: int = 256) -> None:
+        if model not in MODELS:
+            raise ConfigError(f"flow reconstructor: unknown hint model {model!r}; choose one of: {', '.join(MODELS)}")
+        if not 16 <= working_width <= 8192:
+            raise ConfigError(f"flow reconstructor: hint_working_width must be in 16..8192, got {working_width}")
+        self.model = model
+        self.working_width = working_width
+        self._dis: Any = None
+        self._key: Optional[np.ndarray] = None
+        self._h = np.eye(3)  # working coordinates: current frame -> keyframe
+        self._size = (0, 0)
+        self._scale = np.eye(3)  # frame pixels -> working pixels
+
+    def start(self, keyframe: np.ndarray) -> None:
+        """A new clip starts at ``keyframe``."""
+        import cv2
+
+        height, width = keyframe.shape[:2]
+        work_w = min(self.working_width, width)
+        work_h = max(1, int(round(height * work_w / width)))
+        self._size = (work_w, work_h) if min(work_w, work_h) >= MIN_SIDE else (0, 0)
+        sx, sy = work_w / width, work_h / height
+        self._scale = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+        self._frame_size = (width, height)
+        self._key = self._grey(keyframe) if self._size != (0, 0) else None
+        self._h = np.eye(3)
+        if self._dis is None:
+            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+
+    def _grey(self, frame: np.ndarray) -> np.ndarray:
+        import cv2
+
+        grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+        if (grey.shape[1], grey.shape[0]) == self._size:
+            return grey
+        return cv2.resize(grey, self._size, interpolation=cv2.INTER_AREA)
+
+    def measure(self, frame: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(quantised corner displacements of frame -> keyframe, whether the fit was accepted)."""
+        width, height = self._frame_size
+        if self._key is None:
+            return np.zeros(VALUES, np.int64), True
+        fitted = self._fit(self._grey(frame))
+        if fitted is not None:
+            self._h = fitted
+        h_frame = np.linalg.inv(self._scale) @ self._h @ self._scale
+        return quantise(h_frame, width, height), fitted is not None
+
+    def _fit(self, grey: np.ndarray) -> Optional[np.ndarray]:
+        import cv2
+
+        work_w, work_h = self._size
+        aligned = cv2.warpPerspective(
+            self._key, self._h, self._size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        flow = self._dis.calc(grey, aligned, None)
+        ys, xs = np.mgrid[GRID_STEP // 2 : work_h : GRID_STEP, GRID_STEP // 2 : work_w : GRID_STEP]
+        src = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+        moved = src + flow[ys.ravel(), xs.ravel()]
+        # where the previous estimate puts these points in the keyframe: only in-frame matches count
+        inside = _apply(self._h, src)
+        ok = (inside[:, 0] >= 1) & (inside[:, 0] <= work_w - 2) & (inside[:, 1] >= 1) & (inside[:, 1] <= work_h - 2)
+        src, dst = src[ok], _apply(self._h, moved[ok])
+        if len(src) < MIN_MATCHES:
+            return None
+        a, b = src.astype(np.float32), dst.astype(np.float32)
+        if self.model == "homography":
+            h, mask = cv2.findHomography(a, b, cv2.RANSAC, RANSAC_PX, maxIters=2000, confidence=0.995)
+        else:
+            fit = cv2.estimateAffinePartial2D if self.model == "similarity" else cv2.estimateAffine2D
+            m, mask = fit(a, b, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000,
+                          confidence=0.995, refineIters=10)
+            h = None if m is None else np.vstack([m, [0.0, 0.0, 1.0]])
+        if h is None or mask is None or not np.all(np.isfinite(h)):
+            return None
+        # photometric check: DIS between unrelated images (a scene cut) returns smooth, consistent
+        # nonsense, so the inliers must also land on similar grey levels in the keyframe
+        inliers = mask.ravel().astype(bool)
+        if float(inliers.mean()) < MIN_INLIERS:
+            return None
+        where = _apply(h, src[inliers]).astype(np.float32).reshape(-1, 1, 2)
+        sampled = cv2.remap(self._key, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
+        own = grey[src[inliers, 1].astype(int), src[inliers, 0].astype(int)]
+        if float(np.median(np.abs(sampled.astype(np.int16) - own.astype(np.int16)))) > MAX_GREY_MEDIAN:
+            return None
+        return h
+
+
+def _apply(h: np.ndarray, points: np.ndarray) -> np.ndarray:
+    p = points @ h[:, :2].T + h[:, 2]
+    return p[:, :2] / p[:, 2:3]

@@ -1,0 +1,177 @@
+"""Motion hints (CLIP_MOTION): fixed-point coding, the encoder's estimate, hinted reconstruction."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from m3cvc.bitstream import read_stream, section_sizes
+from m3cvc.config import load_config, with_overrides
+from m3cvc.errors import BitstreamError
+from m3cvc.pipeline import Decoder, Encoder
+from m3cvc.reconstruct.motion import (
+    QUARTER, ClipMotion, MotionHintEstimator, decode_clip_motion, encode_clip_motion, homography, quantise,
+)
+
+from conftest import write_video
+
+cv2 = pytest.importorskip("cv2")
+
+
+def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.uniform(0, 255, (height, width, 3)).astype(np.float32), (0, 0), 2.0)
+    noise = (noise - noise.mean()) / noise.std() * 50 + 128
+    return np.clip(noise, 0, 255).astype(np.uint8)
+
+
+def accelerating_pan(n: int, width: int = 128, height: int = 80) -> list[np.ndarray]:
+    """A pan that starts slowly and speeds up (positions quadratic in time): not linear motion."""
+    big = scene(height + 8, width + 4 * n * n // 8 + 8)
+    xs = [round(4 * j * j / 8) for j in range(n)]
+    return [np.ascontiguousarray(big[4 : 4 + height, x : x + width]) for x in xs]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+def random_clips(seed: int) -> tuple[list[ClipMotion], list[int]]:
+    rng = np.random.default_rng(seed)
+    lengths = [int(x) for x in rng.integers(1, 17, 6)]
+    clips = []
+    for i, length in enumerate(lengths):
+        linked = i + 1 < len(lengths) and bool(rng.integers(0, 2))
+        n = length - 1 + int(linked)
+        steps = rng.integers(-40, 41, (n, 8)) if i % 2 else rng.integers(-5000, 5001, (n, 8))
+        clips.append(ClipMotion(np.cumsum(steps, axis=0).astype(np.int64), linked))
+    return clips, lengths
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_clip_motion_round_trips_exactly(seed: int) -> None:
+    clips, lengths = random_clips(seed)
+    payload = encode_clip_motion(clips)
+    assert decode_clip_motion(payload, lengths) == clips
+    assert encode_clip_motion(decode_clip_motion(payload, lengths)) == payload
+
+
+def test_clip_motion_rejects_wrong_lengths_and_truncation() -> None:
+    clips, lengths = random_clips(1)
+    payload = encode_clip_motion(clips)
+    for cut in range(len(payload)):
+        with pytest.raises(BitstreamError):
+            decode_clip_motion(payload[:cut], lengths)
+    with pytest.raises(BitstreamError):
+        decode_clip_motion(payload + b"\x00", lengths)
+    with pytest.raises(BitstreamError):
+        decode_clip_motion(payload, [x + 1 for x in lengths])
+
+
+def test_smooth_motion_costs_few_bits() -> None:
+    # a steady pan of 3.25 px per frame over 15 frames: residuals are 0 after the first vector
+    vectors = np.array([[13 * j, 0] * 4 for j in range(1, 16)], np.int64)
+    payload = encode_clip_motion([ClipMotion(vectors, False)])
+    assert len(payload) <= 20
+
+
+def test_fixed_point_transform_round_trip() -> None:
+    h = np.array([[1.01, 0.02, -7.3], [-0.015, 0.99, 4.1], [1e-5, -2e-5, 1.0]])
+    q = quantise(h, 320, 200)
+    back = homography(q, 320, 200)
+    pts = np.array([[0, 0, 1], [319, 0, 1], [0, 199, 1], [319, 199, 1], [160, 100, 1]], np.float64)
+    a, b = pts @ h.T, pts @ back.T
+    err = np.abs(a[:, :2] / a[:, 2:] - b[:, :2] / b[:, 2:])
+    assert err.max() <= 0.5 / QUARTER + 1e-6
+
+
+@pytest.mark.parametrize("model", ["similarity", "affine", "homography"])
+def test_estimator_measures_a_pan(model: str) -> None:
+    frames = accelerating_pan(8)
+    est = MotionHintEstimator(model, 128)
+    est.start(frames[0])
+    for j, frame in enumerate(frames[1:], 1):
+        vector, ok = est.measure(frame)
+        assert ok
+        expected = QUARTER * round(4 * j * j / 8)  # frame pixel x is keyframe pixel x + shift
+        assert np.abs(vector[0::2] - expected).max() <= 4 and np.abs(vector[1::2]).max() <= 4  # 1 px
+
+
+def hinted_config(hints: bool, mode: str = "interpolation", **keyframes):
+    return with_overrides(
+        load_config(profile="lite"),
+        preprocess={"width": 128, "height": 80},
+        keyframes={"selector": "fixed", "interval": 8, **keyframes},
+        keyframe_codec={"avif": {"quality": 80}},
+        reconstruct={"mode": mode, "flow": {"motion_hints": hints, "hint_model": "affine"}},
+    )
+
+
+@pytest.fixture(scope="module")
+def pan_video(tmp_path_factory) -> tuple:
+    frames = accelerating_pan(17)
+    return write_video(tmp_path_factory.mktemp("pan") / "pan.y4m", frames), frames
+
+
+@pytest.mark.parametrize("mode", ["interpolation", "prediction"])
+def test_hints_beat_unhinted_on_an_accelerating_pan(pan_video, mode: str) -> None:
+    path, frames = pan_video
+    scores, sizes = {}, {}
+    for hints in (False, True):
+        result = Encoder(hinted_config(hints, mode)).encode(path)
+        decoded = list(Decoder().decode(result.data))
+        assert len(decoded) == len(frames)
+        scores[hints] = np.mean([psnr(a, b) for a, b in zip(decoded, frames)])
+        sizes[hints] = section_sizes(result.data)["clip_motion"]
+    assert sizes[False] == 0 and 0 < sizes[True] < 100
+    assert scores[True] > scores[False] + 5.0, scores
+
+
+@pytest.fixture(scope="module")
+def hinted_stream(pan_video) -> bytes:
+    return Encoder(hinted_config(True)).encode(pan_video[0]).data
+
+
+def test_hinted_stream_is_deterministic_and_parsed(pan_video, hinted_stream) -> None:
+    assert Encoder(hinted_config(True)).encode(pan_video[0]).data == hinted_stream
+    stream = read_stream(hinted_stream)
+    assert stream.clip_motion is not None and stream.header.reconstructor.params["motion_hints"] is True
+    assert [u for u in section_sizes(hinted_stream)] == [
+        "header", "keyframe_images", "clip_motion", "keyframe_texts", "clip_texts"
+    ]
+
+
+def _decode_all(data: bytes) -> int:
+    return sum(1 for _ in Decoder().decode(data))
+
+
+def test_hinted_stream_truncations_and_bit_flips(hinted_stream) -> None:
+    full = _decode_all(hinted_stream)
+    for cut in range(len(hinted_stream)):
+        with pytest.raises(BitstreamError):
+            _decode_all(hinted_stream[:cut])
+    rng = random.Random(5)
+    for _ in range(2000):
+        bad = bytearray(hinted_stream)
+        bit = rng.randrange(len(bad) * 8)
+        bad[bit // 8] ^= 1 << (bit % 8)
+        try:
+            assert _decode_all(bytes(bad)) == full
+        except BitstreamError:
+            pass
+
+
+def test_scene_cut_is_not_linked(tmp_path) -> None:
+    frames = accelerating_pan(12)
+    other = scene(80, 128, seed=9)
+    frames = frames[:8] + [other] * 4
+    path = write_video(tmp_path / "cut.y4m", frames)
+    result = Encoder(hinted_config(True, interval=8)).encode(path)
+    lengths = [8, 3, 1]
+    assert result.keyframe_indices == (0, 8, 11)
+    clips = decode_clip_motion(result.stream.clip_motion, lengths)
+    assert not clips[0].linked and clips[1].linked
+    assert len(list(Decoder().decode(result.data))) == 12
