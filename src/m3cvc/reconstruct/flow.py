@@ -37,6 +37,24 @@ bikes.mp4 with keyframes every 4 frames, hence ``variational_iterations = 0``. T
 weights change real clips by at most 0.01 dB but gain 5-15 dB on synthetic pans (frame borders).
 
 Prediction mode, and the last clip of a video (no next keyframe), hold the keyframe.
+
+Motion hints (``motion_hints``, stored in the stream header; the lite default): the encoder sends
+each frame's global motion to its clip's keyframe, ``H_j``, and, for a *linked* next keyframe,
+``H_L`` (see :mod:`m3cvc.reconstruct.motion`). Then:
+
+- prediction, the last clip, and clips whose next keyframe is unlinked and that the decoder's own
+  check (step 2) also sees as a scene cut: frame j is the keyframe warped by ``H_j``
+  (``cv2.warpPerspective``, border replicated) instead of the held keyframe;
+- unlinked clips that the decoder's check sees as one shot: steps 1-5 without hints;
+- linked clips: the next keyframe is first aligned to this one (warped by ``H_L^-1``); steps 1-2
+  run between the keyframe and the aligned next keyframe, so DIS only sees the residual, local
+  motion; frame j's pixels go to the keyframe's coordinates by ``H_j`` (the measured camera path,
+  not the linear-motion guess), there the residual flow is interpolated as in step 3, and
+  ``H_L^-1`` takes the result into the next keyframe. Visibility and confidence (steps 4-5) are
+  those of the residual flow, with 0 where the aligned next keyframe had no pixels; the fallback
+  mixes in both keyframes warped by the hints alone (weights ``1 - t`` and ``t`` times their
+  in-frame masks) instead of the plain cross-fade. ``residual = False`` uses that hints-only
+  blend everywhere (and ``residual`` is then a decoder setting stored in the header).
 DIS output does not depend on the OpenCV thread count, and ``remap`` is per pixel, so the output
 is deterministic.
 """
@@ -129,7 +147,7 @@ class FlowReconstructor(ClipReconstructor):
         fallback: float = 0.5,
         motion_hints: bool = False,
         residual: bool = True,
-        hint_model: str = "homography",
+        hint_model: str = "affine",
         hint_working_width: int = 256,
     ) -> None:
         super().__init__(mode)
@@ -286,10 +304,15 @@ class FlowReconstructor(ClipReconstructor):
         expected = length - 1 + int(motion.linked)
         if length and motion.vectors.shape != (expected, 8):
             raise ValueError(f"motion hints hold {motion.vectors.shape[0]} vectors for a clip of {length}")
-        if self.mode != "interpolation" or following is None or length <= 1 or not motion.linked:
-            # no next keyframe, or the encoder could not link it (a cut, or motion its model does
-            # not explain): the keyframe warped by the hints (measured better than decoder-side flow)
-            self.last_clip_was_cut = following is not None and not motion.linked
+        if self.mode != "interpolation" or following is None or length <= 1:
+            return self._hinted_prediction(first, length, motion)
+        if not motion.linked:
+            # the encoder could not link the next keyframe (a cut, or motion its model does not
+            # explain): decoder-side flow unless the decoder's check also sees a cut
+            flows = self._flows(first, following)
+            if flows is not None:
+                return self._interpolate(first, following, length, flows)
+            self.last_clip_was_cut = True
             return self._hinted_prediction(first, length, motion)
         assert following is not None
         to_next = np.linalg.inv(motion.next_keyframe(width, height))

@@ -215,7 +215,7 @@ def decode_clip_motion(payload: bytes, lengths: Sequence[int]) -> list[ClipMotio
 class MotionHintEstimator:
     """Measures each frame's transform to the current keyframe (see the module doc)."""
 
-    def __init__(self, model: str = "homography", working_width: int = 256) -> None:
+    def __init__(self, model: str = "affine", working_width: int = 256) -> None:
         if model not in MODELS:
             raise ConfigError(f"flow reconstructor: unknown hint model {model!r}; choose one of: {', '.join(MODELS)}")
         if not 16 <= working_width <= 8192:
@@ -257,11 +257,26 @@ class MotionHintEstimator:
         width, height = self._frame_size
         if self._key is None:
             return np.zeros(VALUES, np.int64), True
-        fitted = self._fit(self._grey(frame))
+        grey = self._grey(frame)
+        fitted = self._fit(grey)
         if fitted is not None:
             self._h = fitted
-        h_frame = np.linalg.inv(self._scale) @ self._h @ self._scale
+        # the decoder warps the keyframe by what we send: send no motion when that predicts the
+        # frame better (a still camera whose fit locked onto moving foreground, e.g. carphone)
+        hint = self._h
+        if not np.allclose(hint, np.eye(3)) and self._error(np.eye(3), grey) <= self._error(hint, grey):
+            hint = np.eye(3)
+        h_frame = np.linalg.inv(self._scale) @ hint @ self._scale
         return quantise(h_frame, width, height), fitted is not None
+
+    def _error(self, h: np.ndarray, grey: np.ndarray) -> float:
+        """Mean absolute grey error of the keyframe warped by ``h`` as a prediction of ``grey``."""
+        import cv2
+
+        warped = cv2.warpPerspective(
+            self._key, h, self._size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+        )
+        return float(cv2.norm(warped, grey, cv2.NORM_L1))
 
     def _fit(self, grey: np.ndarray) -> Optional[np.ndarray]:
         import cv2
