@@ -45,6 +45,11 @@ def test_encode_decode_info_round_trip(small_video, tmp_path, capsys):
     assert info["bpp"] == pytest.approx(8 * m3c.stat().st_size / (20 * 96 * 64))
     assert set(info["sections"]) == {"header", "keyframe_images", "clip_motion", "keyframe_texts", "clip_texts"}
     assert info["sections"]["clip_motion"] > 0 and info["reconstructor"]["params"]["motion_hints"] is True
+    assert info["motion_hints"] is True
+    capsys.readouterr()
+    run_ok("info", str(m3c))
+    text = capsys.readouterr().out
+    assert "clip_motion" in text and f"motion hints, {info['sections']['clip_motion']} bytes" in text
     # decoded keyframes are close to the references (AVIF at the default quality)
     for k in info["keyframes"]:
         mse = np.mean((dec_frames[k].astype(float) - ref_frames[k]) ** 2)

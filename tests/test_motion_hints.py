@@ -1,8 +1,8 @@
-"""Motion hints (CLIP_MOTION): fixed-point coding, the encoder's estimate, hinted reconstruction."""
+"""Motion hints (CLIP_MOTION): fixed-point coding, the encoder's estimate, hinted reconstruction.
+
+Truncation and bit-flip robustness of real hinted streams: tests/test_pipeline.py (both variants)."""
 
 from __future__ import annotations
-
-import random
 
 import numpy as np
 import pytest
@@ -142,26 +142,6 @@ def test_hinted_stream_is_deterministic_and_parsed(pan_video, hinted_stream) -> 
     assert [u for u in section_sizes(hinted_stream)] == [
         "header", "keyframe_images", "clip_motion", "keyframe_texts", "clip_texts"
     ]
-
-
-def _decode_all(data: bytes) -> int:
-    return sum(1 for _ in Decoder().decode(data))
-
-
-def test_hinted_stream_truncations_and_bit_flips(hinted_stream) -> None:
-    full = _decode_all(hinted_stream)
-    for cut in range(len(hinted_stream)):
-        with pytest.raises(BitstreamError):
-            _decode_all(hinted_stream[:cut])
-    rng = random.Random(5)
-    for _ in range(2000):
-        bad = bytearray(hinted_stream)
-        bit = rng.randrange(len(bad) * 8)
-        bad[bit // 8] ^= 1 << (bit % 8)
-        try:
-            assert _decode_all(bytes(bad)) == full
-        except BitstreamError:
-            pass
 
 
 def test_scene_cut_is_not_linked(tmp_path) -> None:

@@ -8,18 +8,22 @@ import numpy as np
 import pytest
 
 from m3cvc.config import PreprocessConfig, load_config, with_overrides
+from m3cvc.bitstream import read_stream
 from m3cvc.errors import BitstreamError
 from m3cvc.pipeline import Decoder, Encoder
 
 from conftest import synthetic_frames, write_video
 
 
-@pytest.fixture(scope="module")
-def small_stream(tmp_path_factory):
+@pytest.fixture(scope="module", params=[True, False], ids=["hints", "no-hints"])
+def small_stream(tmp_path_factory, request):
     path = write_video(tmp_path_factory.mktemp("v") / "s.y4m", synthetic_frames(12, cut_at=7))
     cfg = with_overrides(load_config(profile="lite"), preprocess={"width": 48, "height": 32},
-                         keyframe_codec={"avif": {"quality": 10}})
-    return Encoder(cfg).encode(path).data
+                         keyframe_codec={"avif": {"quality": 10}},
+                         reconstruct={"flow": {"motion_hints": request.param}})
+    data = Encoder(cfg).encode(path).data
+    assert (read_stream(data).clip_motion is not None) == request.param
+    return data
 
 
 def test_decoder_output_matches_header(small_stream):

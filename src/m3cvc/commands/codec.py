@@ -262,6 +262,7 @@ def stream_info(data: bytes) -> dict[str, Any]:
         "text_codecs": text_codecs_used(data),
         "keyframe_texts": list(stream.keyframe_texts),
         "clip_texts": list(stream.clip_texts),
+        "motion_hints": stream.clip_motion is not None,
         "bytes_total": len(data),
         "bpp": 8.0 * len(data) / (h.frames * h.width * h.height),
         "kbps": 8.0 * len(data) / (h.frames / float(h.fps)) / 1000.0,
@@ -285,6 +286,8 @@ def info_main(argv: Sequence[str]) -> int:
     kc, rc = info["keyframe_codec"], info["reconstructor"]
     print(f"  keyframes  {len(info['keyframes'])} via {kc['name']} {kc['params']}", file=out)
     print(f"  clips      {rc['name']} {rc['params']}", file=out)
+    if info["motion_hints"]:
+        print(f"  motion     encoder motion hints, {info['sections']['clip_motion']} bytes", file=out)
     print(f"  size       {info['bytes_total']} bytes = {info['bpp']:.6f} bpp = {info['kbps']:.2f} kbit/s", file=out)
     for name, size in info["sections"].items():
         share = 100.0 * size / info["bytes_total"]

@@ -271,20 +271,15 @@ class FlowReconstructor(ClipReconstructor):
         yield first
         for j in range(1, length):
             t = j / length
-            map0 = cv2.addWeighted(flow.f01, -(1 - t) * t, flow.f10, t * t, 0.0)
+            map0, map1 = _intermediate_flows(flow, t)
             map0 += grid
-            map1 = cv2.addWeighted(flow.f01, (1 - t) ** 2, flow.f10, -t * (1 - t), 0.0)
             map1 += grid
             w0 = _warp(first, map0)
             w1 = _warp(following, map1)
             if self.occlusion:
                 a0 = _warp(flow.vis0, map0, outside=0.0)
                 a1 = _warp(flow.vis1, map1, outside=0.0)
-                a0 += _TINY
-                a0 *= np.float32(1 - t)
-                a1 += _TINY
-                a1 *= np.float32(t)
-                warped = cv2.blendLinear(w0, w1, a0, a1)  # (a0 * w0 + a1 * w1) / (a0 + a1), rounded
+                warped = _time_blend(w0, w1, a0, a1, t)
             else:
                 warped = cv2.addWeighted(w0, 1 - t, w1, t, 0.0)
             if self.fallback <= 0.0:
@@ -358,29 +353,18 @@ class FlowReconstructor(ClipReconstructor):
             h0 = motion.frame(j, width, height)
             g0 = _warp_h(first, h0)
             g1 = _warp_h(following, to_next @ h0)
-            v0 = _warp_h(ones, h0, outside=0.0)
-            v1 = _warp_h(inside, h0, outside=0.0)
-            v0 += _TINY
-            v0 *= np.float32(1 - t)
-            v1 += _TINY
-            v1 *= np.float32(t)
-            hinted = cv2.blendLinear(g0, g1, v0, v1)
+            hinted = _time_blend(g0, g1, _warp_h(ones, h0, outside=0.0), _warp_h(inside, h0, outside=0.0), t)
             if flow is None:
                 yield hinted
                 continue
             where = _project(h0, grid)
-            map0 = cv2.addWeighted(flow.f01, -(1 - t) * t, flow.f10, t * t, 0.0)
+            map0, map_a = _intermediate_flows(flow, t)
             map0 = _warp(map0, where) + where
-            map_a = cv2.addWeighted(flow.f01, (1 - t) ** 2, flow.f10, -t * (1 - t), 0.0)
             map_a = _warp(map_a, where) + where
             map1 = _project(to_next, map_a)
             a0 = _warp(flow.vis0, map0, outside=0.0)
             a1 = _warp(flow.vis1, map_a, outside=0.0)
-            a0 += _TINY
-            a0 *= np.float32(1 - t)
-            a1 += _TINY
-            a1 *= np.float32(t)
-            warped = cv2.blendLinear(_warp(first, map0), _warp(following, map1), a0, a1)
+            warped = _time_blend(_warp(first, map0), _warp(following, map1), a0, a1, t)
             if self.fallback <= 0.0:
                 yield warped
                 continue
@@ -408,6 +392,27 @@ def _warp(image: np.ndarray, where: np.ndarray, outside: Optional[float] = None)
     if outside is None:
         return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=outside)
+
+
+def _intermediate_flows(flow: _ClipFlow, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """Super SloMo's flows from time ``t`` to both keyframes (module doc, step 3)."""
+    import cv2
+
+    f_t0 = cv2.addWeighted(flow.f01, -(1 - t) * t, flow.f10, t * t, 0.0)
+    f_t1 = cv2.addWeighted(flow.f01, (1 - t) ** 2, flow.f10, -t * (1 - t), 0.0)
+    return f_t0, f_t1
+
+
+def _time_blend(w0: np.ndarray, w1: np.ndarray, a0: np.ndarray, a1: np.ndarray, t: float) -> np.ndarray:
+    """``(a0' * w0 + a1' * w1) / (a0' + a1')``, rounded, with ``a0' = (1 - t)(a0 + tiny)`` and
+    ``a1' = t (a1 + tiny)``; ``a0`` and ``a1`` (float32 weight maps) are modified in place."""
+    import cv2
+
+    a0 += _TINY
+    a0 *= np.float32(1 - t)
+    a1 += _TINY
+    a1 *= np.float32(t)
+    return cv2.blendLinear(w0, w1, a0, a1)
 
 
 def _warp_h(image: np.ndarray, h: np.ndarray, outside: Optional[float] = None) -> np.ndarray:
