@@ -155,3 +155,25 @@ def test_scene_cut_is_not_linked(tmp_path) -> None:
     clips = decode_clip_motion(result.stream.clip_motion, lengths)
     assert not clips[0].linked and clips[1].linked
     assert len(list(Decoder().decode(result.data))) == 12
+
+
+def test_hints_do_not_depend_on_opencv_threads(pan_video, hinted_stream) -> None:
+    previous = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        assert Encoder(hinted_config(True)).encode(pan_video[0]).data == hinted_stream
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def test_long_motion_payload_is_fast_and_exact() -> None:
+    import time
+
+    rng = np.random.default_rng(3)
+    lengths = [16] * 2000  # 32000 frames
+    linked = [i + 1 < len(lengths) for i in range(len(lengths))]
+    clips = [ClipMotion(np.cumsum(rng.integers(-6, 7, (15 + int(k), 8)), axis=0), k) for k in linked]
+    start = time.perf_counter()
+    payload = encode_clip_motion(clips)
+    assert decode_clip_motion(payload, lengths) == clips
+    assert time.perf_counter() - start < 20.0

@@ -114,13 +114,21 @@ def quantise(h: np.ndarray, width: int, height: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Exp-Golomb bit coding
 class _BitWriter:
+    """MSB-first bits; whole bytes move to ``out`` as they fill (linear time)."""
+
     def __init__(self) -> None:
-        self.value = 0
+        self.out = bytearray()
+        self.acc = 0
         self.bits = 0
 
     def write(self, value: int, nbits: int) -> None:
-        self.value = (self.value << nbits) | value
+        self.acc = (self.acc << nbits) | value
         self.bits += nbits
+        if self.bits >= 64:
+            whole = self.bits // 8
+            self.bits -= 8 * whole
+            self.out += (self.acc >> self.bits).to_bytes(whole, "big")
+            self.acc &= (1 << self.bits) - 1
 
     def exp_golomb(self, signed: int, k: int) -> None:
         u = (signed << 1) if signed >= 0 else ((-signed << 1) - 1)
@@ -131,20 +139,22 @@ class _BitWriter:
 
     def getvalue(self) -> bytes:
         pad = -self.bits % 8
-        total = self.bits + pad
-        return (self.value << pad).to_bytes(total // 8, "big")
+        return bytes(self.out) + (self.acc << pad).to_bytes((self.bits + pad) // 8, "big")
 
 
 class _BitReader:
     def __init__(self, data: bytes) -> None:
-        self.value = int.from_bytes(data, "big")
-        self.left = 8 * len(data)
+        self.data = data
+        self.pos = 0  # bit position
+        self.total = 8 * len(data)
 
     def read(self, nbits: int) -> int:
-        if nbits > self.left:
+        if self.pos + nbits > self.total:
             raise BitstreamError("motion hints are truncated")
-        self.left -= nbits
-        return (self.value >> self.left) & ((1 << nbits) - 1)
+        first, last = self.pos >> 3, (self.pos + nbits + 7) >> 3
+        chunk = int.from_bytes(self.data[first:last], "big")
+        self.pos += nbits
+        return (chunk >> (8 * last - self.pos)) & ((1 << nbits) - 1)
 
     def exp_golomb(self, k: int) -> int:
         zeros = 0
@@ -157,7 +167,8 @@ class _BitReader:
         return (u >> 1) if not u & 1 else -((u + 1) >> 1)
 
     def finish(self) -> None:
-        if self.left >= 8 or self.read(self.left) != 0:
+        left = self.total - self.pos
+        if left >= 8 or self.read(left) != 0:
             raise BitstreamError("motion hints have trailing data")
 
 
