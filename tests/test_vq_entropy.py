@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("constriction")
 
 from m3cvc.errors import BitstreamError  # noqa: E402
-from m3cvc.keyframe_codec.prior import CausalPrior, IndexCoder, context_indices  # noqa: E402
+from m3cvc.keyframe_codec.prior import UNIFORM_MIX, CausalPrior, IndexCoder, context_indices  # noqa: E402
 from m3cvc.keyframe_codec.vq import VectorQuantizer, kmeans, nearest  # noqa: E402
 
 
@@ -67,7 +67,18 @@ def test_coded_size_close_to_ideal(trained_prior):
     ideal_bytes = coder.ideal_bits(indices) / 8
     coded = len(coder.encode(indices))
     assert ideal_bytes < 8 * 40 * 64 / 8  # the prior beats 8 bits per index
-    assert ideal_bytes <= coded <= ideal_bytes * 1.01 + 1
+    assert ideal_bytes <= coded <= ideal_bytes * 1.01 + 2  # + the one-byte prior mode
+
+
+def test_uniform_mix_bounds_the_cost_of_surprising_maps(trained_prior):
+    coder = IndexCoder(trained_prior.numpy_model())
+    noise = np.random.default_rng(9).integers(0, 256, size=(16, 24))  # nothing like the training maps
+    data = coder.encode(noise)
+    assert data[0] == len(UNIFORM_MIX) - 1  # the encoder falls back to the uniform model
+    assert len(data) <= 16 * 24 + 6  # ~8 bits per index, not more
+    assert np.array_equal(coder.decode(data, noise.shape), noise)
+    structured = _skewed_maps(np.random.default_rng(3), 1, (16, 24))[0]
+    assert coder.encode(structured)[0] < len(UNIFORM_MIX) - 1  # ... but uses the prior where it helps
 
 
 def test_extreme_codes_round_trip(trained_prior):
@@ -82,8 +93,7 @@ def test_corrupt_payloads_raise_bitstream_error(trained_prior):
     indices = _skewed_maps(np.random.default_rng(1), 1, (20, 32))[0]
     data = coder.encode(indices)
     rng = np.random.default_rng(2)
-    # (b"" is a valid payload: a perfectly predictable map codes to no bytes at all)
-    bad = [data[:-4], data[4:], data[: len(data) // 2], data + b"\x01\x02\x03\x04", b"\0" * len(data),
+    bad = [b"", bytes([200]) + data[1:], data[:-4], data[4:], data[: len(data) // 2], data + b"\x01\x02\x03\x04", b"\0" * len(data),
            bytes(rng.integers(0, 256, len(data), dtype=np.uint8))]
     for payload in bad:
         with pytest.raises(BitstreamError):

@@ -92,8 +92,23 @@ def _wave_context(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.
     return np.stack([padded[rows + 2 + di, cols + 2 + dj] for di, dj in NEIGHBOURS], axis=1)
 
 
+# Share of a uniform distribution mixed into the prior, chosen per map by the encoder and sent
+# in the payload's first byte. 1.0 (pure uniform, 8 bits per index) bounds the cost on content
+# far from the training set, where a learned prior can be confidently wrong.
+UNIFORM_MIX = (0.0, 0.125, 0.25, 0.5, 1.0)
+
+
+def mix_uniform(probs: np.ndarray, mode: int) -> np.ndarray:
+    share = UNIFORM_MIX[mode]
+    return probs if share == 0.0 else (1.0 - share) * probs + share / probs.shape[1]
+
+
 class IndexCoder:
-    """Entropy codes ``(H, W)`` index maps with a :class:`NumpyPrior` and constriction's ANS coder."""
+    """Entropy codes ``(H, W)`` index maps with a :class:`NumpyPrior` and constriction's ANS coder.
+
+    Payload: one byte (the :data:`UNIFORM_MIX` mode), then the ANS words (little-endian, high zero
+    bytes of the last word dropped).
+    """
 
     def __init__(self, prior: NumpyPrior) -> None:
         self.prior = prior
@@ -102,7 +117,7 @@ class IndexCoder:
         return np.full((h + 2, w + 4), self.prior.size, dtype=np.int64)
 
     def probabilities(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Symbols and their probability rows in coding order (the decoder's wave order)."""
+        """Symbols and the prior's probability rows in coding order (the decoder's wave order)."""
         h, w = indices.shape
         padded = self._padded(h, w)
         padded[2:, 2:-2] = indices
@@ -112,10 +127,17 @@ class IndexCoder:
             symbols.append(indices[rows, cols])
         return np.concatenate(symbols).astype(np.int32), np.concatenate(probs)
 
+    def _best_mode(self, symbols: np.ndarray, probs: np.ndarray) -> tuple[int, float]:
+        """The uniform-mix mode with the shortest ideal code length, and that length in bits."""
+        picked = probs[np.arange(symbols.size), symbols]
+        bits = [float(-np.log2((1.0 - a) * picked + a / probs.shape[1]).sum()) for a in UNIFORM_MIX]
+        mode = int(np.argmin(bits))
+        return mode, bits[mode]
+
     def ideal_bits(self, indices: np.ndarray) -> float:
-        """The prior's ideal code length of ``indices`` in bits: sum of -log2 p(k | context)."""
-        symbols, probs = self.probabilities(indices)
-        return float(-np.log2(probs[np.arange(symbols.size), symbols]).sum())
+        """Ideal code length of ``indices`` in bits under the model ``encode`` picks:
+        sum of -log2 p(k | context) (the one-byte mode is not included)."""
+        return self._best_mode(*self.probabilities(np.asarray(indices, dtype=np.int64)))[1]
 
     def encode(self, indices: np.ndarray) -> bytes:
         import constriction
@@ -124,19 +146,23 @@ class IndexCoder:
         if indices.ndim != 2 or indices.min() < 0 or indices.max() >= self.prior.size:
             raise ValueError("index map must be 2-D with values in [0, codebook size)")
         symbols, probs = self.probabilities(indices)
+        mode, _ = self._best_mode(symbols, probs)
         coder = constriction.stream.stack.AnsCoder()
         family = constriction.stream.model.Categorical(perfect=False)
-        coder.encode_reverse(symbols, family, probs.astype(np.float32))
+        coder.encode_reverse(symbols, family, mix_uniform(probs, mode).astype(np.float32))
         # the last word (top of the ANS state) is never zero; its high zero bytes carry nothing
-        return coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+        return bytes([mode]) + coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
         import constriction
 
         h, w = shape
-        if data and data[-1] == 0:  # empty is valid: a perfectly predictable map codes to nothing
+        if not data or data[0] >= len(UNIFORM_MIX):
+            raise BitstreamError("corrupt VQ index payload: missing or unknown prior mode")
+        mode, body = data[0], data[1:]
+        if body and body[-1] == 0:  # an empty body is valid: a perfectly predictable map
             raise BitstreamError("corrupt VQ index payload: ends in a zero byte")
-        words = np.frombuffer(data + bytes(-len(data) % 4), dtype="<u4").astype(np.uint32)
+        words = np.frombuffer(body + bytes(-len(body) % 4), dtype="<u4").astype(np.uint32)
         try:
             coder = constriction.stream.stack.AnsCoder(words)
         except Exception as exc:  # constriction raises ValueError / RuntimeError on invalid streams
@@ -145,8 +171,8 @@ class IndexCoder:
         padded = self._padded(h, w)
         try:
             for rows, cols in _waves(h, w):
-                probs = self.prior.probabilities(_wave_context(padded, rows, cols)).astype(np.float32)
-                padded[rows + 2, cols + 2] = coder.decode(family, probs)
+                probs = mix_uniform(self.prior.probabilities(_wave_context(padded, rows, cols)), mode)
+                padded[rows + 2, cols + 2] = coder.decode(family, probs.astype(np.float32))
         except Exception as exc:
             raise BitstreamError(f"corrupt VQ index payload: {exc}") from None
         if not coder.is_empty():
