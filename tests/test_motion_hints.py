@@ -127,7 +127,7 @@ def test_hints_beat_unhinted_on_an_accelerating_pan(pan_video, mode: str) -> Non
         scores[hints] = np.mean([psnr(a, b) for a, b in zip(decoded, frames)])
         sizes[hints] = section_sizes(result.data)["clip_motion"]
     assert sizes[False] == 0 and 0 < sizes[True] < 100
-    assert scores[True] > scores[False] + 5.0, scores
+    assert scores[True] > scores[False] + 3.0, scores  # measured: +5.2 dB (interpolation), +5.1 (prediction)
 
 
 @pytest.fixture(scope="module")
