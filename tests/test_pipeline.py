@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from m3cvc.config import PreprocessConfig, load_config, with_overrides
+from m3cvc.config import load_config, with_overrides
 from m3cvc.bitstream import read_stream
 from m3cvc.errors import BitstreamError
 from m3cvc.pipeline import Decoder, Encoder

@@ -17,7 +17,6 @@ from m3cvc.config import (
     LtxOptions,
     ReconstructConfig,
     VideoDiffusionOptions,
-    WanOptions,
 )
 from m3cvc.errors import BackendError, BitstreamError, ConfigError
 from m3cvc.reconstruct.video_diffusion import fit_size, frames_for, sample_window, split_windows

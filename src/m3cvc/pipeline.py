@@ -112,6 +112,31 @@ class Encoder:
         data = write_stream(stream, cfg.text.codec)
         return EncodeResult(data, stream, time.perf_counter() - start)
 
+    def segment(
+        self,
+        video: Union[VideoSource, PathLike],
+        describer: Describer,
+        *,
+        progress: bool = False,
+        **open_kwargs: Any,
+    ) -> "Segmentation":
+        """Keyframe selection and descriptions only, exactly as :meth:`encode` does them, with no
+        keyframe coding (what ``m3cvc describe`` runs)."""
+        source, owned = self._open(video, open_kwargs)
+        try:
+            frames = preprocess(source, self.config.preprocess)
+            keyframes, kf_texts, clip_texts, count = self._run(
+                frames, build_selector(self.config.keyframes), _NullCodec(), describer, True, progress,
+                _HintCollector(None, False), label="describe",
+            )
+        finally:
+            if owned:
+                source.close()
+        return Segmentation(
+            tuple(k.index for k in keyframes), tuple(kf_texts), tuple(clip_texts), count,
+            frames.width, frames.height, Fraction(frames.fps),
+        )
+
     def _run(
         self,
         frames: PreprocessedVideo,
@@ -121,6 +146,7 @@ class Encoder:
         keep_clip_frames: bool,
         progress: bool,
         hints: "_HintCollector",
+        label: str = "encode",
     ) -> tuple[list[Keyframe], list[str], list[str], int]:
         keyframes: list[Keyframe] = []
         kf_texts: list[str] = []
@@ -141,7 +167,7 @@ class Encoder:
             last_kf, clip = frame, [frame]
 
         selector.reset()
-        with _progress(frames.frame_count, "encode", progress) as bar:
+        with _progress(frames.frame_count, label, progress) as bar:
             for index, frame in enumerate(frames):
                 if selector.is_keyframe(index, frame) or index == 0:
                     add_keyframe(index, frame)
@@ -165,6 +191,28 @@ class Encoder:
             add_keyframe(count - 1, last)
         clip_texts.append(describer.describe_clip(len(clip_texts), clip, kf_texts[-1]))
         return keyframes, kf_texts, clip_texts, count
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Where the keyframes are and what the describer said (no coded data)."""
+
+    keyframes: tuple[int, ...]
+    keyframe_texts: tuple[str, ...]
+    clip_texts: tuple[str, ...]
+    frames: int
+    width: int
+    height: int
+    fps: Fraction
+
+
+class _NullCodec:
+    """Keyframe "codec" for :meth:`Encoder.segment`: nothing is compressed."""
+
+    name = "none"
+
+    def compress(self, frame: np.ndarray, text: str = "") -> bytes:
+        return b""
 
 
 class _HintCollector:

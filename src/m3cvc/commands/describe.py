@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
@@ -29,14 +29,8 @@ from .codec import (
     open_kwargs,
 )
 
-
-class _NoImage:
-    """Keyframe "codec" for describing only: nothing is compressed."""
-
-    name = "none"
-
-    def compress(self, frame: np.ndarray, text: str) -> bytes:
-        return b""
+if TYPE_CHECKING:
+    from ..pipeline import Segmentation
 
 
 class _Reporting(Describer):
@@ -79,7 +73,6 @@ def main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     from ..config import with_overrides
     from ..pipeline import Encoder
-    from ..video import open_video, preprocess
 
     out = check_new_output(args.output, [args.input], args.overwrite)
     cfg = config_from_args(args)
@@ -90,41 +83,34 @@ def main(argv: Sequence[str]) -> int:
     describer = build_describer(cfg.describe)
     start = time.perf_counter()
     try:
-        with open_video(args.input, **open_kwargs(args)) as source:
-            frames = preprocess(source, cfg.preprocess)
-            reporting = _Reporting(describer, not args.quiet)
-            # the encoder's own keyframe / clip segmentation, with a keyframe codec that codes nothing
-            keyframes, kf_texts, clip_texts, count = Encoder(cfg)._run(
-                frames, _select(cfg), _NoImage(), reporting, True, not args.quiet
-            )
+        # the encoder's own keyframe / clip segmentation, without coding anything
+        seg = Encoder(cfg).segment(
+            args.input, _Reporting(describer, not args.quiet), progress=not args.quiet, **open_kwargs(args)
+        )
     finally:
         describer.close()
-    transcript = _transcript(args.input, cfg, describer, frames, [k.index for k in keyframes], count)
-    transcript["descriptions"] = {"keyframes": kf_texts, "clips": clip_texts}
+    transcript = _transcript(args.input, cfg, describer, seg)
+    transcript["descriptions"] = {"keyframes": list(seg.keyframe_texts), "clips": list(seg.clip_texts)}
     transcript["seconds"] = round(time.perf_counter() - start, 3)
     write_text_atomic(out, json.dumps(transcript, indent=2, ensure_ascii=False) + "\n", [args.input])
     if not args.quiet:
-        print(f"{out}: {len(keyframes)} keyframes and clips described by {cfg.describe.backend} "
+        print(f"{out}: {len(seg.keyframes)} keyframes and clips described by {cfg.describe.backend} "
               f"in {transcript['seconds']:.1f} s")
     return 0
 
 
-def _select(cfg: Any) -> Any:
-    from ..keyframes import build_selector
-
-    return build_selector(cfg.keyframes)
-
-
-def _transcript(path: str, cfg: Any, describer: Describer, frames: Any, indices: list[int], count: int) -> dict:
-    clips = [{"start": s, "end": e} for s, e in zip(indices, [*indices[1:], count - 1])]
+def _transcript(path: str, cfg: Any, describer: Describer, seg: "Segmentation") -> dict:
+    indices, count = list(seg.keyframes), seg.frames
+    # clip i is frames [start, stop): its keyframe up to (not including) the next keyframe
+    clips = [{"start": s, "stop": e} for s, e in zip(indices, [*indices[1:], count])]
     dialogue = describer.transcript() if hasattr(describer, "transcript") else {}
     return {
         "kind": "m3cvc-transcript",
         "version": 1,
         "input": str(path),
-        "width": frames.width,
-        "height": frames.height,
-        "fps": float(frames.fps),
+        "width": seg.width,
+        "height": seg.height,
+        "fps": float(seg.fps),
         "frames": count,
         "keyframe_frames": indices,
         "clip_frames": clips,
