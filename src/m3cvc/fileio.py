@@ -13,6 +13,24 @@ from .errors import InputError
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def check_input_file(path: PathLike) -> Path:
+    """An existing, non-empty, readable regular file, or an InputError saying what is wrong."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"input {p} does not exist")
+    if p.is_dir():
+        raise InputError(f"input {p} is a directory, not a file")
+    try:
+        size = p.stat().st_size
+        if not os.access(p, os.R_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if size == 0:
+        raise InputError(f"input {p} is empty")
+    return p
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)

@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence
 
 from ..config import PROFILES, M3Config, dump_yaml, load_config, with_overrides
 from ..errors import InputError
-from ..fileio import atomic_path, check_output_path, write_bytes_atomic
+from ..fileio import atomic_path, check_input_file, check_output_path, write_bytes_atomic
 
 
 class _Parser(argparse.ArgumentParser):
@@ -222,18 +222,11 @@ def preprocess_main(argv: Sequence[str]) -> int:
 
 
 def _read_input(path: str) -> bytes:
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"input {p} does not exist")
-    if p.is_dir():
-        raise InputError(f"input {p} is a directory")
+    p = check_input_file(path)
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
-    if not data:
-        raise InputError(f"input {p} is empty")
-    return data
 
 
 def stream_info(data: bytes) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import BinaryIO, Callable, Iterator, Optional, Union
 import numpy as np
 
 from ..errors import InputError
+from ..fileio import check_input_file
 from .color import yuv_to_rgb
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -255,19 +256,12 @@ def open_video(
     raw_pix_fmt: str = "yuv420p",
 ) -> VideoSource:
     """Open a video file; ``.yuv`` needs ``raw_size`` and ``raw_fps``."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"input {p} does not exist")
-    if p.is_dir():
-        raise InputError(f"input {p} is a directory, not a video")
+    p = check_input_file(path)
     try:
-        size = p.stat().st_size
         with open(p, "rb") as fh:
             head = fh.read(len(_Y4M_MAGIC))
     except OSError as exc:
         raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
-    if size == 0:
-        raise InputError(f"input {p} is empty")
     if head == _Y4M_MAGIC:
         return Y4MSource(p)
     if p.suffix.lower() == ".yuv":
