@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from m3cvc.samples import sample_clip_path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# Device of the model-backed tests (tiny random models): "cpu" here and in CI; set
+# M3CVC_TEST_DEVICE=cuda to run the same tests through the GPU code paths on a GPU machine.
+TEST_DEVICE = os.environ.get("M3CVC_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="session")

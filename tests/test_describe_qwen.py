@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from conftest import TEST_DEVICE  # noqa: E402
 from describe_helpers import build_tiny_qwen  # noqa: E402
 
 from m3cvc.config import DescribeConfig, QwenVLOptions  # noqa: E402
@@ -23,7 +24,7 @@ def tiny_model(request, tmp_path_factory):
 
 
 def _config(folder, **kw) -> DescribeConfig:
-    opts = QwenVLOptions(model=str(folder), local_files_only=True, device="cpu", max_pixels=56 * 84)
+    opts = QwenVLOptions(model=str(folder), local_files_only=True, device=TEST_DEVICE, max_pixels=56 * 84)
     return DescribeConfig(backend="qwen-vl", max_new_tokens=3, max_summary_tokens=4, clip_frames=3, qwen_vl=opts, **kw)
 
 
@@ -84,7 +85,7 @@ def test_describe_and_encode_commands_with_qwen_vl(small_video, tmp_path, tmp_pa
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         "describe:\n  backend: qwen-vl\n  max_new_tokens: 2\n  max_summary_tokens: 3\n  clip_frames: 2\n"
-        f"  qwen_vl:\n    model: {folder}\n    local_files_only: true\n    device: cpu\n"
+        f"  qwen_vl:\n    model: {folder}\n    local_files_only: true\n    device: {TEST_DEVICE}\n"
     )
     common = [str(small_video), "--config", str(cfg), "--size", "56x28", "--interval", "19", "-q"]
     transcript = tmp_path / "t.json"

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import synthetic_frames
+from conftest import TEST_DEVICE, synthetic_frames
 from m3cvc.config import ClipOptions, KeyframeConfig, RaftOptions, DisOptions
 from m3cvc.errors import BackendError, ConfigError
 from m3cvc.keyframes import (
@@ -317,7 +317,7 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 
 
 def test_clip_backend_drives_keyframe_selection(tiny_clip_dir):
-    options = ClipOptions(model=str(tiny_clip_dir), local_files_only=True)
+    options = ClipOptions(model=str(tiny_clip_dir), local_files_only=True, device=TEST_DEVICE)
     backend = SEMANTIC_BACKENDS.create("clip", **dataclasses.asdict(options))
     red = np.zeros((40, 64, 3), np.uint8)
     red[..., 0] = 230
@@ -350,7 +350,7 @@ def test_clip_backend_errors(tmp_path):
 
 # --------------------------------------------------------------------------------------------
 # RAFT (torchvision), random weights: exercises the real code path, magnitudes are meaningless
-RAFT_TEST = RaftOptions(variant="small", weights="none", num_flow_updates=2, working_width=128)
+RAFT_TEST = RaftOptions(variant="small", weights="none", num_flow_updates=2, working_width=128, device=TEST_DEVICE)
 
 
 def test_raft_backend_drives_keyframe_selection():

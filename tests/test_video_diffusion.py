@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from conftest import TEST_DEVICE
 from m3cvc.config import (
     CogVideoXOptions,
     LtxOptions,
@@ -21,7 +22,7 @@ from m3cvc.config import (
 from m3cvc.errors import BackendError, BitstreamError, ConfigError
 from m3cvc.reconstruct.video_diffusion import fit_size, frames_for, sample_window, split_windows
 
-RUNTIME = VideoDiffusionOptions(device="cpu", dtype="float32", max_sequence_length=16, local_files_only=True)
+RUNTIME = VideoDiffusionOptions(device=TEST_DEVICE, dtype="float32", max_sequence_length=16, local_files_only=True)
 STEPS = 2
 
 

@@ -20,6 +20,7 @@ diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("constriction")
 
+from conftest import TEST_DEVICE  # noqa: E402
 from m3cvc.config import KeyframeCodecConfig, VQDiffusionOptions  # noqa: E402
 from m3cvc.errors import BitstreamError, ConfigError  # noqa: E402
 from m3cvc.keyframe_codec import build_keyframe_codec, keyframe_codec_from_params  # noqa: E402
@@ -133,7 +134,8 @@ def tiny(tmp_path_factory) -> dict:
 
 def _options(tiny, **kw) -> VQDiffusionOptions:
     base = VQDiffusionOptions(checkpoint=str(tiny["enc_dir"]), decoder="finetuned", diffusion=str(tiny["base"]),
-                              unet=str(tiny["dec_dir"]), steps=3, guidance=2.0, seed=7, local_files_only=True)
+                              unet=str(tiny["dec_dir"]), steps=3, guidance=2.0, seed=7, local_files_only=True,
+                              device=TEST_DEVICE)
     return replace(base, **kw)
 
 
