@@ -218,6 +218,19 @@ def test_decode_rejects_damaged_streams(small_video, tmp_path, capsys):
     assert "m3cvc bitstream" in _err(capsys)
 
 
+def test_decode_model_path_and_device_options(small_video, tmp_path, capsys):
+    m3c = tmp_path / "c.m3c"
+    run_ok("encode", str(small_video), "-o", str(m3c), *SMALL, "-q")
+    out = tmp_path / "o.y4m"
+    assert main(["decode", str(m3c), "-o", str(out), "--model-path", "nonsense", "-q"]) == 2
+    assert "OLD=NEW" in _err(capsys) and not out.exists()
+    # a lite stream has no models: the overrides change nothing
+    run_ok("decode", str(m3c), "-o", str(out), "-q")
+    plain = out.read_bytes()
+    run_ok("decode", str(m3c), "-o", str(out), "-q", "-y", "--device", "cuda", "--model-path", "/a=/b")
+    assert out.read_bytes() == plain
+
+
 def test_unknown_option_and_command(capsys):
     assert main(["encode", "--frobnicate"]) == 2
     _err(capsys)

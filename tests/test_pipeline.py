@@ -9,8 +9,8 @@ import pytest
 
 from m3cvc.config import load_config, with_overrides
 from m3cvc.bitstream import read_stream
-from m3cvc.errors import BitstreamError
-from m3cvc.pipeline import Decoder, Encoder
+from m3cvc.errors import BitstreamError, ConfigError
+from m3cvc.pipeline import DecodeOverrides, Decoder, Encoder
 
 from conftest import synthetic_frames, write_video
 
@@ -75,3 +75,28 @@ def test_preprocess_config_is_respected(tmp_path):
     result = Encoder(cfg).encode(path)
     h = result.stream.header
     assert (h.width, h.height, h.frames, float(h.fps)) == (40, 24, 4, 4.0)
+
+
+def test_decode_overrides_remap_model_paths_and_runtime_settings():
+    o = DecodeOverrides(device="cuda:1", dtype="float16",
+                        model_paths=(("/old/ckpt", "/new/ckpt"), ("/old/sd/", "models/sd")))
+    stored = {"checkpoint": "/old/ckpt", "unet": "/old/ckpt/unet", "vae": "taef2:/old/sd/taef2",
+              "diffusion": "stable-diffusion-v1-5/stable-diffusion-v1-5", "other": "/old/ckptX",
+              "device": "cpu", "dtype": "float32", "mode": "/old/ckpt", "steps": 50}
+    assert o.apply(stored) == {
+        "checkpoint": "/new/ckpt", "unet": "/new/ckpt/unet", "vae": "taef2:models/sd/taef2",
+        "diffusion": "stable-diffusion-v1-5/stable-diffusion-v1-5", "other": "/old/ckptX",
+        "device": "cuda:1", "dtype": "float16", "mode": "/old/ckpt", "steps": 50,
+    }
+    assert DecodeOverrides(device="cuda").apply({"quality": 10}) == {"quality": 10}  # no such setting: untouched
+    assert DecodeOverrides().apply(stored) == stored
+    assert DecodeOverrides.parse_model_paths(["a=b", "c/d=e=f"]) == (("a", "b"), ("c/d", "e=f"))
+    for bad in (["ab"], ["=b"], ["a="]):
+        with pytest.raises(ConfigError, match="OLD=NEW"):
+            DecodeOverrides.parse_model_paths(bad)
+
+
+def test_decode_overrides_leave_lite_streams_unchanged(small_stream):
+    plain = list(Decoder().decode(small_stream))
+    moved = list(Decoder(DecodeOverrides(device="cuda", model_paths=(("/x", "/y"),))).decode(small_stream))
+    assert all(np.array_equal(a, b) for a, b in zip(plain, moved)) and len(plain) == len(moved)

@@ -9,6 +9,7 @@ checkpoints use.
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from dataclasses import replace
 from pathlib import Path
 
@@ -269,6 +270,40 @@ def test_decodes_inside_the_pipeline(tiny):
     assert len(frames) == result.frames >= 6
     assert all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in frames)
     assert Encoder(cfg).encode(clip).data == result.data  # deterministic
+
+
+def test_stream_decodes_after_the_models_moved(tiny, tmp_path, capsys):
+    """Encode with model folders at one place, move them, decode with --model-path OLD=NEW."""
+    import shutil
+
+    from m3cvc.bitstream import Keyframe, SequenceHeader, StageInfo, Stream, write_stream
+    from m3cvc.cli import main
+    from m3cvc.errors import BackendError
+    from m3cvc.pipeline import DecodeOverrides, Decoder
+
+    old = tmp_path / "old"
+    for name in ("sd", "encoder", "decoder"):
+        shutil.copytree(tiny["root"] / name, old / name)
+    codec = _codec(tiny, checkpoint=str(old / "encoder"), diffusion=str(old / "sd"), unet=str(old / "decoder"))
+    frame = _images(1, seed=3)[0]
+    header = SequenceHeader(width=SIZE, height=SIZE, fps=Fraction(8), frames=1, num_keyframes=1, profile="full",
+                            keyframe_codec=StageInfo(codec.name, codec.params()),
+                            reconstructor=StageInfo("flow", {"mode": "prediction"}))
+    data = write_stream(Stream(header, (Keyframe(0, codec.compress(frame, "a red car")),), ("a red car",), ("",)), "raw")
+    expected = list(Decoder().decode(data))
+    shutil.rmtree(old)
+    with pytest.raises(BackendError):
+        list(Decoder().decode(data))
+    moved = DecodeOverrides(model_paths=((str(old), str(tiny["root"])),))
+    got = list(Decoder(moved).decode(data))
+    assert len(got) == 1 and np.array_equal(got[0], expected[0])
+    m3c, out = tmp_path / "k.m3c", tmp_path / "k.y4m"
+    m3c.write_bytes(data)
+    assert main(["decode", str(m3c), "-o", str(out), "-q"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err and not out.exists()
+    assert main(["decode", str(m3c), "-o", str(out), "-q", "--model-path", f"{old}={tiny['root']}",
+                 "--device", TEST_DEVICE]) == 0
+    assert out.stat().st_size > 0
 
 
 def test_cli_dataset_build_and_training(tiny, tmp_path):

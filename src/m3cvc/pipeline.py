@@ -10,14 +10,14 @@ import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
 from .bitstream import Keyframe, SequenceHeader, StageInfo, Stream, read_stream, write_stream
 from .config import M3Config
 from .describe import Describer, Descriptions, ManualDescriber, NoneDescriber, build_describer
-from .errors import BitstreamError, InputError
+from .errors import BitstreamError, ConfigError, InputError
 from .keyframe_codec import build_keyframe_codec, keyframe_codec_from_params
 from .keyframes import build_selector
 from .reconstruct import build_reconstructor, reconstructor_from_params
@@ -273,8 +273,66 @@ class DecodedVideo:
         return self.frames
 
 
+@dataclass(frozen=True)
+class DecodeOverrides:
+    """Settings of the decoding machine that the stream header cannot know: where the models run
+    (``device``, ``dtype``) and where their files live here (``model_paths``: pairs of a path as
+    stored in the header and the local path that replaces it). They are applied to the keyframe
+    codec's and the reconstructor's header params before those stages are built; stages without
+    such settings (AVIF, flow) are not affected. A different dtype or device can change the
+    generated pixels slightly: decoding is reproducible for a given seed, device and dtype."""
+
+    device: Optional[str] = None
+    dtype: Optional[str] = None
+    model_paths: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for old, new in self.model_paths:
+            if not old or not new:
+                raise ConfigError(f"model path mapping needs OLD=NEW with both parts, got {old!r}={new!r}")
+
+    @classmethod
+    def parse_model_paths(cls, items: Optional[list[str]]) -> tuple[tuple[str, str], ...]:
+        """``["OLD=NEW", ...]`` (command-line form) -> pairs; a malformed item is a ConfigError."""
+        pairs = []
+        for item in items or ():
+            old, sep, new = item.partition("=")
+            if not sep or not old or not new:
+                raise ConfigError(f"--model-path wants OLD=NEW (a path stored in the stream = a local path), got {item!r}")
+            pairs.append((old, new))
+        return tuple(pairs)
+
+    def apply(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(params)
+        for key, value in (("device", self.device), ("dtype", self.dtype)):
+            if value is not None and key in out:
+                out[key] = value
+        for key, value in out.items():
+            if isinstance(value, str) and key not in ("device", "dtype", "mode"):
+                out[key] = self._remap(value)
+        return out
+
+    def _remap(self, value: str) -> str:
+        """The first mapping whose OLD is the value, a folder above it, or the value after a
+        backend prefix such as ``taef2:``."""
+        scheme, sep, rest = value.partition(":")
+        prefixed = bool(sep) and scheme.isalnum() and "/" not in scheme and len(scheme) > 1
+        head, path = (scheme + sep, rest) if prefixed else ("", value)
+        for old, new in self.model_paths:
+            base = old.rstrip("/") or old
+            if path == old or path == base:
+                return head + new
+            if path.startswith(base + "/"):
+                return head + new.rstrip("/") + path[len(base):]
+        return value
+
+
 class Decoder:
-    """Decodes any .m3c stream: every backend and setting comes from the stream header."""
+    """Decodes any .m3c stream: every backend and setting comes from the stream header (with the
+    decoding machine's :class:`DecodeOverrides`, if any)."""
+
+    def __init__(self, overrides: Optional[DecodeOverrides] = None) -> None:
+        self.overrides = overrides or DecodeOverrides()
 
     def open(self, data: bytes) -> DecodedVideo:
         stream = read_stream(data)
@@ -294,8 +352,8 @@ class Decoder:
 
     def _frames(self, stream: Stream, motions: list[Optional[ClipMotion]]) -> Iterator[np.ndarray]:
         h = stream.header
-        codec = keyframe_codec_from_params(h.keyframe_codec.name, h.keyframe_codec.params)
-        recon = reconstructor_from_params(h.reconstructor.name, h.reconstructor.params)
+        codec = keyframe_codec_from_params(h.keyframe_codec.name, self.overrides.apply(h.keyframe_codec.params))
+        recon = reconstructor_from_params(h.reconstructor.name, self.overrides.apply(h.reconstructor.params))
         shape = (h.height, h.width)
         kfs = stream.keyframes
 

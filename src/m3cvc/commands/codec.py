@@ -169,15 +169,20 @@ def decode_main(argv: Sequence[str]) -> int:
     p = _parser("decode", "Decode an .m3c bitstream into a video (.y4m exact frames, .mp4, or a %05d.png pattern).")
     p.add_argument("input", metavar="IN", help=".m3c bitstream")
     add_output_options(p)
+    p.add_argument("--device", help="run the stream's models here instead (cpu, cuda, cuda:N, ...)")
+    p.add_argument("--dtype", help="model precision instead of the stream's (float32, float16, bfloat16)")
+    p.add_argument("--model-path", action="append", metavar="OLD=NEW",
+                   help="a model path stored in the stream (see 'm3cvc info') = where it is on this machine; repeatable")
     args = p.parse_args(argv)
-    from ..pipeline import Decoder
+    from ..pipeline import DecodeOverrides, Decoder
     from ..video import is_png_pattern, open_writer
 
     if not is_png_pattern(args.output):
         check_new_output(args.output, [args.input], args.overwrite)
     data = _read_input(args.input)
     start = time.perf_counter()
-    decoded = Decoder().open(data)
+    overrides = DecodeOverrides(args.device, args.dtype, DecodeOverrides.parse_model_paths(args.model_path))
+    decoded = Decoder(overrides).open(data)
     h = decoded.header
     from ..pipeline import _progress
 
