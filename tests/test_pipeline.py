@@ -100,3 +100,13 @@ def test_decode_overrides_leave_lite_streams_unchanged(small_stream):
     plain = list(Decoder().decode(small_stream))
     moved = list(Decoder(DecodeOverrides(device="cuda", model_paths=(("/x", "/y"),))).decode(small_stream))
     assert all(np.array_equal(a, b) for a, b in zip(plain, moved)) and len(plain) == len(moved)
+
+
+def test_decoder_tells_the_reconstructor_the_videos_frame_rate(small_stream, monkeypatch):
+    from m3cvc.reconstruct.flow import FlowReconstructor
+
+    seen = []
+    original = FlowReconstructor.set_video_fps
+    monkeypatch.setattr(FlowReconstructor, "set_video_fps", lambda self, fps: (seen.append(fps), original(self, fps)))
+    list(Decoder().decode(small_stream))
+    assert seen == [read_stream(small_stream).header.fps]

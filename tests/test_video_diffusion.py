@@ -376,6 +376,23 @@ def test_ltx_conditions_on_the_keyframes_at_frame_0_and_at_the_clip_length(tiny_
 
 
 @pytest.mark.models
+def test_ltx_frame_rate_is_the_videos_unless_set(tiny_model):
+    from fractions import Fraction
+
+    first, following = _frames()
+    recon, spy = _spied("ltx", tiny_model("ltx"), "interpolation")
+    list(recon.reconstruct(first, following, 4))
+    recon.set_video_fps(Fraction(8))  # what the Decoder does with the stream's fps
+    list(recon.reconstruct(first, following, 4))
+    fixed, fixed_spy = _spied("ltx", tiny_model("ltx"), "interpolation", frame_rate=24.0)
+    fixed.set_video_fps(8)
+    list(fixed.reconstruct(first, following, 4))
+    assert [c["frame_rate"] for c in spy.calls + fixed_spy.calls] == [25.0, 8.0, 24.0]
+    with pytest.raises(ConfigError, match="frame_rate"):
+        _reconstructor("ltx", tiny_model("ltx"), "interpolation", frame_rate=-1.0)
+
+
+@pytest.mark.models
 def test_wan_puts_the_next_keyframe_on_the_last_generated_frame(tiny_model):
     first, following = _frames()
     recon, spy = _spied("wan", tiny_model("wan"), "interpolation")

@@ -225,7 +225,7 @@ class LtxOptions:
     width: int = 0  # generation size (multiple of 32); 0: the clip size within max_area
     height: int = 0
     max_area: int = 768 * 512
-    frame_rate: int = 25  # LTX's frame-rate conditioning
+    frame_rate: float = 0.0  # LTX's frame-rate conditioning; 0: the video's (generated frames map 1:1 onto clip frames)
 
 
 @dataclass(frozen=True)

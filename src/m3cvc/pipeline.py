@@ -354,6 +354,7 @@ class Decoder:
         h = stream.header
         codec = keyframe_codec_from_params(h.keyframe_codec.name, self.overrides.apply(h.keyframe_codec.params))
         recon = reconstructor_from_params(h.reconstructor.name, self.overrides.apply(h.reconstructor.params))
+        recon.set_video_fps(h.fps)
         shape = (h.height, h.width)
         kfs = stream.keyframes
 

@@ -28,6 +28,12 @@ class ClipReconstructor(ABC):
 
             raise ConfigError(f"unknown reconstruction mode {mode!r}; choose one of: {', '.join(MODES)}")
         self.mode = mode
+        self.video_fps: Optional[float] = None  # set by the decoder from the stream header
+
+    def set_video_fps(self, fps: Any) -> None:
+        """The decoded video's frame rate (the decoder calls this before the first clip); backends
+        that condition on a frame rate use it, the others ignore it."""
+        self.video_fps = float(fps)
 
     @abstractmethod
     def params(self) -> dict[str, Any]:

@@ -14,6 +14,8 @@ import numpy as np
 from ..config import LtxOptions
 from .video_diffusion import VideoDiffusionReconstructor, Window, load_pretrained
 
+DEFAULT_FRAME_RATE = 25.0  # LTXConditionPipeline's default
+
 
 class LtxReconstructor(VideoDiffusionReconstructor):
     name = "ltx"
@@ -37,4 +39,9 @@ class LtxReconstructor(VideoDiffusionReconstructor):
         conditions = [LTXVideoCondition(image=Image.fromarray(window.first), frame_index=0)]
         if window.last is not None:
             conditions.append(LTXVideoCondition(image=Image.fromarray(window.last), frame_index=window.end))
-        return self.call_pipeline(pipe, window, conditions=conditions, frame_rate=self.options.frame_rate)
+        return self.call_pipeline(pipe, window, conditions=conditions, frame_rate=self.frame_rate())
+
+    def frame_rate(self) -> float:
+        """LTX's frame-rate conditioning: the option if set, else the video's frame rate (frame i
+        of a window is clip frame i), else LTX's own default of 25."""
+        return float(self.options.frame_rate or self.video_fps or DEFAULT_FRAME_RATE)

@@ -193,6 +193,9 @@ class VideoDiffusionReconstructor(ClipReconstructor):
                               f"choose one of: {', '.join(DTYPES)}")
         if self.options.steps < 1:
             raise ConfigError(f"reconstruct.{self.name}.steps must be at least 1 (got {self.options.steps})")
+        if getattr(self.options, "frame_rate", 0) < 0:
+            raise ConfigError(f"reconstruct.{self.name}.frame_rate must be >= 0 (0: the video's), "
+                              f"got {self.options.frame_rate}")
         self._pipe: Any = None
         self._device = ""
 
