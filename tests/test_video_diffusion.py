@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import TEST_DEVICE
+from tiny_models import t5_tokenizer
 from m3cvc.config import (
     CogVideoXOptions,
     LtxOptions,
@@ -62,17 +63,6 @@ def test_sample_window_stretches_and_blends():
 
 
 # ------------------------------------------------------------------ tiny pipelines (offline)
-def _t5_tokenizer():
-    from transformers import T5Tokenizer
-
-    words = ["a", "the", "cat", "dog", "walks", "street", "video", "car", "man", "runs"]
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
-    vocab += [(c, -3.0) for c in "abcdefghijklmnopqrstuvwxyz"]
-    vocab += [("\u2581" + c, -3.5) for c in "abcdefghijklmnopqrstuvwxyz"]
-    vocab += [("\u2581" + w, -1.0) for w in words]
-    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=64)
-
-
 def _t5_encoder(tok, umt5=False):
     from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
@@ -90,7 +80,7 @@ def _tiny_ltx():
         LTXVideoTransformer3DModel,
     )
 
-    tok = _t5_tokenizer()
+    tok = t5_tokenizer()
     transformer = LTXVideoTransformer3DModel(
         in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4,
         attention_head_dim=8, cross_attention_dim=32, num_layers=1, caption_channels=32,
@@ -110,7 +100,7 @@ def _tiny_ltx():
 def _tiny_wan(with_clip: bool):
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
 
-    tok = _t5_tokenizer()
+    tok = t5_tokenizer()
     vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                            temperal_downsample=[False, True, True])  # 8x spatial, 4x temporal
     extra, comps = {}, {}
@@ -140,7 +130,7 @@ def _tiny_cogvideox():
         CogVideoXTransformer3DModel,
     )
 
-    tok = _t5_tokenizer()
+    tok = t5_tokenizer()
     transformer = CogVideoXTransformer3DModel(
         num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, time_embed_dim=2,
         text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8, sample_frames=9, patch_size=2,
@@ -452,3 +442,19 @@ def test_full_encode_decode_through_the_pipeline(tiny_model, tmp_path):
     decoded = list(Decoder().decode(result.data))
     assert len(decoded) == 11 == result.frames
     assert all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in decoded)
+
+
+@pytest.mark.models
+def test_use_pipeline_takes_an_in_memory_pipeline_instead_of_loading(tiny_model, tmp_path):
+    torch = pytest.importorskip("torch")
+    from diffusers import LTXConditionPipeline
+
+    pipe = LTXConditionPipeline.from_pretrained(tiny_model("ltx"))
+    recon = _reconstructor("ltx", str(tmp_path / "never-loaded"), "interpolation")
+    recon.use_pipeline(pipe)
+    assert recon.pipeline() is pipe
+    assert next(pipe.transformer.parameters()).device.type == torch.device(TEST_DEVICE).type
+    first, following = _frames()
+    frames = list(recon.reconstruct(first, following, 4, "a cat"))
+    loaded = list(_reconstructor("ltx", tiny_model("ltx"), "interpolation").reconstruct(first, following, 4, "a cat"))
+    assert len(frames) == 4 and all(np.array_equal(a, b) for a, b in zip(frames, loaded))

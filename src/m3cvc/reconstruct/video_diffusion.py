@@ -252,6 +252,14 @@ class VideoDiffusionReconstructor(ClipReconstructor):
             self._device = device
         return self._pipe
 
+    def use_pipeline(self, pipe: Any) -> None:
+        """Use ``pipe`` (a pipeline of this backend's class, e.g. assembled in memory or with
+        custom components) instead of loading ``model``; the runtime's device, offload and VAE
+        settings are applied to it as to a loaded one."""
+        device = resolve_device(self.runtime.device)
+        self._pipe = self._prepare_pipeline(pipe, device)
+        self._device = device
+
     def _prepare_pipeline(self, pipe: Any, device: str) -> Any:
         rt = self.runtime
         if rt.cpu_offload and device != "cpu":
