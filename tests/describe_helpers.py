@@ -36,8 +36,18 @@ CORPUS = [
 ]
 
 
-def build_tiny_qwen(folder: Path, kind: str = "qwen2_vl") -> Path:
-    """Write a tiny random ``kind`` (qwen2_vl | qwen2_5_vl | qwen3_vl) model + processor into ``folder``."""
+# Qwen2-VL-7B-Instruct's published architecture (its config.json), for the GPU benchmark
+QWEN2_VL_7B_TEXT = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                        num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
+                        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]})
+QWEN2_VL_7B_VISION = dict(depth=32, embed_dim=1280, hidden_size=3584, mlp_ratio=4, num_heads=16, patch_size=14,
+                          spatial_merge_size=2, temporal_patch_size=2)
+
+
+def build_tiny_qwen(folder: Path, kind: str = "qwen2_vl", full_size: bool = False) -> Path:
+    """Write a tiny random ``kind`` (qwen2_vl | qwen2_5_vl | qwen3_vl) model + processor into ``folder``;
+    ``full_size`` (qwen2_vl only): Qwen2-VL-7B's architecture, still random, with the tiny tokenizer
+    (ids it does not know decode to nothing)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
@@ -85,6 +95,11 @@ def build_tiny_qwen(folder: Path, kind: str = "qwen2_vl") -> Path:
                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
                 bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
                 **text_extra)
+    if full_size:
+        if kind != "qwen2_vl":
+            raise ValueError("full_size is only defined for qwen2_vl")
+        text.update(QWEN2_VL_7B_TEXT)
+        vision = dict(QWEN2_VL_7B_VISION)
     config = Config(text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
                     video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
                     vision_end_token_id=ids["<|vision_end|>"])
