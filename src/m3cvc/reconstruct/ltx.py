@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..config import LtxOptions
+from ..errors import ConfigError
 from .video_diffusion import VideoDiffusionReconstructor, Window, load_pretrained
 
 DEFAULT_FRAME_RATE = 25.0  # LTXConditionPipeline's default
@@ -20,6 +21,10 @@ DEFAULT_FRAME_RATE = 25.0  # LTXConditionPipeline's default
 class LtxReconstructor(VideoDiffusionReconstructor):
     name = "ltx"
     options_class = LtxOptions
+
+    def check_options(self) -> None:
+        if self.options.frame_rate < 0:
+            raise ConfigError(f"reconstruct.ltx.frame_rate must be >= 0 (0: the video's), got {self.options.frame_rate}")
 
     def load_pipeline(self, model: str, dtype: Any) -> Any:
         from diffusers import LTXConditionPipeline

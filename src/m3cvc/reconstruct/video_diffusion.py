@@ -193,11 +193,11 @@ class VideoDiffusionReconstructor(ClipReconstructor):
                               f"choose one of: {', '.join(DTYPES)}")
         if self.options.steps < 1:
             raise ConfigError(f"reconstruct.{self.name}.steps must be at least 1 (got {self.options.steps})")
-        if getattr(self.options, "frame_rate", 0) < 0:
-            raise ConfigError(f"reconstruct.{self.name}.frame_rate must be >= 0 (0: the video's), "
-                              f"got {self.options.frame_rate}")
+        self.check_options()
         self._pipe: Any = None
-        self._device = ""
+
+    def check_options(self) -> None:
+        """Backend-specific checks of ``self.options`` (raise :class:`ConfigError`); none by default."""
 
     # ---------------------------------------------------------------- config / params
     @classmethod
@@ -245,20 +245,15 @@ class VideoDiffusionReconstructor(ClipReconstructor):
     def pipeline(self) -> Any:
         """The cached pipeline, loaded on first use and placed on the device."""
         if self._pipe is None:
-            rt = self.runtime
-            device = resolve_device(rt.device)
-            pipe = self.load_pipeline(self.model, resolve_dtype(rt.dtype, device))
-            self._pipe = self._prepare_pipeline(pipe, device)
-            self._device = device
+            device = resolve_device(self.runtime.device)
+            self.use_pipeline(self.load_pipeline(self.model, resolve_dtype(self.runtime.dtype, device)))
         return self._pipe
 
     def use_pipeline(self, pipe: Any) -> None:
         """Use ``pipe`` (a pipeline of this backend's class, e.g. assembled in memory or with
         custom components) instead of loading ``model``; the runtime's device, offload and VAE
         settings are applied to it as to a loaded one."""
-        device = resolve_device(self.runtime.device)
-        self._pipe = self._prepare_pipeline(pipe, device)
-        self._device = device
+        self._pipe = self._prepare_pipeline(pipe, resolve_device(self.runtime.device))
 
     def _prepare_pipeline(self, pipe: Any, device: str) -> Any:
         rt = self.runtime
