@@ -94,23 +94,13 @@ def clip_section(repeats: int, quality: int | None, clip_name: str = "bikes.mp4"
     rows: dict[str, Any] = {}
     encoded: dict[str, EncodeResult] = {}
     for name, cfg in variants(base).items():
-        enc_s, result = median_time(lambda: Encoder(cfg).encode(clip), repeats)
-        dec_s, frames = median_time(lambda: list(Decoder().decode(result.data)), repeats)
-        encoded[name] = result
-        rows[name] = {
-            "bytes": len(result.data),
-            "motion_bytes": section_sizes(result.data)["clip_motion"],
-            "bpp": result.bpp,
-            "keyframes": len(result.keyframe_indices),
-            **measure(refs, frames),
-            "encode_fps": result.frames / enc_s,
-            "decode_fps": result.frames / dec_s,
-        }
+        rows[name], encoded[name] = run_variant(cfg, clip, refs, repeats)
         print(f"  {name:<13} done: {rows[name]['bpp']:.5f} bpp, {rows[name]['psnr']:.2f} dB", file=sys.stderr)
     for name, reference in (("blend", "interpolation"), ("interp-nohints", "interpolation"), ("pred-nohints", "prediction")):
         if [k.data for k in encoded[name].stream.keyframes] != [k.data for k in encoded[reference].stream.keyframes]:
             raise RuntimeError(f"{name} and {reference} streams do not share their keyframes")
-    matched, matched_result = matched_blend(clip, base, len(encoded["interpolation"].data), refs, repeats)
+    matched, matched_result = matched_blend(clip, base, encoded["blend"], rows["blend"],
+                                            len(encoded["interpolation"].data), refs, repeats)
     if matched_result.keyframe_indices != encoded["interpolation"].keyframe_indices:
         raise RuntimeError("blend@bpp picked other keyframes than interpolation")
     rows["blend@bpp"] = matched
@@ -134,28 +124,36 @@ def clip_section(repeats: int, quality: int | None, clip_name: str = "bikes.mp4"
     }
 
 
-def matched_blend(clip: Path, base: M3Config, target_bytes: int, refs: list[np.ndarray],
-                  repeats: int) -> tuple[dict[str, Any], EncodeResult]:
-    """The blend variant at the lowest AVIF quality (from the base's) whose stream has at least
-    ``target_bytes``; its row as in :func:`clip_section`, plus the quality used."""
-    cfg = variants(base)["blend"]
-    codec = cfg.keyframe_codec
-    for quality in range(codec.avif.quality, 101):
-        trial = replace(cfg, keyframe_codec=replace(codec, avif=replace(codec.avif, quality=quality)))
-        enc_s, result = median_time(lambda: Encoder(trial).encode(clip), repeats)
-        if len(result.data) >= target_bytes:
-            break
+def run_variant(cfg: M3Config, clip: Path, refs: list[np.ndarray], repeats: int) -> tuple[dict[str, Any], EncodeResult]:
+    """Encode and decode ``clip`` with ``cfg`` (median of ``repeats`` timings); the variant's row."""
+    enc_s, result = median_time(lambda: Encoder(cfg).encode(clip), repeats)
     dec_s, frames = median_time(lambda: list(Decoder().decode(result.data)), repeats)
     row = {
         "bytes": len(result.data),
-        "motion_bytes": 0,
+        "motion_bytes": section_sizes(result.data)["clip_motion"],
         "bpp": result.bpp,
         "keyframes": len(result.keyframe_indices),
-        "keyframe_quality": quality,
         **measure(refs, frames),
         "encode_fps": result.frames / enc_s,
         "decode_fps": result.frames / dec_s,
     }
+    return row, result
+
+
+def matched_blend(clip: Path, base: M3Config, blend: EncodeResult, blend_row: dict[str, Any], target_bytes: int,
+                  refs: list[np.ndarray], repeats: int) -> tuple[dict[str, Any], EncodeResult]:
+    """The blend variant at the lowest AVIF quality (from the base's, whose ``blend`` stream and
+    row are given) whose stream has at least ``target_bytes``; its row, plus the quality used."""
+    cfg = variants(base)["blend"]
+    codec = cfg.keyframe_codec
+    quality, row, result = codec.avif.quality, blend_row, blend
+    while len(result.data) < target_bytes and quality < 100:
+        quality += 1
+        trial = replace(cfg, keyframe_codec=replace(codec, avif=replace(codec.avif, quality=quality)))
+        result = Encoder(trial).encode(clip)  # the search: one untimed encode per quality
+        if len(result.data) >= target_bytes or quality == 100:
+            row, result = run_variant(trial, clip, refs, repeats)
+    row = {**row, "keyframe_quality": quality}
     print(f"  blend@bpp     done: AVIF q{quality}, {row['bpp']:.5f} bpp, {row['psnr']:.2f} dB", file=sys.stderr)
     return row, result
 
