@@ -47,12 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
     from describe_helpers import build_tiny_qwen
-    from video_diffusion_gpu import building
+    from video_diffusion_gpu import benchmark_device, building
 
     full = args.scale == "full"
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if full and device == "cpu":
-        print("--scale full needs a CUDA GPU (use --scale tiny to check the code path on the CPU)", file=sys.stderr)
+    device = benchmark_device(args.scale)
+    if device is None:
         return 2
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="m3cvc-qwen-"))
     t0 = time.perf_counter()

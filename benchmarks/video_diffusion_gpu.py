@@ -70,64 +70,41 @@ def building(device: str, dtype: Any) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def t5_encoder(full: bool, umt5: bool) -> Any:
-    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
-
-    if full:  # T5-v1.1-XXL / UMT5-XXL encoders
-        kw: dict[str, Any] = dict(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-                                  feed_forward_proj="gated-gelu", vocab_size=256384 if umt5 else 32128)
-    else:
-        kw = dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, vocab_size=128)
-    if umt5:
-        return UMT5EncoderModel(UMT5Config(**kw)).eval()
-    return T5EncoderModel(T5Config(**kw)).eval()
+# T5-v1.1-XXL / UMT5-XXL encoder sizes (their published configs)
+T5_XXL = dict(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, feed_forward_proj="gated-gelu")
 
 
 def build_ltx(full: bool) -> Any:
+    """LTX-Video at its published size (diffusers' default configs), or the tests' tiny pipeline."""
     from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXConditionPipeline, LTXVideoTransformer3DModel
-    from tiny_models import t5_tokenizer
+    from tiny_models import t5_encoder, t5_tokenizer, tiny_ltx
 
-    if full:
-        transformer = LTXVideoTransformer3DModel()
-        vae = AutoencoderKLLTXVideo()
-    else:
-        transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, num_attention_heads=2, attention_head_dim=8,
-                                                 cross_attention_dim=16, num_layers=1, caption_channels=32)
-        vae = AutoencoderKLLTXVideo(latent_channels=8, block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-                                    layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1, 1))
-    return LTXConditionPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae.eval(), text_encoder=t5_encoder(full, False),
-                                tokenizer=t5_tokenizer(), transformer=transformer.eval())
+    if not full:
+        return tiny_ltx()
+    return LTXConditionPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=AutoencoderKLLTXVideo(),
+                                text_encoder=t5_encoder(32128, **T5_XXL), tokenizer=t5_tokenizer(),
+                                transformer=LTXVideoTransformer3DModel())
 
 
 def build_wan(full: bool) -> Any:
+    """Wan2.1 FLF2V/I2V 14B at its published size, or the tests' tiny FLF2V-layout pipeline."""
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
-    from tiny_models import t5_tokenizer
+    from tiny_models import t5_encoder, t5_tokenizer, tiny_wan
 
-    if full:
-        clip = CLIPVisionConfig(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
-                                patch_size=14, image_size=224, projection_dim=1024, hidden_act="gelu")
-        transformer = WanTransformer3DModel(
-            patch_size=(1, 2, 2), num_attention_heads=40, attention_head_dim=128, in_channels=36, out_channels=16,
-            text_dim=4096, freq_dim=256, ffn_dim=13824, num_layers=40, cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads", eps=1e-6, image_dim=1280, added_kv_proj_dim=5120,
-            rope_max_seq_len=1024, pos_embed_seq_len=2 * 257)
-        vae = AutoencoderKLWan()
-        processor = CLIPImageProcessor(crop_size=224, size=224)
-    else:
-        clip = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                patch_size=8, image_size=32, projection_dim=32)
-        transformer = WanTransformer3DModel(
-            patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, out_channels=16,
-            text_dim=32, freq_dim=64, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-            image_dim=32, added_kv_proj_dim=24, rope_max_seq_len=32, pos_embed_seq_len=2 * 17)
-        vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                               temperal_downsample=[False, True, True])
-        processor = CLIPImageProcessor(crop_size=32, size=32)
+    if not full:
+        return tiny_wan(with_clip=True)
+    clip = CLIPVisionConfig(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
+                            patch_size=14, image_size=224, projection_dim=1024, hidden_act="gelu")
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=40, attention_head_dim=128, in_channels=36, out_channels=16,
+        text_dim=4096, freq_dim=256, ffn_dim=13824, num_layers=40, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", eps=1e-6, image_dim=1280, added_kv_proj_dim=5120,
+        rope_max_seq_len=1024, pos_embed_seq_len=2 * 257)
     return WanImageToVideoPipeline(
-        tokenizer=t5_tokenizer(), text_encoder=t5_encoder(full, True), vae=vae.eval(), transformer=transformer.eval(),
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), image_encoder=CLIPVisionModelWithProjection(clip).eval(),
-        image_processor=processor)
+        tokenizer=t5_tokenizer(), text_encoder=t5_encoder(256384, umt5=True, **T5_XXL), vae=AutoencoderKLWan(),
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        image_encoder=CLIPVisionModelWithProjection(clip), image_processor=CLIPImageProcessor(crop_size=224, size=224))
 
 
 def reconstructors(backend: str, mode: str, steps: int, runtime: VideoDiffusionOptions) -> Any:
@@ -142,6 +119,17 @@ def reconstructors(backend: str, mode: str, steps: int, runtime: VideoDiffusionO
 
 BUILDERS: dict[str, Callable[[bool], Any]] = {"ltx": build_ltx, "wan": build_wan}
 MODES = {"ltx": ("interpolation", "prediction"), "wan": ("interpolation", "prediction")}
+
+
+def benchmark_device(scale: str) -> str | None:
+    """``cuda`` when torch sees a GPU, else ``cpu``; None (after saying why) for ``full`` without a GPU."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if scale == "full" and device == "cpu":
+        print("--scale full needs a CUDA GPU (use --scale tiny to check the code path on the CPU)", file=sys.stderr)
+        return None
+    return device
 
 
 def count_params(pipe: Any) -> dict[str, float]:
@@ -163,7 +151,10 @@ def bench_backend(backend: str, args: argparse.Namespace, device: str) -> dict[s
     start = time.perf_counter()
     torch.manual_seed(0)
     with building(device, dtype):
-        pipe = build_ltx(full) if backend == "ltx" else build_wan(full)
+        pipe = BUILDERS[backend](full)
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()  # modules built from configs start in train mode
     built_s = time.perf_counter() - start
     params = count_params(pipe)
     print(f"{backend}: built in {built_s:.1f} s, parameters (billions): "
@@ -230,9 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()  # the schedulers' notes on random-weight runs are noise here
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.scale == "full" and device == "cpu":
-        print("--scale full needs a CUDA GPU (use --scale tiny to check the code path on the CPU)", file=sys.stderr)
+    device = benchmark_device(args.scale)
+    if device is None:
         return 2
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
     print(f"device: {gpu}; torch {torch.__version__}", flush=True)

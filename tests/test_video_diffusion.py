@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import TEST_DEVICE
-from tiny_models import t5_tokenizer
+from tiny_models import tiny_cogvideox, tiny_ltx, tiny_wan
 from m3cvc.config import (
     CogVideoXOptions,
     LtxOptions,
@@ -63,94 +63,11 @@ def test_sample_window_stretches_and_blends():
 
 
 # ------------------------------------------------------------------ tiny pipelines (offline)
-def _t5_encoder(tok, umt5=False):
-    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
-
-    kw = dict(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
-    if umt5:
-        return UMT5EncoderModel(UMT5Config(relative_attention_num_buckets=8, **kw))
-    return T5EncoderModel(T5Config(**kw))
-
-
-def _tiny_ltx():
-    from diffusers import (
-        AutoencoderKLLTXVideo,
-        FlowMatchEulerDiscreteScheduler,
-        LTXConditionPipeline,
-        LTXVideoTransformer3DModel,
-    )
-
-    tok = t5_tokenizer()
-    transformer = LTXVideoTransformer3DModel(
-        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4,
-        attention_head_dim=8, cross_attention_dim=32, num_layers=1, caption_channels=32,
-    )
-    vae = AutoencoderKLLTXVideo(
-        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
-        decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
-        decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
-        decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
-        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False,
-        patch_size=1, patch_size_t=1, encoder_causal=True, decoder_causal=False,
-    )  # 4x spatial, 4x temporal: frame counts 4k+1
-    return LTXConditionPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
-                                text_encoder=_t5_encoder(tok), tokenizer=tok, transformer=transformer)
-
-
-def _tiny_wan(with_clip: bool):
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
-
-    tok = t5_tokenizer()
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])  # 8x spatial, 4x temporal
-    extra, comps = {}, {}
-    if with_clip:  # Wan2.1 FLF2V layout: CLIP tokens of first + last image with a learned pos-embed
-        from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
-
-        enc = CLIPVisionModelWithProjection(CLIPVisionConfig(
-            hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, image_size=32,
-            intermediate_size=64, patch_size=8))
-        extra = dict(image_dim=32, added_kv_proj_dim=24, pos_embed_seq_len=2 * 17)
-        comps = dict(image_encoder=enc, image_processor=CLIPImageProcessor(crop_size=32, size=32))
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16 + 4 + 16,
-        out_channels=16, text_dim=32, freq_dim=64, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **extra,
-    )
-    return WanImageToVideoPipeline(tokenizer=tok, text_encoder=_t5_encoder(tok, umt5=True), vae=vae,
-                                   transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-                                   **comps)
-
-
-def _tiny_cogvideox():
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        CogVideoXDDIMScheduler,
-        CogVideoXImageToVideoPipeline,
-        CogVideoXTransformer3DModel,
-    )
-
-    tok = t5_tokenizer()
-    transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, time_embed_dim=2,
-        text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8, sample_frames=9, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=16, use_rotary_positional_embeddings=True,
-        use_learned_positional_embeddings=True,
-    )  # 64x64 (latent 8x8), 9 frames
-    vae = AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
-    )
-    return CogVideoXImageToVideoPipeline(tokenizer=tok, text_encoder=_t5_encoder(tok), vae=vae,
-                                         transformer=transformer, scheduler=CogVideoXDDIMScheduler())
-
-
 BUILDERS = {
-    "ltx": _tiny_ltx,
-    "wan": lambda: _tiny_wan(False),
-    "wan_flf_clip": lambda: _tiny_wan(True),
-    "cogvideox": _tiny_cogvideox,
+    "ltx": tiny_ltx,
+    "wan": lambda: tiny_wan(False),
+    "wan_flf_clip": lambda: tiny_wan(True),
+    "cogvideox": tiny_cogvideox,
 }
 
 
