@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.14.1 torchvision==0.29.1
+# Real ImageNet backbones for LPIPS / DISTS where this checkout sits beside the project's shared weights
+# (read in place, never copied). Elsewhere m3cvc looks in torchvision's cache; see `m3cvc metrics`.
+export M3CVC_WEIGHTS ?= $(wildcard $(abspath ../shared/weights/lpips))
 
 .PHONY: setup setup-models demo test bench clean
 
@@ -21,13 +24,17 @@ $(VENV)/.models: pyproject.toml $(VENV)/.core
 	$(BIN)/pip install -q -e '.[models,dev,demo]' $(TORCH)
 	touch $@
 
+# Test data: pyiqa's LPIPS / DISTS calibration image pairs, from its pinned wheel (not copied into the repo).
+$(VENV)/calibration/ResultsCalibra/ref_dir/I19.bmp: tests/fetch_calibration.py | $(BIN)/python
+	$(BIN)/python tests/fetch_calibration.py $(VENV)/calibration
+
 setup: $(VENV)/.core
 setup-models: $(VENV)/.models
 
 demo: $(VENV)/.core
 	$(BIN)/python -m m3cvc.demo
 
-test: $(VENV)/.models
+test: $(VENV)/.models $(VENV)/calibration/ResultsCalibra/ref_dir/I19.bmp
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.models

@@ -113,7 +113,7 @@ class Counting:
 
 def _opts(out: Path, **kw) -> EvalOptions:
     return EvalOptions(out=out, preprocess=PreprocessConfig(width=W, height=H), max_frames=N,
-                       metrics=("psnr", "ms_ssim", "lpips"), progress=False, **kw)  # fmt: skip
+                       metrics=("psnr", "ms_ssim", "lpips", "vmaf"), progress=False, **kw)  # fmt: skip
 
 
 def test_schema_csv_and_resume(video_folder, tmp_path):
@@ -130,11 +130,20 @@ def test_schema_csv_and_resume(video_folder, tmp_path):
     seq = data["sequences"]["shapes"]
     assert (seq["frames"], seq["width"], seq["height"]) == (N, W, H)
     p = seq["points"][0]
-    assert set(p) >= {"point", "params", "bytes", "bpp", "encode_s", "decode_s", "metrics"}
+    assert set(p) >= {"point", "params", "bytes", "bpp", "encode_s", "decode_s", "metrics", "per_frame"}
     assert p["bpp"] == pytest.approx(8 * p["bytes"] / (N * W * H))
-    assert p["metrics"]["psnr"] > 15 and 0 < p["metrics"]["ms_ssim"] <= 1
+    assert p["metrics"]["psnr"] > 15 and 0 < p["metrics"]["ms_ssim"] <= 1 and 0 <= p["metrics"]["vmaf"] <= 100
+    assert p["metrics"]["vmaf_hmean"] <= p["metrics"]["vmaf"] + 1e-9
+    # per-frame arrays: one value per frame, the stored value is their mean (libvmaf's pooled mean for VMAF)
+    for name in ("psnr", "ms_ssim", "vmaf"):
+        assert len(p["per_frame"][name]) == N
+        assert p["metrics"][name] == pytest.approx(np.mean(p["per_frame"][name]), abs=1e-4)
+    assert data["metric_info"]["vmaf"]["model"] == "vmaf_v0.6.1"
     if p["metrics"]["lpips"] is None:  # no backbone weights here: noted once, stored as null
-        assert any("lpips unavailable" in n for n in notes) and "lpips" in data["metric_notes"]
+        assert sum("lpips unavailable" in n for n in notes) == 1 and "lpips" in data["metric_notes"]
+        assert "lpips" not in p["per_frame"]
+    else:
+        assert len(p["per_frame"]["lpips"]) == N and data["metric_info"]["lpips"]["net"] == "alex"
     rows = csv_path.read_text().splitlines()
     assert rows[0].split(",") == list(CSV_FIELDS) and len(rows) == 1 + 3
     # resume: nothing is coded again; a new rate point is the only work
@@ -202,11 +211,14 @@ def test_bd_rate_hand_computed():
     assert r.overlap_quality == pytest.approx(1.0) and r.overlap_rate == pytest.approx(0.5) and r.monotonic
 
 
-def test_bd_rate_lpips_is_negated_and_no_overlap_is_none():
+@pytest.mark.parametrize("metric", ["lpips", "dists"])
+def test_bd_rate_lower_is_better_metrics_are_negated_and_no_overlap_is_none(metric):
     anchor = Curve((1.0, 2.0, 4.0, 8.0), (0.5, 0.4, 0.3, 0.2))
     test = Curve((0.5, 1.0, 2.0, 4.0), (0.5, 0.4, 0.3, 0.2))
-    r = bd(anchor, test, "lpips")
+    r = bd(anchor, test, metric)
     assert r.bd_rate == pytest.approx(-50.0) and r.bd_quality == pytest.approx(-0.1)
+    vmaf = bd(Curve((1.0, 2.0, 4.0, 8.0), (20, 40, 60, 80)), Curve((0.5, 1.0, 2.0, 4.0), (20, 40, 60, 80)), "vmaf")
+    assert vmaf.bd_rate == pytest.approx(-50.0) and vmaf.bd_quality > 0
     far = bd(Curve((1, 2, 4), (30, 32, 34)), Curve((10, 20, 40), (40, 42, 44)), "psnr")
     assert far.bd_rate is None and far.bd_quality is None and "do not overlap" in far.note
     odd = bd(Curve((1, 2, 4, 8), (30, 33, 32, 36)), Curve((1, 2, 4), (31, 33, 35)), "psnr")
@@ -226,19 +238,24 @@ def test_dataset_curve_averages_sequences():
 def test_cli_eval_bdrate_plots(video_folder, tmp_path, capsys):
     out = tmp_path / "res"
     args = ["eval", "--dataset", str(video_folder), "--out", str(out), "--codecs", "x264,x265", "--size", f"{W}x{H}",
-            "--max-frames", str(N), "--points", "x264=51,45,40", "--points", "x265=51,45,40", "--metrics", "psnr,ms_ssim", "-q"]  # fmt: skip
+            "--max-frames", str(N), "--points", "x264=51,45,40", "--points", "x265=51,45,40",
+            "--metrics", "psnr,ms_ssim,vmaf", "-q"]  # fmt: skip
     assert cli_main(args) == 0
     folder = out / "videos"
     assert {p.name for p in (folder / "plots").iterdir()} == {
-        "videos_psnr.png", "videos_psnr.svg", "videos_ms_ssim.png", "videos_ms_ssim.svg"
+        f"videos_{m}.{ext}" for m in ("psnr", "ms_ssim", "vmaf") for ext in ("png", "svg")
     }  # fmt: skip
+    table = capsys.readouterr().out
+    assert "vmaf" in table.splitlines()[1] and "lpips" not in table  # the R-D table shows the measured metrics
     svg = (folder / "plots" / "videos_psnr.svg").read_bytes()
     assert cli_main(["bdrate", str(out), "--anchor", "x264", "--plots"]) == 0
     assert (out / "plots" / "videos_psnr.svg").read_bytes() == svg  # same results -> same file
     report = json.loads((out / "bdrate_x264.json").read_text())
     row = report["videos"]["psnr"][0]
     assert row["test"] == "x265" and row["anchor"] == "x264" and "overlap_quality" in row["dataset_curve"]
-    assert "x265" in capsys.readouterr().out
+    assert report["videos"]["vmaf"][0]["test"] == "x265" and "lpips" in report["videos"]["missing_metrics"]
+    printed = capsys.readouterr().out
+    assert "videos / vmaf vs x264" in printed and "x265" in printed
     assert group_by_dataset(out)["videos"].keys() == {"x264", "x265"}
     # another tool's curve imported from CSV joins the comparison
     rows = [r.split(",") for r in (out / "videos" / "results.csv").read_text().splitlines()]
@@ -253,7 +270,7 @@ def test_cli_eval_bdrate_plots(video_folder, tmp_path, capsys):
     assert vtm_row["dataset_curve"]["bd_rate"] == pytest.approx(-50.0, abs=0.01)
     assert cli_main(["bdrate", str(out), "--anchor", "vvc"]) == 2
     assert cli_main(["eval", "--dataset", str(tmp_path / "nope"), "--out", str(out)]) == 2
-    assert cli_main(["eval", "--dataset", str(video_folder), "--out", str(out), "--metrics", "vmaf"]) == 2
+    assert cli_main(["eval", "--dataset", str(video_folder), "--out", str(out), "--metrics", "ssim"]) == 2
 
 
 def test_ablation_rows_and_cli(video_folder, tmp_path, capsys):
@@ -273,3 +290,63 @@ def test_ablation_rows_and_cli(video_folder, tmp_path, capsys):
     fixed = next(r for r in table if r["setting"] == "fixed-interval")
     assert fixed["mean_keyframes"] >= 2 and "bd_rate" in fixed
     assert "Ablation (Table I)" in capsys.readouterr().out
+
+
+def test_resume_redoes_points_missing_a_metric_and_refuses_other_metric_weights(video_folder, tmp_path, monkeypatch):
+    """A metric that became available is filled in on resume; values from other weights are never mixed."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("lpips")
+    tv = pytest.importorskip("torchvision")
+    from m3cvc.eval.metrics import MetricOptions
+
+    monkeypatch.delenv("M3CVC_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    out, dataset = tmp_path / "results", load_dataset(str(video_folder))
+    first = Counting(build_codec("x264", [45]))
+    EvalRun(dataset, [first], _opts(out)).run()
+    point = json.loads((out / "videos" / "x264.json").read_text())["sequences"]["shapes"]["points"][0]
+    assert first.calls == 1 and point["metrics"]["lpips"] is None
+    # weights appear (random ones: plumbing only, this results folder is thrown away)
+    torch.manual_seed(0)
+    torch.save(tv.models.alexnet(weights=None).state_dict(), tmp_path / "a.pth")
+    second = Counting(build_codec("x264", [45]))
+    EvalRun(dataset, [second], _opts(out, metric_options=MetricOptions(lpips_backbone=str(tmp_path / "a.pth")))).run()
+    point = json.loads((out / "videos" / "x264.json").read_text())["sequences"]["shapes"]["points"][0]
+    assert second.calls == 1 and point["metrics"]["lpips"] is not None and len(point["per_frame"]["lpips"]) == N
+    # other weights for the same metric: refused, not mixed into the same curve
+    torch.manual_seed(1)
+    torch.save(tv.models.alexnet(weights=None).state_dict(), tmp_path / "b.pth")
+    with pytest.raises(ConfigError, match="lpips values measured with other metric settings"):
+        EvalRun(dataset, [build_codec("x264", [45])], _opts(out, metric_options=MetricOptions(lpips_backbone=str(tmp_path / "b.pth")))).run()
+
+
+def test_core_install_says_what_is_missing_before_any_work(video_folder, tmp_path, capsys, monkeypatch):
+    """Without torch, matplotlib and bjontegaard (the core install) eval names what it cannot do, and which
+    extra brings it, before coding anything; it still writes JSON and CSV."""
+    import importlib.util
+    import sys
+
+    real_find_spec = importlib.util.find_spec
+    hidden = {"matplotlib", "bjontegaard"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in hidden else real_find_spec(name, *a))
+    for name in ("torch", "lpips", "DISTS_pytorch"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as when not installed
+    order = []
+    from m3cvc.eval import runner
+
+    real_run_sequence = runner.EvalRun._run_sequence
+    monkeypatch.setattr(runner.EvalRun, "_run_sequence", lambda self, *a: order.append("work") or real_run_sequence(self, *a))
+    monkeypatch.setattr(runner, "_stderr", lambda msg: order.append(msg))
+    out = tmp_path / "res"
+    args = ["eval", "--dataset", str(video_folder), "--out", str(out), "--codecs", "x264", "--size", f"{W}x{H}",
+            "--max-frames", str(N), "--points", "x264=45", "-q"]  # fmt: skip
+    assert cli_main(args) == 0
+    printed = capsys.readouterr()
+    assert "R-D plots need matplotlib: pip install 'm3cvc[eval]'" in printed.err
+    notes = [m for m in order if isinstance(m, str) and m != "work"]
+    assert order.index("work") > max(order.index(m) for m in notes)
+    for metric in ("lpips", "dists"):
+        assert any(m.startswith(f"note: {metric} unavailable (needs torch (install torch, then pip install 'm3cvc[eval]'))") for m in notes)
+    assert "no plots" in printed.out and (out / "videos" / "results.csv").is_file()
+    point = json.loads((out / "videos" / "x264.json").read_text())["sequences"]["shapes"]["points"][0]
+    assert point["metrics"]["lpips"] is None and point["metrics"]["vmaf"] is not None

@@ -25,7 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("m3cvc.commands.train:main", "train the generative keyframe codec (keyframe-encoder, keyframe-decoder)"),
     "describe": ("m3cvc.commands.describe:main", "select keyframes and describe them with a VLM dialogue (JSON transcript)"),
     "edit": ("m3cvc.commands.edit:main", "replace the descriptions in an .m3c bitstream, keeping every other byte"),
-    "eval": ("m3cvc.commands.eval:eval_main", "run m3cvc and x264/x265/VVC anchors over a dataset: bpp, PSNR, MS-SSIM, LPIPS, CLIP-sim"),
+    "eval": ("m3cvc.commands.eval:eval_main", "run m3cvc and x264/x265/VVC anchors over a dataset: bpp, LPIPS, DISTS, VMAF, PSNR, MS-SSIM"),
+    "metrics": ("m3cvc.commands.eval:metrics_main", "list the quality metrics, which can run here and why not, and their weights"),
     "bdrate": ("m3cvc.commands.eval:bdrate_main", "BD-rate / BD-quality against an anchor from eval results (+ R-D plots)"),
     "ablate": ("m3cvc.commands.eval:ablate_main", "the paper's Table I ablations as configs, BD-rate vs VVC"),
 }

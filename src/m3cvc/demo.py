@@ -25,7 +25,7 @@ def _run(*argv: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .eval.metrics import ms_ssim, psnr
+    from .eval.metrics import MetricSuite
     from .video import read_frames
     from .config import PreprocessConfig
 
@@ -46,6 +46,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     info = stream_info(stream.read_bytes())
     exact = PreprocessConfig(keep_size=True, keep_fps=True)
     a, b = read_frames(ref, exact), read_frames(dec, exact)
+    suite = MetricSuite(["psnr", "ms_ssim", "lpips", "vmaf"])
+    values, _ = suite.measure(a, b)
+    missing = suite.unavailable()
     summary = {
         "input": str(clip),
         "frames": info["frames"],
@@ -54,8 +57,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "keyframes": info["keyframes"],
         "bytes_total": info["bytes_total"],
         "bpp": round(info["bpp"], 6),
-        "psnr_db": round(sum(psnr(x, y) for x, y in zip(a, b)) / len(a), 3),
-        "ms_ssim": round(sum(ms_ssim(x, y) for x, y in zip(a, b)) / len(a), 4),
+        "psnr_db": round(values["psnr"], 3),
+        "ms_ssim": round(values["ms_ssim"], 4),
+        **{m: round(values[m], 4) if values[m] is not None else "unavailable" for m in ("lpips", "vmaf")},
         "encode_s": round(t1 - t0, 2),
         "decode_s": round(t2 - t1, 2),
         "outputs": [str(stream), str(dec), str(mp4), str(ref)],
@@ -63,6 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("\nsummary (metrics: decoded vs preprocessed reference, RGB, mean over frames):")
     for key, value in summary.items():
         print(f"  {key:<12} {json.dumps(value)}")
+    for name, reason in missing.items():
+        print(f"  ({name}: {reason})")
     return 0
 
 

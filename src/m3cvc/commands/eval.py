@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import InputError
+from ..errors import BackendError, InputError
 from .codec import _parser
 
 DEFAULT_CODECS = "m3cvc:lite,x264,x265,vvc"
@@ -19,22 +20,40 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", default="512x320", metavar="WxH", help="preprocessed frame size (default 512x320)")
     p.add_argument("--fps", type=float, default=8.0, help="preprocessed frame rate (default 8)")
     p.add_argument("--max-frames", type=int, default=96, help="frame limit per sequence after resampling (default 96; 0 = all)")
-    p.add_argument("--metrics", default="psnr,ms_ssim,lpips,clip_sim", help="comma-separated (psnr, ms_ssim, lpips, clip_sim)")
+    p.add_argument("--metrics", default="all",
+                   help="comma-separated subset of psnr, ms_ssim, lpips, dists, vmaf, vmaf_neg, clip_sim (default all: "
+                        "every metric that can run here; `m3cvc metrics` lists them)")  # fmt: skip
     p.add_argument("--points", action="append", default=[], metavar="CODEC=V1,V2,...",
                    help="rate points of a codec: QPs for x264/x265/vvc, values of --sweep for m3cvc (repeatable)")  # fmt: skip
     p.add_argument("--sweep", default=None, help="m3cvc config key its rate points set (default keyframe_codec.avif.quality)")
     p.add_argument("--x-preset", default="veryslow", help="x264/x265 preset (default veryslow)")
     p.add_argument("--vvc-preset", default="medium", choices=("faster", "fast", "medium", "slow", "slower"),
                    help="libvvenc preset (default medium)")  # fmt: skip
-    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"))
-    p.add_argument("--lpips-backbone", metavar="PATH", help="torchvision state dict of the LPIPS backbone (else torch's cache)")
-    p.add_argument("--clip-model", default="openai/clip-vit-base-patch32", help="CLIP hub id (HF cache) or local folder")
-    p.add_argument("--device", default="cpu", help="torch device of LPIPS / CLIP (default cpu)")
+    _add_metric_options(p)
     p.add_argument("--cache-dir", help="where the quick dataset's synthetic clips are generated ($M3CVC_CACHE)")
     p.add_argument("--skip-missing", action="store_true", help="run the sequences that exist, skip missing files")
     p.add_argument("--force", action="store_true", help="recompute points that are already in --out")
     p.add_argument("--keep-streams", action="store_true", help="keep the coded streams under OUT/<dataset>/_work")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _add_metric_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"), help="LPIPS backbone (default alex)")
+    p.add_argument("--lpips-backbone", metavar="PATH",
+                   help="torchvision state dict of the LPIPS backbone (else $M3CVC_WEIGHTS, then torch's cache)")  # fmt: skip
+    p.add_argument("--dists-backbone", metavar="PATH",
+                   help="torchvision VGG16 state dict for DISTS (else $M3CVC_WEIGHTS/vgg16-features.pth, then torch's cache)")  # fmt: skip
+    p.add_argument("--clip-model", default="openai/clip-vit-base-patch32", help="CLIP hub id (HF cache) or local folder")
+    p.add_argument("--device", default="cpu", help="torch device of LPIPS / DISTS / CLIP (default cpu)")
+
+
+def metric_options(args: argparse.Namespace) -> Any:
+    from ..eval.metrics import MetricOptions
+
+    return MetricOptions(
+        lpips_net=args.lpips_net, lpips_backbone=args.lpips_backbone, dists_backbone=args.dists_backbone,
+        clip_model=args.clip_model, device=args.device,
+    )  # fmt: skip
 
 
 def _point_overrides(items: Sequence[str]) -> dict[str, list[float]]:
@@ -51,14 +70,11 @@ def _point_overrides(items: Sequence[str]) -> dict[str, list[float]]:
 
 def _options(args: argparse.Namespace) -> Any:
     from ..config import PreprocessConfig
-    from ..eval.results import METRICS
+    from ..eval.metrics import parse_metrics
     from ..eval.runner import EvalOptions
     from ..video import parse_size
 
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown or not metrics:
-        raise InputError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METRICS)}")
+    metrics = parse_metrics(args.metrics)
     if args.max_frames < 0:
         raise InputError("--max-frames must be >= 0")
     width, height = parse_size(args.size)
@@ -71,10 +87,7 @@ def _options(args: argparse.Namespace) -> Any:
         skip_missing=args.skip_missing,
         keep_streams=args.keep_streams,
         progress=not args.quiet,
-        lpips_net=args.lpips_net,
-        lpips_backbone=args.lpips_backbone,
-        clip_model=args.clip_model,
-        device=args.device,
+        metric_options=metric_options(args),
     )
 
 
@@ -96,17 +109,42 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
     return load_dataset(args.dataset, args.data_root, args.cache_dir), opts
 
 
-def _finish(csv_path: Path) -> Path:
+def missing_tools() -> dict[str, str]:
+    """Reports that cannot be made with this install: ``{"plots": reason, "bdrate": reason}``."""
+    import importlib.util
+
+    out = {}
+    if importlib.util.find_spec("matplotlib") is None:
+        out["plots"] = "R-D plots need matplotlib: pip install 'm3cvc[eval]'"
+    if importlib.util.find_spec("bjontegaard") is None:
+        out["bdrate"] = "BD-rates need the bjontegaard package: pip install 'm3cvc[eval]'"
+    return out
+
+
+def announce_missing_tools() -> dict[str, str]:
+    """Say, before any work, which reports this install cannot make (the run still writes JSON + CSV)."""
+    missing = missing_tools()
+    for reason in missing.values():
+        print(f"note: {reason}; results JSON and CSV are still written", file=sys.stderr)
+    return missing
+
+
+def _finish(csv_path: Path, missing: dict[str, str]) -> Path:
     """Plots and the R-D table of the dataset folder just written."""
-    from ..eval.plots import plot_all
+    from ..eval.metrics import METRIC_NAMES
     from ..eval.report import format_rd_table
-    from ..eval.results import METRICS, group_by_dataset
+    from ..eval.results import group_by_dataset
 
     folder = csv_path.parent
     grouped = group_by_dataset(folder)
-    plots = plot_all(grouped, METRICS, folder / "plots")
     print(format_rd_table(grouped))
-    print(f"results: {folder} (CSV {csv_path.name}, {len(plots)} plot files in plots/)")
+    if "plots" in missing:
+        print(f"results: {folder} (CSV {csv_path.name}; no plots: {missing['plots']})")
+    else:
+        from ..eval.plots import plot_all
+
+        plots = plot_all(grouped, METRIC_NAMES, folder / "plots")
+        print(f"results: {folder} (CSV {csv_path.name}, {len(plots)} plot files in plots/)")
     return folder
 
 
@@ -125,7 +163,8 @@ def eval_main(argv: Sequence[str]) -> int:
     if unknown_points:
         raise InputError(f"--points names codec(s) not in --codecs: {', '.join(sorted(unknown_points))}")
     codecs = [build_codec(n, points.get(n), **_codec_kwargs(n, args)) for n in names]
-    _finish(EvalRun(dataset, codecs, opts).run())
+    missing = announce_missing_tools()
+    _finish(EvalRun(dataset, codecs, opts).run(), missing)
     return 0
 
 
@@ -133,7 +172,7 @@ def bdrate_main(argv: Sequence[str]) -> int:
     p = _parser("bdrate", "BD-rate / BD-quality of every codec against an anchor, from results folders.")
     p.add_argument("results", type=Path, help="results folder (searched recursively) or one results JSON")
     p.add_argument("--anchor", default="vvc", help="anchor codec name (default vvc)")
-    p.add_argument("--metrics", default="psnr,ms_ssim,lpips,clip_sim", help="comma-separated metrics")
+    p.add_argument("--metrics", default="all", help="comma-separated metrics (default all that have values)")
     p.add_argument("--json", type=Path, help="write the report here (default RESULTS/bdrate_<anchor>.json)")
     p.add_argument("--plots", action="store_true", help="also write R-D plots to RESULTS/plots/")
     p.add_argument("--table", action="store_true", help="also print every codec's dataset-mean R-D points")
@@ -144,7 +183,9 @@ def bdrate_main(argv: Sequence[str]) -> int:
     from ..eval.report import bd_report, format_bd, format_rd_table, write_report
     from ..eval.results import group_by_dataset, import_csv
 
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    from ..eval.metrics import parse_metrics
+
+    metrics = parse_metrics(args.metrics)
     grouped = group_by_dataset(args.results)
     for path in args.imports:
         for dataset, docs in import_csv(path, next(iter(grouped)) if len(grouped) == 1 else None).items():
@@ -164,7 +205,7 @@ def bdrate_main(argv: Sequence[str]) -> int:
 def ablate_main(argv: Sequence[str]) -> int:
     p = _parser("ablate", "Table I ablations (keyframe strategy, dialogue turns, reconstruction mode): BD-rate vs VVC.")
     p.add_argument("--profile", default="lite", help="m3cvc profile the rows modify (default lite)")
-    p.add_argument("--metric", default="psnr", help="metric of the BD-rate (default psnr; the paper's is LPIPS)")
+    p.add_argument("--metric", default="lpips", help="metric of the BD-rate (default lpips, the paper's Table I metric)")
     p.add_argument("--fixed-interval", type=int, default=8, help="period of the fixed-interval row (default 8)")
     p.add_argument("--describer", help="LMM describer for the dialogue rows (qwen-vl or openai); without it they are skipped")
     _add_run_options(p)
@@ -176,16 +217,54 @@ def ablate_main(argv: Sequence[str]) -> int:
     from ..eval.results import group_by_dataset
     from ..eval.runner import EvalRun
 
+    from ..eval.metrics import MetricSuite, parse_metrics
+
+    (metric,) = parse_metrics(args.metric) if "," not in args.metric else (None,)
+    if metric is None:
+        raise InputError("--metric takes one metric")
     dataset, opts = _prepare(args)
+    if metric not in opts.metrics:
+        opts.metrics = [*opts.metrics, metric]
+    why = MetricSuite([metric], opts.metric_options).unavailable().get(metric)
+    if why:
+        raise BackendError(f"ablate --metric {metric} cannot be measured here: {why}")
+    if "bdrate" in announce_missing_tools():
+        raise BackendError(missing_tools()["bdrate"])
     points = _point_overrides(args.points)
     rows = table_rows(args.fixed_interval, args.describer)
     codecs, names = build_codecs(args.profile, rows, points.get("m3cvc"), args.sweep or DEFAULT_SWEEP)
     anchor = build_codec("vvc", points.get("vvc"), **_codec_kwargs("vvc", args))
     csv_path = EvalRun(dataset, [anchor, *codecs], opts).run()
     results = group_by_dataset(csv_path.parent)[dataset.name]
-    table = ablation_table(rows, names, results, "vvc", args.metric)
-    print(format_table(table, "vvc", args.metric))
-    out = write_report({"dataset": dataset.name, "metric": args.metric, "anchor": "vvc", "rows": table}, csv_path.parent / "ablation.json")
+    table = ablation_table(rows, names, results, "vvc", metric)
+    print(format_table(table, "vvc", metric))
+    out = write_report({"dataset": dataset.name, "metric": metric, "anchor": "vvc", "rows": table}, csv_path.parent / "ablation.json")
     print(f"ablation: {out}")
     return 0
 
+
+
+def metrics_main(argv: Sequence[str]) -> int:
+    p = _parser("metrics", "List the quality metrics: which can run here, why not, and the weights each would use.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_metric_options(p)
+    args = p.parse_args(argv)
+    import json
+
+    from ..eval.metrics import METRIC_NAMES, SPECS, MetricSuite
+
+    info = MetricSuite(METRIC_NAMES, metric_options(args)).info()
+    tools = missing_tools()
+    if args.json:
+        print(json.dumps({"metrics": info, "reports": {k: tools.get(k, "available") for k in ("plots", "bdrate")}}, indent=1))
+        return 0
+    for name in METRIC_NAMES:
+        entry = info[name]
+        if entry["available"]:
+            where = entry.get("path") or entry.get("model") or entry.get("implementation")
+            print(f"  {name:<9} yes  {SPECS[name].label}: {where}")
+        else:
+            print(f"  {name:<9} no   {entry['reason']}")
+    for what in ("plots", "bdrate"):
+        print(f"  {what:<9} {'no   ' + tools[what] if what in tools else 'yes'}")
+    return 0

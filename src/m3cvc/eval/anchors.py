@@ -31,27 +31,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..errors import BackendError, InputError
+from ..video.ffmpeg import ffmpeg_exe, ffmpeg_version
 from .codecs import Clip, CodedVideo, EvalCodec, RatePoint
 
-_FFMPEG_VERSION: dict[str, str] = {}
 _LIBRARY_VERSION: dict[str, str] = {}
-
-
-def ffmpeg_exe() -> str:
-    try:
-        import imageio_ffmpeg
-    except ImportError:  # pragma: no cover - a core dependency
-        raise BackendError("the anchors need imageio-ffmpeg: pip install imageio-ffmpeg") from None
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def ffmpeg_version() -> str:
-    exe = ffmpeg_exe()
-    if exe not in _FFMPEG_VERSION:
-        out = subprocess.run([exe, "-version"], capture_output=True, text=True, check=False).stdout
-        first = out.splitlines()[0] if out else "unknown"
-        _FFMPEG_VERSION[exe] = first.split(" Copyright")[0]
-    return _FFMPEG_VERSION[exe]
 
 
 def write_y4m_420(clip: Clip) -> Path:

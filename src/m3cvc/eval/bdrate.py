@@ -1,12 +1,12 @@
 """Bjontegaard deltas between codecs' R-D curves, with the ``bjontegaard`` package (Akima).
 
-Rate is bpp; quality is a metric oriented so that higher is better (LPIPS is negated internally).
+Rate is bpp; quality is a metric oriented so that higher is better (LPIPS and DISTS are negated internally).
 
 - BD-rate (%): the mean bitrate difference of the test codec against the anchor at equal quality,
   integrated over the quality interval both curves cover. Negative = the test codec saves bits.
 - BD-quality: the mean metric difference (test - anchor) at equal rate over the shared log-rate
-  interval, in the metric's own units (dB for PSNR). For LPIPS it is reported as an LPIPS difference,
-  so there negative is better.
+  interval, in the metric's own units (dB for PSNR). For LPIPS and DISTS it is reported as a plain
+  difference, so there negative is better.
 - overlap: the shared interval's share of the union of both intervals (0..1), for quality (BD-rate) and
   log-rate (BD-quality). With no overlap the delta is ``None``; the package warns below 75 %.
 
@@ -25,8 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..errors import BackendError
-
-LOWER_IS_BETTER = {"lpips"}
+from .metrics import LOWER_IS_BETTER
 METHOD = "akima"
 
 

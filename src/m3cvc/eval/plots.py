@@ -11,9 +11,8 @@ from typing import Any, Sequence
 
 from ..errors import BackendError
 from ..fileio import atomic_path
-from .bdrate import LOWER_IS_BETTER, dataset_curve
-
-LABELS = {"psnr": "PSNR (dB)", "psnr_seq": "PSNR of mean MSE (dB)", "ms_ssim": "MS-SSIM", "lpips": "LPIPS", "clip_sim": "CLIP-sim"}
+from .bdrate import dataset_curve
+from .metrics import LABELS, LOWER_IS_BETTER
 _MARKERS = "osD^v<>ph*"
 
 

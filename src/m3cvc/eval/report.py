@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 from ..errors import InputError
 from ..fileio import write_text_atomic
 from .bdrate import compare, dataset_curve, metrics_present
-from .results import METRICS
+from .metrics import METRIC_NAMES, SPECS
 
 
 def _fmt(value: Optional[float], digits: int = 2, signed: bool = False) -> str:
@@ -19,7 +19,7 @@ def _fmt(value: Optional[float], digits: int = 2, signed: bool = False) -> str:
 
 
 def bd_report(
-    grouped: dict[str, dict[str, dict[str, Any]]], anchor: str, metrics: Sequence[str] = METRICS
+    grouped: dict[str, dict[str, dict[str, Any]]], anchor: str, metrics: Sequence[str] = METRIC_NAMES
 ) -> dict[str, Any]:
     """``{dataset: {metric: [comparison, ...]}}`` for every codec against ``anchor``."""
     report: dict[str, Any] = {}
@@ -48,7 +48,7 @@ def format_bd(report: dict[str, Any]) -> str:
             for r in rows:
                 c = r["dataset_curve"]
                 overlap = f"{c['overlap_quality']:.2f}/{c['overlap_rate']:.2f}"
-                digits = 4 if metric in ("ms_ssim", "lpips", "clip_sim") else 2
+                digits = SPECS[metric].digits if metric in SPECS else 4
                 lines.append(
                     f"  {r['test']:<28} {_fmt(c['bd_rate'], 1, True):>10} {_fmt(c['bd_quality'], digits, True):>11} "
                     f"{overlap:>12} {_fmt(r['mean_sequence_bd_rate'], 1, True):>11}  {c['note']}"
@@ -58,19 +58,30 @@ def format_bd(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_rd_table(grouped: dict[str, dict[str, dict[str, Any]]], metrics: Sequence[str] = ("psnr", "ms_ssim")) -> str:
-    """Each codec's dataset curve: one line per rate point with bpp and the metrics."""
+def format_rd_table(grouped: dict[str, dict[str, dict[str, Any]]], metrics: Optional[Sequence[str]] = None) -> str:
+    """Each codec's dataset curve: one line per rate point with bpp and the metrics (default: every
+    metric that has values for some codec)."""
     lines = []
     for dataset, results in sorted(grouped.items()):
-        lines.append(f"{dataset}: dataset-mean R-D points")
-        lines.append(f"  {'codec':<28} {'point':<12} {'bpp':>8} " + " ".join(f"{m:>9}" for m in metrics))
-        for name in sorted(results):
-            curves = [dataset_curve(results[name], m) for m in metrics]
-            order = sorted(range(len(curves[0].rates)), key=lambda i: curves[0].rates[i])
-            for i in order:
-                vals = " ".join(f"{_fmt(c.values[i], 2 if m.startswith('psnr') else 4):>9}" for m, c in zip(metrics, curves))
-                lines.append(f"  {name:<28} {curves[0].labels[i]:<12} {curves[0].rates[i]:>8.4f} {vals}")
+        if metrics is None:
+            shown = [m for m in METRIC_NAMES if any(metrics_present([r], [m]) for r in results.values())]
+        else:
+            shown = list(metrics)
+        lines += _rd_lines(dataset, results, shown)
     return "\n".join(lines)
+
+
+def _rd_lines(dataset: str, results: dict[str, dict[str, Any]], metrics: Sequence[str]) -> list[str]:
+    lines = [f"{dataset}: dataset-mean R-D points"]
+    lines.append(f"  {'codec':<28} {'point':<12} {'bpp':>8} " + " ".join(f"{m:>9}" for m in metrics))
+    for name in sorted(results):
+        curves = [dataset_curve(results[name], m) for m in metrics]
+        base = dataset_curve(results[name], "psnr")  # rates and labels do not depend on the metric
+        rates, labels = base.rates, base.labels
+        for i in sorted(range(len(rates)), key=lambda i: rates[i]):
+            vals = " ".join(f"{_fmt(c.values[i], SPECS[m].digits if m in SPECS else 4):>9}" for m, c in zip(metrics, curves))
+            lines.append(f"  {name:<28} {labels[i]:<12} {rates[i]:>8.4f} {vals}")
+    return lines
 
 
 def write_report(report: dict[str, Any], path: Path) -> Path:

@@ -2,22 +2,31 @@
 
 One JSON file per codec and dataset, ``OUT/<dataset>/<codec>.json``::
 
-    {"schema": "m3cvc-eval/1",
+    {"schema": "m3cvc-eval/2",
      "codec": {"name": "vvc", "description": "libvvenc via ffmpeg: ...", "versions": {...},
                "settings": {...}, "settings_key": "3f2a..."},
      "dataset": {"name": "quick", "source": "..."},
      "preprocess": {"width": 512, "height": 320, "fps": 8.0, "max_frames": 24},
-     "metrics": ["psnr", "ms_ssim", "lpips", "clip_sim"],
-     "metric_notes": {"lpips": "unavailable: ..."},
+     "metrics": ["psnr", "ms_ssim", "lpips", "dists", "vmaf", "vmaf_neg", "clip_sim"],
+     "metric_notes": {"clip_sim": "unavailable: ..."},
+     "metric_info": {"lpips": {"available": true, "net": "alex", "sha256": "32f45cf71e6147af", ...},
+                     "vmaf": {"available": true, "models": {"vmaf": "vmaf_v0.6.1"}, "libvmaf": "86da14d"}, ...},
      "sequences": {"bikes": {"frames": 24, "width": 512, "height": 320, "fps": 8.0, "source": "...",
                              "points": [{"point": "qp63", "params": {"qp": 63}, "bytes": 812,
                                          "bpp": 0.00165, "encode_s": 3.1, "decode_s": 0.05,
                                          "metrics": {"psnr": 24.1, "psnr_seq": 23.9, "ms_ssim": 0.81,
-                                                     "lpips": null, "clip_sim": null},
+                                                     "lpips": 0.41, "dists": 0.29, "vmaf": 31.2,
+                                                     "vmaf_hmean": 27.9, "vmaf_neg": 30.8,
+                                                     "vmaf_neg_hmean": 27.5, "clip_sim": null},
+                                         "per_frame": {"psnr": [...], "lpips": [...], "vmaf": [...], ...},
                                          "info": {...}}]}}}
 
+``metrics`` holds each metric's sequence value (mean over frames; libvmaf's pooled mean for VMAF) and the
+derived values (``psnr_seq``, ``*_hmean``); ``per_frame`` one value per frame for every metric that ran.
 ``null`` marks a metric that could not be computed (missing weights), never a guess. Points are stored
-as they finish (atomic rewrite), so an interrupted run resumes where it stopped.
+as they finish (atomic rewrite), so an interrupted run resumes where it stopped; a point lacking a
+metric that can now be computed is redone. Files of schema ``m3cvc-eval/1`` (no per-frame values) are
+still read.
 """
 
 from __future__ import annotations
@@ -27,17 +36,21 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from ..errors import ConfigError, InputError
 from ..fileio import write_text_atomic
+from .metrics import DERIVED, METRIC_NAMES
 
-SCHEMA = "m3cvc-eval/1"
-METRICS = ("psnr", "ms_ssim", "lpips", "clip_sim")
+SCHEMA = "m3cvc-eval/2"
+READABLE_SCHEMAS = ("m3cvc-eval/1", SCHEMA)
+VALUE_COLUMNS = (*METRIC_NAMES, *DERIVED)  # every metric and derived value, in the CSV and imports
 CSV_FIELDS = (
     "dataset", "codec", "sequence", "point", "frames", "width", "height", "bytes", "bpp",
-    "psnr", "psnr_seq", "ms_ssim", "lpips", "clip_sim", "encode_s", "decode_s",
+    *VALUE_COLUMNS, "encode_s", "decode_s",
 )  # fmt: skip
+# metric_info fields that say where a file was found, not what was measured
+_LOCATION_FIELDS = {"path", "found_by", "ffmpeg"}
 
 
 def _map_leaves(value: Any, fn: Any) -> Any:
@@ -62,7 +75,7 @@ def read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read results {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+    if not isinstance(data, dict) or data.get("schema") not in READABLE_SCHEMAS:
         raise InputError(f"{path} is not an m3cvc results file (schema {SCHEMA})")
     return _restore(data)
 
@@ -80,14 +93,22 @@ class ResultsFile:
                 raise ConfigError(
                     f"{path} holds results made with other settings; use another --out or --force to redo them"
                 )
+            changed = _changed_metrics(data.get("metric_info", {}), header.get("metric_info", {}))
+            if changed:
+                raise ConfigError(
+                    f"{path} holds {', '.join(changed)} values measured with other metric settings or weights; "
+                    "use another --out or --force to redo them"
+                )
             data.update({k: v for k, v in header.items() if k != "sequences"})
             self.data = data
         else:
             self.data = dict(header, sequences={})
 
-    def done(self, sequence: str, label: str) -> bool:
+    def done(self, sequence: str, label: str, metrics: Sequence[str] = ()) -> bool:
+        """Whether the point is stored with a value for every metric of ``metrics``."""
         seq = self.data["sequences"].get(sequence)
-        return bool(seq) and any(p["point"] == label for p in seq["points"])
+        point = next((p for p in seq["points"] if p["point"] == label), None) if seq else None
+        return point is not None and all(point["metrics"].get(m) is not None for m in metrics)
 
     def add(self, sequence: str, meta: dict[str, Any], point: dict[str, Any]) -> None:
         seq = self.data["sequences"].setdefault(sequence, dict(meta, points=[]))
@@ -99,6 +120,18 @@ class ResultsFile:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.path, json.dumps(_clean(self.data), indent=1) + "\n")
+
+
+def _changed_metrics(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Metrics measured in both runs whose settings / weights differ."""
+
+    def key(info: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in info.items() if k not in _LOCATION_FIELDS}
+
+    return [
+        m for m in sorted(set(old) & set(new))
+        if old[m].get("available") and new[m].get("available") and key(old[m]) != key(new[m])
+    ]  # fmt: skip
 
 
 def iter_results(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -113,7 +146,7 @@ def iter_results(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and data.get("schema") == SCHEMA:
+        if isinstance(data, dict) and data.get("schema") in READABLE_SCHEMAS:
             yield path, _restore(data)
 
 
@@ -135,7 +168,7 @@ def csv_rows(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 "point": p["point"], "frames": seq["frames"], "width": seq["width"], "height": seq["height"],
                 "bytes": p["bytes"], "bpp": p["bpp"], "encode_s": p["encode_s"], "decode_s": p["decode_s"],
             }  # fmt: skip
-            row.update({m: p["metrics"].get(m) for m in ("psnr", "psnr_seq", "ms_ssim", "lpips", "clip_sim")})
+            row.update({m: p["metrics"].get(m) for m in VALUE_COLUMNS})
             yield row
 
 
@@ -163,7 +196,7 @@ def _number(text: str, where: str) -> Optional[float]:
 
 def import_csv(path: Path, dataset: Optional[str] = None) -> dict[str, dict[str, dict[str, Any]]]:
     """Results of other tools (VTM, DCVC, ...) from a CSV with at least ``codec``, ``sequence``, ``bpp``
-    and some metric columns (``psnr``, ``ms_ssim``, ``lpips``, ``clip_sim``); ``dataset`` and ``point``
+    and some metric columns (``psnr``, ``ms_ssim``, ``lpips``, ``dists``, ``vmaf``, ...); ``dataset`` and ``point``
     are optional. Same grouping as :func:`group_by_dataset`, so imported curves join BD-rates and plots."""
     try:
         rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
@@ -181,7 +214,7 @@ def import_csv(path: Path, dataset: Optional[str] = None) -> dict[str, dict[str,
             "dataset": {"name": ds, "source": str(path)}, "sequences": {},
         })  # fmt: skip
         seq = doc["sequences"].setdefault(row["sequence"], {"points": []})
-        metrics = {m: _number(row.get(m), where) for m in ("psnr", "psnr_seq", "ms_ssim", "lpips", "clip_sim") if m in row}
+        metrics = {m: _number(row.get(m), where) for m in VALUE_COLUMNS if m in row}
         label = row.get("point") or f"p{len(seq['points'])}"
         seq["points"].append({"point": label, "bpp": _number(row["bpp"], where), "metrics": metrics, "info": {}})
     for docs in out.values():

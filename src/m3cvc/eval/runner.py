@@ -13,9 +13,8 @@ from ..config import PreprocessConfig
 from ..errors import InputError
 from .codecs import Clip, CodedVideo, EvalCodec, RatePoint, slug
 from .datasets import Dataset
-from .metrics import SequenceAccumulator
-from .perceptual import ClipSim, Lpips, PerceptualMetric
-from .results import METRICS, ResultsFile, write_csv
+from .metrics import METRIC_NAMES, MetricOptions, MetricSuite
+from .results import SCHEMA, ResultsFile, write_csv
 
 Log = Callable[[str], None]
 
@@ -29,28 +28,21 @@ class EvalOptions:
     out: Path
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     max_frames: Optional[int] = None
-    metrics: Sequence[str] = METRICS
+    metrics: Sequence[str] = METRIC_NAMES
+    metric_options: MetricOptions = field(default_factory=MetricOptions)
     force: bool = False
     skip_missing: bool = False
     keep_streams: bool = False
     progress: bool = True
-    lpips_net: str = "alex"
-    lpips_backbone: Optional[str] = None
-    clip_model: str = "openai/clip-vit-base-patch32"
-    device: str = "cpu"
 
 
-def build_perceptual(opts: EvalOptions, log: Log = _stderr) -> list[PerceptualMetric]:
-    """The requested learned metrics; each unavailable one is announced once and stays null."""
-    metrics: list[PerceptualMetric] = []
-    if "lpips" in opts.metrics:
-        metrics.append(Lpips(opts.lpips_net, opts.lpips_backbone, opts.device))
-    if "clip_sim" in opts.metrics:
-        metrics.append(ClipSim(opts.clip_model, opts.device))
-    for m in metrics:
-        if not m.available():
-            log(f"note: {m.name} unavailable ({m.reason}); it is reported as null")
-    return metrics
+def build_suite(opts: EvalOptions, log: Log = _stderr) -> MetricSuite:
+    """The requested metrics, loaded once for the whole run; each unavailable one is announced once
+    (before any coding starts) and stored as null."""
+    suite = MetricSuite(opts.metrics, opts.metric_options)
+    for name, reason in suite.unavailable().items():
+        log(f"note: {name} unavailable ({reason}); it is reported as null")
+    return suite
 
 
 def load_clip(seq: Any, opts: EvalOptions, workdir: Path) -> Clip:
@@ -66,21 +58,9 @@ def load_clip(seq: Any, opts: EvalOptions, workdir: Path) -> Clip:
     return Clip(seq.name, frames, fps, workdir)
 
 
-def measure(clip: Clip, coded: CodedVideo, perceptual: Sequence[PerceptualMetric], opts: EvalOptions) -> dict[str, Any]:
-    acc = SequenceAccumulator(with_ms_ssim="ms_ssim" in opts.metrics)
-    for ref, dec in zip(clip.frames, coded.frames):
-        acc.update(ref, dec)
-    values: dict[str, Any] = acc.result()
-    values.pop("mse", None)
-    if "psnr" not in opts.metrics:
-        values.pop("psnr", None)
-        values.pop("psnr_seq", None)
-    for m in perceptual:
-        values[m.name] = m.measure(clip.frames, coded.frames)
-    return values
-
-
-def point_record(clip: Clip, point: RatePoint, coded: CodedVideo, metrics: dict[str, Any]) -> dict[str, Any]:
+def point_record(
+    clip: Clip, point: RatePoint, coded: CodedVideo, metrics: dict[str, Any], per_frame: dict[str, list[float]]
+) -> dict[str, Any]:
     return {
         "point": point.label,
         "params": point.params,
@@ -89,6 +69,7 @@ def point_record(clip: Clip, point: RatePoint, coded: CodedVideo, metrics: dict[
         "encode_s": round(coded.encode_s, 4),
         "decode_s": round(coded.decode_s, 4),
         "metrics": metrics,
+        "per_frame": per_frame,
         "info": coded.info,
     }
 
@@ -96,20 +77,21 @@ def point_record(clip: Clip, point: RatePoint, coded: CodedVideo, metrics: dict[
 class EvalRun:
     """One ``m3cvc eval`` invocation: a dataset, codecs, options."""
 
-    def __init__(self, dataset: Dataset, codecs: Sequence[EvalCodec], opts: EvalOptions, log: Log = _stderr) -> None:
+    def __init__(self, dataset: Dataset, codecs: Sequence[EvalCodec], opts: EvalOptions, log: Optional[Log] = None) -> None:
         names = [c.name for c in codecs]
         if len(set(names)) != len(names):
             raise InputError(f"codec listed twice: {', '.join(names)}")
-        self.dataset, self.codecs, self.opts, self.log = dataset, list(codecs), opts, log
+        self.dataset, self.codecs, self.opts, self.log = dataset, list(codecs), opts, log or _stderr
         self.folder = opts.out / slug(dataset.name)
-        self.perceptual: list[PerceptualMetric] = []
+        self.suite: Optional[MetricSuite] = None
         self.files: dict[str, ResultsFile] = {}
 
     def _header(self, codec: EvalCodec) -> dict[str, Any]:
         pp = self.opts.preprocess
-        notes = {m.name: f"unavailable: {m.reason}" for m in self.perceptual if not m.available()}
+        assert self.suite is not None
+        notes = {name: f"unavailable: {reason}" for name, reason in self.suite.unavailable().items()}
         return {
-            "schema": "m3cvc-eval/1",
+            "schema": SCHEMA,
             "codec": dict(codec.describe(), name=codec.name, settings_key=codec.settings_key()),
             "dataset": {"name": self.dataset.name, "source": self.dataset.source},
             "preprocess": {
@@ -118,6 +100,7 @@ class EvalRun:
             },  # fmt: skip
             "metrics": list(self.opts.metrics),
             "metric_notes": notes,
+            "metric_info": self.suite.info(),
         }
 
     def _check_dataset(self) -> Dataset:
@@ -136,13 +119,15 @@ class EvalRun:
         return present
 
     def _todo(self, seq_name: str) -> list[tuple[EvalCodec, RatePoint]]:
+        assert self.suite is not None
+        need = self.suite.available_names()
         return [
-            (c, p) for c in self.codecs for p in c.rate_points() if not self.files[c.name].done(seq_name, p.label)
+            (c, p) for c in self.codecs for p in c.rate_points() if not self.files[c.name].done(seq_name, p.label, need)
         ]
 
     def run(self) -> Path:
         dataset = self._check_dataset()
-        self.perceptual = build_perceptual(self.opts, self.log)
+        self.suite = build_suite(self.opts, self.log)
         for codec in self.codecs:
             self.files[codec.name] = ResultsFile(self.folder / f"{slug(codec.name)}.json", self._header(codec), self.opts.force)
         from tqdm import tqdm
@@ -171,8 +156,8 @@ class EvalRun:
             for codec, point in todo:
                 bar.set_postfix_str(f"{seq.name} {codec.name} {point.label}")
                 coded = codec.run(clip, point)
-                values = measure(clip, coded, self.perceptual, self.opts)
-                self.files[codec.name].add(seq.name, meta, point_record(clip, point, coded, values))
+                values, per_frame = self.suite.measure(clip.frames, coded.frames)
+                self.files[codec.name].add(seq.name, meta, point_record(clip, point, coded, values, per_frame))
                 bar.update(1)
         finally:
             if not self.opts.keep_streams:

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from m3cvc.errors import InputError
+from ...errors import InputError
+from .suite import MetricEngine, MetricValue, mean_value
 
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 WINDOW_SIZE = 11
@@ -47,6 +48,7 @@ DATA_RANGE = 255.0
 
 __all__ = [
     "MS_SSIM_WEIGHTS",
+    "PixelEngine",
     "SequenceAccumulator",
     "ms_ssim",
     "ms_ssim_scales",
@@ -225,3 +227,24 @@ def sequence_psnr_ms_ssim(
     for ref, dec in zip(refs, decs):
         acc.update(ref, dec)
     return acc.result()
+
+
+class PixelEngine(MetricEngine):
+    """``psnr`` (with ``psnr_seq``) and ``ms_ssim`` in float64 NumPy/OpenCV; always available."""
+
+    def load(self) -> None:
+        pass
+
+    def info(self, name: str) -> dict[str, Any]:
+        return {"implementation": "m3cvc.eval.metrics.pixel (RGB, float64)"}
+
+    def compute(self, refs: Sequence[np.ndarray], decs: Sequence[np.ndarray]) -> dict[str, MetricValue]:
+        acc = SequenceAccumulator(with_ms_ssim="ms_ssim" in self.names)
+        for ref, dec in zip(refs, decs):
+            acc.update(ref, dec)
+        out = {}
+        if "psnr" in self.names:
+            out["psnr"] = mean_value([psnr_from_mse(m) for m in acc.mses], psnr_seq=acc.result()["psnr_seq"])
+        if "ms_ssim" in self.names:
+            out["ms_ssim"] = mean_value(acc.ms_ssims)
+        return out
