@@ -243,7 +243,7 @@ def test_config_prints_full_profiles(capsys, tmp_path):
     lite = yaml.safe_load(capsys.readouterr().out)
     assert lite["profile"] == "lite"
     assert lite["keyframes"]["clip"]["model"] == "openai/clip-vit-base-patch32"
-    assert lite["keyframe_codec"]["backend"] == "avif"
+    assert lite["keyframe_codec"]["backend"] == "hevc" and lite["keyframe_codec"]["hevc"]["qp"] >= 0
     run_ok("config", "--profile", "full")
     full = yaml.safe_load(capsys.readouterr().out)
     assert full["keyframes"]["semantic"] == "clip" and full["keyframes"]["motion"] == "raft"

@@ -273,7 +273,7 @@ def test_cli_eval_bdrate_plots(video_folder, tmp_path, capsys):
     assert cli_main(["eval", "--dataset", str(video_folder), "--out", str(out), "--metrics", "ssim"]) == 2
 
 
-def test_ablation_rows_and_cli(video_folder, tmp_path, capsys):
+def test_ablation_rows_and_cli(video_folder, tmp_path, capsys, monkeypatch):
     from m3cvc.eval.ablation import table_rows
 
     rows = table_rows(4)
@@ -284,7 +284,12 @@ def test_ablation_rows_and_cli(video_folder, tmp_path, capsys):
     out = tmp_path / "abl"
     args = ["ablate", "--dataset", str(video_folder), "--out", str(out), "--size", f"{W}x{H}", "--max-frames", str(N),
             "--points", "vvc=63,53,43", "--points", "m3cvc=5,30,60", "--metrics", "psnr", "-q", "--fixed-interval", "3"]  # fmt: skip
-    assert cli_main(args) == 0
+    # the default metric is LPIPS (the paper's Table I metric): without its weights, one clean line, no work
+    monkeypatch.delenv("M3CVC_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    assert cli_main(args) == 2
+    assert "ablate --metric lpips cannot be measured here" in capsys.readouterr().err and not out.exists()
+    assert cli_main(args + ["--metric", "psnr"]) == 0
     table = json.loads((out / "videos" / "ablation.json").read_text())["rows"]
     assert len(table) == len(rows)
     fixed = next(r for r in table if r["setting"] == "fixed-interval")

@@ -90,6 +90,7 @@ class KeyframeConfig:
     min_interval: int = 1  # never two keyframes closer than this
     interval: int = 16  # the ``fixed`` selector's period
     tail_keyframe: bool = True  # interpolation mode: also code the last frame as a keyframe
+    cut_threshold: float = 0.4  # adjacent-frame thumbnail distance that marks a scene cut (keyframes/cuts.py)
     clip: ClipOptions = field(default_factory=ClipOptions)
     raft: RaftOptions = field(default_factory=RaftOptions)
     dis: DisOptions = field(default_factory=DisOptions)
@@ -152,6 +153,14 @@ class AvifOptions:
 
 
 @dataclass(frozen=True)
+class HevcOptions:
+    """The keyframe chain as one low-delay HEVC video (x265): each keyframe predicted from the last."""
+
+    qp: int = 40  # 0..51, constant QP of every keyframe
+    preset: str = "medium"  # x265 preset (ultrafast .. veryslow)
+
+
+@dataclass(frozen=True)
 class VQDiffusionOptions:
     """Generative keyframe codec (paper II-C): VAE -> post-encoder -> 256-entry VQ -> entropy-coded
     indices; decoder: codebook -> z_hat -> text-conditioned latent diffusion -> VAE decoder."""
@@ -175,7 +184,8 @@ class VQDiffusionOptions:
 
 @dataclass(frozen=True)
 class KeyframeCodecConfig:
-    backend: str = "avif"  # avif | vq-diffusion
+    backend: str = "hevc"  # hevc (keyframe chain, lite) | avif (independent images) | vq-diffusion
+    hevc: HevcOptions = field(default_factory=HevcOptions)
     avif: AvifOptions = field(default_factory=AvifOptions)
     vq_diffusion: VQDiffusionOptions = field(default_factory=VQDiffusionOptions)
 

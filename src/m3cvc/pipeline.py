@@ -148,49 +148,72 @@ class Encoder:
         hints: "_HintCollector",
         label: str = "encode",
     ) -> tuple[list[Keyframe], list[str], list[str], int]:
-        keyframes: list[Keyframe] = []
-        kf_texts: list[str] = []
-        clip_texts: list[str] = []
-        clip: list[np.ndarray] = []
-        last_kf: Optional[np.ndarray] = None
-        last: Optional[np.ndarray] = None
-        count = 0
-
-        def add_keyframe(index: int, frame: np.ndarray) -> None:
-            nonlocal last_kf, clip
-            hints.keyframe(frame)
-            if keyframes:
-                clip_texts.append(describer.describe_clip(len(clip_texts), clip, kf_texts[-1]))
-            text = describer.describe_keyframe(len(keyframes), frame, last_kf)
-            keyframes.append(Keyframe(index, codec.compress(frame, text)))
-            kf_texts.append(text)
-            last_kf, clip = frame, [frame]
-
-        selector.reset()
+        track = _Track(self.config, selector, codec, describer, keep_clip_frames, hints)
         with _progress(frames.frame_count, label, progress) as bar:
             for index, frame in enumerate(frames):
-                if selector.is_keyframe(index, frame) or index == 0:
-                    add_keyframe(index, frame)
-                else:
-                    hints.frame(frame)
-                    if keep_clip_frames:
-                        clip.append(frame)
-                last, count = frame, index + 1
+                track.feed(index, frame)
                 bar.update(1)
+        return track.finish()
+
+
+class _Track:
+    """One keyframe decision sequence fed frame by frame: selection, scene cuts, descriptions, keyframe
+    coding and motion hints. :meth:`Encoder.encode` runs one; rate control runs several over one pass."""
+
+    def __init__(
+        self, config: M3Config, selector: Any, codec: Any, describer: Describer, keep_clip_frames: bool,
+        hints: "_HintCollector",
+    ) -> None:  # fmt: skip
+        from .keyframes.cuts import SceneCutDetector
+
+        self.config, self.selector, self.codec, self.describer = config, selector, codec, describer
+        self.keep_clip_frames, self.hints = keep_clip_frames, hints
+        self.cuts = SceneCutDetector(config.keyframes.cut_threshold)
+        self.keyframes: list[Keyframe] = []
+        self.kf_texts: list[str] = []
+        self.clip_texts: list[str] = []
+        self.clip: list[np.ndarray] = []
+        self.last_kf: Optional[np.ndarray] = None
+        self.last: Optional[np.ndarray] = None
+        self.count = 0
+        selector.reset()
+
+    def _add_keyframe(self, index: int, frame: np.ndarray) -> None:
+        self.hints.keyframe(frame)
+        if self.keyframes:
+            self.clip_texts.append(self.describer.describe_clip(len(self.clip_texts), self.clip, self.kf_texts[-1]))
+        text = self.describer.describe_keyframe(len(self.keyframes), frame, self.last_kf)
+        # a keyframe after a scene cut is coded as a fresh intra picture (inter keyframe codecs)
+        self.keyframes.append(Keyframe(index, self.codec.compress(frame, text, intra=self.cuts.take())))
+        self.kf_texts.append(text)
+        self.last_kf, self.clip = frame, [frame]
+
+    def feed(self, index: int, frame: np.ndarray) -> None:
+        self.cuts.update(frame)
+        if self.selector.is_keyframe(index, frame) or index == 0:
+            self._add_keyframe(index, frame)
+        else:
+            self.hints.frame(frame)
+            if self.keep_clip_frames:
+                self.clip.append(frame)
+        self.last, self.count = frame, index + 1
+
+    def finish(self) -> tuple[list[Keyframe], list[str], list[str], int]:
+        count, last = self.count, self.last
         if count == 0 or last is None:
             raise InputError("the input video has no frames")
         tail = (
             self.config.reconstruct.mode == "interpolation"
             and self.config.keyframes.tail_keyframe
-            and keyframes[-1].index != count - 1
+            and self.keyframes[-1].index != count - 1
         )
         if tail:
-            if keep_clip_frames and clip and clip[-1] is last:
-                clip.pop()  # the last frame becomes the next keyframe, not part of this clip
-            hints.drop_last_frame()  # ... and is measured again as the next keyframe
-            add_keyframe(count - 1, last)
-        clip_texts.append(describer.describe_clip(len(clip_texts), clip, kf_texts[-1]))
-        return keyframes, kf_texts, clip_texts, count
+            if self.keep_clip_frames and self.clip and self.clip[-1] is last:
+                self.clip.pop()  # the last frame becomes the next keyframe, not part of this clip
+            self.hints.drop_last_frame()  # ... and is measured again as the next keyframe
+            self._add_keyframe(count - 1, last)
+        self.clip_texts.append(self.describer.describe_clip(len(self.clip_texts), self.clip, self.kf_texts[-1]))
+        return self.keyframes, self.kf_texts, self.clip_texts, count
 
 
 @dataclass(frozen=True)
@@ -211,7 +234,7 @@ class _NullCodec:
 
     name = "none"
 
-    def compress(self, frame: np.ndarray, text: str = "") -> bytes:
+    def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
         return b""
 
 

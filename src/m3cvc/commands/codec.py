@@ -87,6 +87,8 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
     codec: dict[str, Any] = {}
     if getattr(args, "keyframe_quality", None) is not None:
         codec = {"avif": {"quality": args.keyframe_quality}}
+    if getattr(args, "keyframe_qp", None) is not None:
+        codec["hevc"] = {"qp": args.keyframe_qp}
     describe: dict[str, Any] = {}
     if getattr(args, "describer", None):
         describe["backend"] = args.describer
@@ -123,7 +125,8 @@ def encode_main(argv: Sequence[str]) -> int:
     add_config_options(p)
     add_preprocess_options(p)
     add_keyframe_options(p)
-    p.add_argument("--keyframe-quality", type=int, metavar="Q", help="AVIF keyframe quality 0..100 (lite)")
+    p.add_argument("--keyframe-qp", type=int, metavar="QP", help="QP 0..51 of the HEVC keyframe chain (lite default codec)")
+    p.add_argument("--keyframe-quality", type=int, metavar="Q", help="AVIF keyframe quality 0..100 (keyframe_codec.backend avif)")
     p.add_argument("--descriptions", metavar="FILE", help='JSON {"keyframes": [...], "clips": [...]} texts')
     p.add_argument("--describer", metavar="NAME", help="describer backend (none, manual, qwen-vl, openai)")
     p.add_argument("--prompts", metavar="FILE", help="YAML prompts overriding the describer's shipped ones")

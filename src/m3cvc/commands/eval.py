@@ -219,17 +219,18 @@ def ablate_main(argv: Sequence[str]) -> int:
 
     from ..eval.metrics import MetricSuite, parse_metrics
 
-    (metric,) = parse_metrics(args.metric) if "," not in args.metric else (None,)
-    if metric is None:
+    metric = args.metric.strip()
+    if "," in metric:
         raise InputError("--metric takes one metric")
-    dataset, opts = _prepare(args)
-    if metric not in opts.metrics:
-        opts.metrics = [*opts.metrics, metric]
-    why = MetricSuite([metric], opts.metric_options).unavailable().get(metric)
-    if why:
+    parse_metrics(metric)
+    why = MetricSuite([metric], metric_options(args)).unavailable().get(metric)
+    if why:  # before any work: the table would be empty
         raise BackendError(f"ablate --metric {metric} cannot be measured here: {why}")
     if "bdrate" in announce_missing_tools():
         raise BackendError(missing_tools()["bdrate"])
+    dataset, opts = _prepare(args)
+    if metric not in opts.metrics:
+        opts.metrics = [*opts.metrics, metric]
     points = _point_overrides(args.points)
     rows = table_rows(args.fixed_interval, args.describer)
     codecs, names = build_codecs(args.profile, rows, points.get("m3cvc"), args.sweep or DEFAULT_SWEEP)

@@ -14,6 +14,7 @@ One JSON file per codec and dataset, ``OUT/<dataset>/<codec>.json``::
      "sequences": {"bikes": {"frames": 24, "width": 512, "height": 320, "fps": 8.0, "source": "...",
                              "points": [{"point": "qp63", "params": {"qp": 63}, "bytes": 812,
                                          "bpp": 0.00165, "encode_s": 3.1, "decode_s": 0.05,
+                                         "measure_s": {"psnr+ms_ssim": 0.4, "lpips": 0.9, ...},
                                          "metrics": {"psnr": 24.1, "psnr_seq": 23.9, "ms_ssim": 0.81,
                                                      "lpips": 0.41, "dists": 0.29, "vmaf": 31.2,
                                                      "vmaf_hmean": 27.9, "vmaf_neg": 30.8,

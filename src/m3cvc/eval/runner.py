@@ -59,7 +59,8 @@ def load_clip(seq: Any, opts: EvalOptions, workdir: Path) -> Clip:
 
 
 def point_record(
-    clip: Clip, point: RatePoint, coded: CodedVideo, metrics: dict[str, Any], per_frame: dict[str, list[float]]
+    clip: Clip, point: RatePoint, coded: CodedVideo, metrics: dict[str, Any], per_frame: dict[str, list[float]],
+    measure_s: Optional[dict[str, float]] = None,
 ) -> dict[str, Any]:
     return {
         "point": point.label,
@@ -68,6 +69,7 @@ def point_record(
         "bpp": 8.0 * coded.nbytes / clip.pixels,
         "encode_s": round(coded.encode_s, 4),
         "decode_s": round(coded.decode_s, 4),
+        "measure_s": measure_s or {},
         "metrics": metrics,
         "per_frame": per_frame,
         "info": coded.info,
@@ -157,7 +159,8 @@ class EvalRun:
                 bar.set_postfix_str(f"{seq.name} {codec.name} {point.label}")
                 coded = codec.run(clip, point)
                 values, per_frame = self.suite.measure(clip.frames, coded.frames)
-                self.files[codec.name].add(seq.name, meta, point_record(clip, point, coded, values, per_frame))
+                record = point_record(clip, point, coded, values, per_frame, self.suite.seconds)
+                self.files[codec.name].add(seq.name, meta, record)
                 bar.update(1)
         finally:
             if not self.opts.keep_streams:

@@ -1,4 +1,5 @@
-"""Keyframe codecs (stage 4): ``avif`` (lite); model codecs register lazily by name."""
+"""Keyframe codecs (stage 4): ``hevc`` (lite: the keyframe chain as a low-delay video), ``avif``
+(independent images); model codecs register lazily by name."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any, Mapping
 from ..config import KeyframeCodecConfig
 from .avif import AvifCodec
 from .base import KEYFRAME_CODECS, KeyframeCodec
+from .hevc import HevcChainCodec
 
+KEYFRAME_CODECS.register("hevc", HevcChainCodec)
 KEYFRAME_CODECS.register("avif", AvifCodec)
 KEYFRAME_CODECS.register("vq-diffusion", "m3cvc.keyframe_codec.vq_diffusion:VQDiffusionCodec")
 
@@ -17,6 +20,8 @@ def build_keyframe_codec(cfg: KeyframeCodecConfig) -> KeyframeCodec:
     cls = KEYFRAME_CODECS.resolve(cfg.backend)
     if cls is AvifCodec:
         return AvifCodec.from_options(cfg.avif)
+    if cls is HevcChainCodec:
+        return HevcChainCodec.from_options(cfg.hevc)
     return cls.from_config(cfg)  # type: ignore[attr-defined]
 
 
@@ -25,4 +30,4 @@ def keyframe_codec_from_params(name: str, params: Mapping[str, Any]) -> Keyframe
     return KEYFRAME_CODECS.resolve(name).from_params(params)  # type: ignore[attr-defined]
 
 
-__all__ = ["AvifCodec", "KeyframeCodec", "KEYFRAME_CODECS", "build_keyframe_codec", "keyframe_codec_from_params"]
+__all__ = ["AvifCodec", "HevcChainCodec", "KeyframeCodec", "KEYFRAME_CODECS", "build_keyframe_codec", "keyframe_codec_from_params"]

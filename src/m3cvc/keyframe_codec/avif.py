@@ -43,7 +43,7 @@ class AvifCodec(KeyframeCodec):
         quality = params.get("quality", 30)
         return cls(quality=quality if isinstance(quality, int) and 0 <= quality <= 100 else 30)
 
-    def compress(self, frame: np.ndarray, text: str = "") -> bytes:
+    def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
         from PIL import Image
 
         buf = io.BytesIO()

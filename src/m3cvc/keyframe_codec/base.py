@@ -16,7 +16,10 @@ class KeyframeCodec(ABC):
     """Codes one RGB keyframe to bytes and back.
 
     ``params()`` are the settings the decoder needs; they go into the stream header, and
-    ``from_params`` rebuilds an equivalent decoder from them.
+    ``from_params`` rebuilds an equivalent decoder from them. A codec instance codes (or decodes) the
+    keyframes of one stream in order, so an inter codec may predict a keyframe from the previous ones;
+    ``intra=True`` asks for a keyframe that depends on no earlier one (a scene cut). Image codecs are
+    always intra.
     """
 
     name: str = ""
@@ -31,7 +34,7 @@ class KeyframeCodec(ABC):
         """Rebuild the codec from header params (decoder side)."""
 
     @abstractmethod
-    def compress(self, frame: np.ndarray, text: str = "") -> bytes:
+    def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
         """RGB uint8 (H, W, 3) -> bytes."""
 
     @abstractmethod

@@ -142,7 +142,7 @@ class VQDiffusionCodec(KeyframeCodec):
         latents = self.vae.encode(images_to_tensor([_pad_to(frame, self.multiple)]))
         return self.vq.encode_indices(latents.to(self.options.device))[0].cpu().numpy()
 
-    def compress(self, frame: np.ndarray, text: str = "") -> bytes:
+    def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
         return self.vq.index_coder().encode(self.encode_indices(frame))
 
     def decode_latent(self, indices: np.ndarray, text: str = "") -> Any:

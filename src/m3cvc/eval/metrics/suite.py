@@ -24,6 +24,7 @@ Nothing is ever computed from random weights: an engine whose weights or package
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -88,7 +89,8 @@ class MetricOptions:
     dists_backbone: Optional[str] = None
     clip_model: str = "openai/clip-vit-base-patch32"
     device: str = "cpu"
-    batch: int = 4
+    batch: int = 4  # frames per forward pass of LPIPS
+    dists_cache_gib: float = 3.0  # reference-frame VGG features kept across rate points (DISTS)
 
 
 @dataclass
@@ -166,6 +168,7 @@ class MetricSuite:
         for n in self.names:
             by_engine.setdefault(SPECS[n].engine, []).append(n)
         self.engines = [ENGINES.create(engine, group, self.options) for engine, group in by_engine.items()]
+        self.seconds: dict[str, float] = {}  # wall time of each engine in the last measure()
 
     def unavailable(self) -> dict[str, str]:
         """``{metric: one-line reason}`` of every requested metric that cannot run here."""
@@ -192,8 +195,12 @@ class MetricSuite:
         values (``psnr_seq``, ``vmaf_hmean``...), and the per-frame arrays of the metrics that ran."""
         values: dict[str, Any] = {}
         per_frame: dict[str, list[float]] = {}
+        self.seconds = {}
         for e in self.engines:
+            start = time.perf_counter()
             result = e.measure(refs, decs)
+            if result:
+                self.seconds["+".join(e.names)] = round(time.perf_counter() - start, 4)
             for n in e.names:
                 v = result.get(n) if result else None
                 values[n] = v.mean if v else None

@@ -1,0 +1,154 @@
+"""Lite keyframe codec: the chain of keyframes coded as one low-delay HEVC video (x265 through PyAV).
+
+Consecutive keyframes are mostly the same picture, so each keyframe is predicted from the previously
+*decoded* keyframe(s) (P pictures, no reordering, no lookahead: one access unit in, one out). A keyframe
+that follows a scene cut starts a fresh IDR picture (the encoder is told so by the pipeline), so no
+keyframe depends on one across a cut. The first keyframe is always an IDR.
+
+Each keyframe unit of the m3cvc bitstream carries that keyframe's raw HEVC access unit (Annex B NAL
+units, no container; VPS/SPS/PPS only in IDR units, x265's version SEI off): frame size, frame rate and
+everything else live in our own header. The decoder feeds the units in order to FFmpeg's HEVC decoder
+(PyAV); every unit must give exactly one picture of the header's size, else the stream is damaged
+(:class:`~m3cvc.errors.BitstreamError`).
+
+Colour: RGB -> BT.601 limited-range 4:2:0 with m3cvc's own conversion (the same as the anchors'), and its
+inverse on decode. Odd sizes are padded by edge replication to even and cropped after decoding.
+
+Determinism: x265 runs single-threaded (``pools=none``, ``frame-threads=1``), so the same frames and
+settings give byte-identical units on any machine with the same x265 build.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from ..errors import BitstreamError, ConfigError
+from .base import KeyframeCodec
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+# fixed x265 settings: low delay (no B pictures, no lookahead), our own intra decisions, no SEI/AUD
+# overhead, single-threaded (deterministic). keyint is a safety bound, never reached by lite streams.
+X265_FIXED = (
+    "keyint=100000:min-keyint=1:scenecut=0:bframes=0:rc-lookahead=0:info=0:"
+    "frame-threads=1:pools=none:log-level=error:aud=0:hrd=0"
+)
+START_CODES = (b"\x00\x00\x01", b"\x00\x00\x00\x01")
+
+
+def _pad_even(frame: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def _to_video_frame(frame: np.ndarray, pts: int) -> Any:
+    import av
+
+    from ..video.color import rgb_to_yuv420
+
+    rgb = _pad_even(frame)
+    h, w = rgb.shape[:2]
+    vf = av.VideoFrame(w, h, "yuv420p")
+    for plane, data in zip(vf.planes, rgb_to_yuv420(rgb)):
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        rows[:, : plane.width] = data
+    vf.pts = pts
+    return vf
+
+
+def _to_rgb(vf: Any, shape: tuple[int, int]) -> np.ndarray:
+    from ..video.color import yuv_to_rgb
+
+    if vf.format.name != "yuv420p":
+        raise BitstreamError(f"keyframe decoded to pixel format {vf.format.name}, expected yuv420p")
+    planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in vf.planes]
+    rgb = yuv_to_rgb(*planes, full_range=False)
+    return np.ascontiguousarray(rgb[: shape[0], : shape[1]])
+
+
+class HevcChainCodec(KeyframeCodec):
+    """Keyframes as a low-delay HEVC video at a constant ``qp`` (0..51); stateful: one instance codes
+    (or decodes) one stream's keyframes, in order."""
+
+    name = "hevc"
+
+    def __init__(self, qp: int = 40, preset: str = "medium") -> None:
+        if isinstance(qp, bool) or not isinstance(qp, int) or not 0 <= qp <= 51:
+            raise ConfigError(f"keyframe_codec.hevc.qp must be an integer in 0..51, got {qp!r}")
+        if preset not in PRESETS:
+            raise ConfigError(f"keyframe_codec.hevc.preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        self.qp, self.preset = qp, preset
+        self._encoder: Any = None
+        self._decoder: Any = None
+        self._size: Optional[tuple[int, int]] = None
+        self._count = 0
+
+    @classmethod
+    def from_options(cls, opts: Any) -> "HevcChainCodec":
+        return cls(opts.qp, opts.preset)
+
+    def params(self) -> dict[str, Any]:
+        # the access units are self-describing; qp and preset are kept for `m3cvc info`
+        return {"qp": self.qp, "preset": self.preset}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "HevcChainCodec":
+        qp, preset = params.get("qp", 40), params.get("preset", "medium")
+        return cls(qp if isinstance(qp, int) and 0 <= qp <= 51 else 40, preset if preset in PRESETS else "medium")
+
+    # ------------------------------------------------------------------------------------ encoder
+    def _open_encoder(self, frame: np.ndarray) -> Any:
+        import av
+
+        h, w = _pad_even(frame).shape[:2]
+        ctx = av.CodecContext.create("libx265", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = w, h, "yuv420p"
+        ctx.time_base = Fraction(1, 1)
+        ctx.thread_count = 1
+        ctx.options = {"preset": self.preset, "forced-idr": "1", "x265-params": f"qp={self.qp}:{X265_FIXED}"}
+        self._size = frame.shape[:2]
+        return ctx
+
+    def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
+        """The next keyframe -> its HEVC access unit. ``intra``: start a fresh IDR (a scene cut)."""
+        import av
+
+        if self._encoder is None:
+            self._encoder = self._open_encoder(frame)
+            intra = True
+        elif frame.shape[:2] != self._size:
+            raise ConfigError(f"keyframe size changed from {self._size} to {frame.shape[:2]}")
+        vf = _to_video_frame(frame, self._count)
+        if intra:
+            vf.pict_type = av.video.frame.PictureType.I
+        packets = self._encoder.encode(vf)
+        self._count += 1
+        if len(packets) != 1:  # low delay: x265 must return this picture now
+            raise RuntimeError(f"x265 returned {len(packets)} packets for one keyframe (expected 1)")
+        return bytes(packets[0])
+
+    # ------------------------------------------------------------------------------------ decoder
+    def decompress(self, data: bytes, shape: tuple[int, int], text: str = "") -> np.ndarray:
+        """The next keyframe's access unit -> RGB uint8 ``(H, W, 3)``; units must come in stream order."""
+        import av
+
+        if not data.startswith(START_CODES):
+            raise BitstreamError("keyframe unit is not an HEVC access unit (no start code)")
+        if self._decoder is None:
+            self._decoder = av.CodecContext.create("hevc", "r")
+            self._decoder.thread_count = 1
+        try:
+            frames = self._decoder.decode(av.Packet(data))
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise BitstreamError(f"keyframe access unit cannot be decoded ({type(exc).__name__}: {exc})") from None
+        if len(frames) != 1:
+            raise BitstreamError(f"keyframe access unit gave {len(frames)} pictures (a damaged or reordered stream)")
+        vf = frames[0]
+        padded = (shape[0] + shape[0] % 2, shape[1] + shape[1] % 2)
+        if (vf.height, vf.width) != padded:
+            raise BitstreamError(f"keyframe picture is {vf.width}x{vf.height}, header says {shape[1]}x{shape[0]}")
+        return _to_rgb(vf, shape)
