@@ -15,14 +15,16 @@ from m3cvc.pipeline import DecodeOverrides, Decoder, Encoder
 from conftest import synthetic_frames, write_video
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["hints", "no-hints"])
+@pytest.fixture(scope="module", params=[("hevc", True), ("hevc", False), ("avif", True)],
+                ids=["hevc-hints", "hevc-no-hints", "avif-hints"])  # fmt: skip
 def small_stream(tmp_path_factory, request):
+    backend, hinted = request.param
     path = write_video(tmp_path_factory.mktemp("v") / "s.y4m", synthetic_frames(12, cut_at=7))
     cfg = with_overrides(load_config(profile="lite"), preprocess={"width": 48, "height": 32},
-                         keyframe_codec={"avif": {"quality": 10}},
-                         reconstruct={"flow": {"motion_hints": request.param}})
+                         keyframe_codec={"backend": backend, "avif": {"quality": 10}},
+                         reconstruct={"flow": {"motion_hints": hinted}})
     data = Encoder(cfg).encode(path).data
-    assert (read_stream(data).clip_motion is not None) == request.param
+    assert (read_stream(data).clip_motion is not None) == hinted
     return data
 
 

@@ -139,6 +139,14 @@ class DescribeConfig:
 
 
 @dataclass(frozen=True)
+class RateConfig:
+    """Rate control (m3cvc/ratecontrol.py): a target picks keyframe spacing and QP; 0 = off."""
+
+    target_bpp: float = 0.0  # bits per pixel of the whole stream
+    target_kbps: float = 0.0  # kbit/s at the coded frame rate (converted to bpp)
+
+
+@dataclass(frozen=True)
 class TextConfig:
     codec: str = "auto"  # auto (smallest) | lzw | raw | ppm
 
@@ -156,8 +164,9 @@ class AvifOptions:
 class HevcOptions:
     """The keyframe chain as one low-delay HEVC video (x265): each keyframe predicted from the last."""
 
-    qp: int = 40  # 0..51, constant QP of every keyframe
+    qp: int = 42  # 0..51, constant QP of every keyframe (42: the middle of the measured R-D front, README)
     preset: str = "medium"  # x265 preset (ultrafast .. veryslow)
+    target_bpp: float = 0.0  # set by rate control (recorded in the header for `m3cvc info`), else 0
 
 
 @dataclass(frozen=True)
@@ -286,6 +295,7 @@ class M3Config:
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
     describe: DescribeConfig = field(default_factory=DescribeConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    rate: RateConfig = field(default_factory=RateConfig)
     keyframe_codec: KeyframeCodecConfig = field(default_factory=KeyframeCodecConfig)
     reconstruct: ReconstructConfig = field(default_factory=ReconstructConfig)
 

@@ -38,6 +38,7 @@ class EncodeResult:
     data: bytes
     stream: Stream
     seconds: float
+    rate_plan: Optional[Any] = None  # m3cvc.ratecontrol.RatePlan when a target rate was set
 
     @property
     def frames(self) -> int:
@@ -73,9 +74,16 @@ class Encoder:
         progress: bool = False,
         **open_kwargs: Any,
     ) -> EncodeResult:
-        """Encode ``video`` (a path or an opened source). ``descriptions`` overrides the describer."""
+        """Encode ``video`` (a path or an opened source). ``descriptions`` overrides the describer.
+
+        With a target rate (``rate.target_bpp`` / ``rate.target_kbps``) one analysis pass chooses keyframe
+        spacing and QP first (:mod:`m3cvc.ratecontrol`); the video is then read a second time, so an
+        opened source must be re-iterable (a path always is)."""
         cfg = self.config
         start = time.perf_counter()
+        plan = None
+        if cfg.rate.target_bpp or cfg.rate.target_kbps:
+            cfg, plan = self._plan_rate(video, open_kwargs, progress)
         selector = build_selector(cfg.keyframes)
         codec = build_keyframe_codec(cfg.keyframe_codec)
         reconstructor = build_reconstructor(cfg.reconstruct)
@@ -89,7 +97,7 @@ class Encoder:
             frames = preprocess(source, cfg.preprocess)
             hints = _HintCollector(reconstructor.motion_estimator(), cfg.reconstruct.mode == "interpolation")
             keyframes, kf_texts, clip_texts, count = self._run(
-                frames, selector, codec, describer, keep_clip_frames, progress, hints
+                frames, selector, codec, describer, keep_clip_frames, progress, hints, config=cfg
             )
         finally:
             if owned:
@@ -110,7 +118,21 @@ class Encoder:
         )
         stream = Stream(header, tuple(keyframes), tuple(kf_texts), tuple(clip_texts), hints.payload())
         data = write_stream(stream, cfg.text.codec)
-        return EncodeResult(data, stream, time.perf_counter() - start)
+        return EncodeResult(data, stream, time.perf_counter() - start, plan)
+
+    def _plan_rate(self, video: Union[VideoSource, PathLike], open_kwargs: dict[str, Any], progress: bool) -> tuple[M3Config, Any]:
+        from . import ratecontrol
+
+        source, owned = self._open(video, open_kwargs)
+        try:
+            frames = preprocess(source, self.config.preprocess)
+            target = ratecontrol.target_bpp(self.config, frames.width, frames.height, Fraction(frames.fps))
+            with _progress(frames.frame_count, "rate analysis", progress) as bar:
+                plan = ratecontrol.plan(self.config, frames, frames.width, frames.height, Fraction(frames.fps), target, bar.update)
+        finally:
+            if owned:
+                source.close()
+        return ratecontrol.apply(self.config, plan), plan
 
     def segment(
         self,
@@ -147,8 +169,9 @@ class Encoder:
         progress: bool,
         hints: "_HintCollector",
         label: str = "encode",
+        config: Optional[M3Config] = None,
     ) -> tuple[list[Keyframe], list[str], list[str], int]:
-        track = _Track(self.config, selector, codec, describer, keep_clip_frames, hints)
+        track = _Track(config or self.config, selector, codec, describer, keep_clip_frames, hints)
         with _progress(frames.frame_count, label, progress) as bar:
             for index, frame in enumerate(frames):
                 track.feed(index, frame)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..config import PROFILES, M3Config, dump_yaml, load_config, with_overrides
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..fileio import atomic_path, check_input_file, check_output_path, write_bytes_atomic
 
 
@@ -97,9 +97,17 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
     if getattr(args, "strategy", None):
         describe["strategy"] = args.strategy
     text = {"codec": args.text_codec} if getattr(args, "text_codec", None) else {}
+    rate: dict[str, Any] = {}
+    for key in ("target_bpp", "target_kbps"):
+        value = getattr(args, key, None)
+        if value is not None:
+            if not value > 0 or value != value or value == float("inf"):
+                raise ConfigError(f"--{key.replace('_', '-')} must be a positive number, got {value}")
+            rate = {key: value, ("target_kbps" if key == "target_bpp" else "target_bpp"): 0.0}
     return with_overrides(
-        cfg, preprocess=pre, keyframes=kf, reconstruct=recon, keyframe_codec=codec, describe=describe, text=text
-    )
+        cfg, preprocess=pre, keyframes=kf, reconstruct=recon, keyframe_codec=codec, describe=describe, text=text,
+        rate=rate,
+    )  # fmt: skip
 
 
 def check_new_output(output: str, inputs: Sequence[str], overwrite: bool) -> Path:
@@ -126,6 +134,9 @@ def encode_main(argv: Sequence[str]) -> int:
     add_preprocess_options(p)
     add_keyframe_options(p)
     p.add_argument("--keyframe-qp", type=int, metavar="QP", help="QP 0..51 of the HEVC keyframe chain (lite default codec)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--target-bpp", type=float, metavar="B", help="rate control: choose keyframe spacing and QP for B bits per pixel")
+    rate.add_argument("--target-kbps", type=float, metavar="K", help="rate control: the same for K kbit/s at the coded frame rate")
     p.add_argument("--keyframe-quality", type=int, metavar="Q", help="AVIF keyframe quality 0..100 (keyframe_codec.backend avif)")
     p.add_argument("--descriptions", metavar="FILE", help='JSON {"keyframes": [...], "clips": [...]} texts')
     p.add_argument("--describer", metavar="NAME", help="describer backend (none, manual, qwen-vl, openai)")
@@ -157,6 +168,12 @@ def encode_main(argv: Sequence[str]) -> int:
         "seconds": round(result.seconds, 3),
         "frames_per_second": round(h.frames / result.seconds, 2) if result.seconds > 0 else None,
     }
+    if result.rate_plan is not None:
+        from ..ratecontrol import summary as plan_summary
+
+        summary["rate_control"] = plan_summary(result.rate_plan)
+        if not args.json and not args.quiet:
+            print(result.rate_plan.note(), file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:

@@ -32,7 +32,7 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 # fixed x265 settings: low delay (no B pictures, no lookahead), our own intra decisions, no SEI/AUD
 # overhead, single-threaded (deterministic). keyint is a safety bound, never reached by lite streams.
 X265_FIXED = (
-    "keyint=100000:min-keyint=1:scenecut=0:bframes=0:rc-lookahead=0:info=0:"
+    "keyint=100000:min-keyint=1:scenecut=0:open-gop=0:bframes=0:rc-lookahead=0:info=0:"
     "frame-threads=1:pools=none:log-level=error:aud=0:hrd=0"
 )
 START_CODES = (b"\x00\x00\x01", b"\x00\x00\x00\x01")
@@ -76,12 +76,12 @@ class HevcChainCodec(KeyframeCodec):
 
     name = "hevc"
 
-    def __init__(self, qp: int = 40, preset: str = "medium") -> None:
+    def __init__(self, qp: int = 42, preset: str = "medium", target_bpp: float = 0.0) -> None:
         if isinstance(qp, bool) or not isinstance(qp, int) or not 0 <= qp <= 51:
             raise ConfigError(f"keyframe_codec.hevc.qp must be an integer in 0..51, got {qp!r}")
         if preset not in PRESETS:
             raise ConfigError(f"keyframe_codec.hevc.preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-        self.qp, self.preset = qp, preset
+        self.qp, self.preset, self.target_bpp = qp, preset, float(target_bpp)
         self._encoder: Any = None
         self._decoder: Any = None
         self._size: Optional[tuple[int, int]] = None
@@ -89,16 +89,19 @@ class HevcChainCodec(KeyframeCodec):
 
     @classmethod
     def from_options(cls, opts: Any) -> "HevcChainCodec":
-        return cls(opts.qp, opts.preset)
+        return cls(opts.qp, opts.preset, opts.target_bpp)
 
     def params(self) -> dict[str, Any]:
-        # the access units are self-describing; qp and preset are kept for `m3cvc info`
-        return {"qp": self.qp, "preset": self.preset}
+        # the access units are self-describing; qp, preset and a rate-control target are kept for `m3cvc info`
+        out: dict[str, Any] = {"qp": self.qp, "preset": self.preset}
+        if self.target_bpp > 0:
+            out["target_bpp"] = self.target_bpp
+        return out
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "HevcChainCodec":
-        qp, preset = params.get("qp", 40), params.get("preset", "medium")
-        return cls(qp if isinstance(qp, int) and 0 <= qp <= 51 else 40, preset if preset in PRESETS else "medium")
+        qp, preset = params.get("qp", 42), params.get("preset", "medium")
+        return cls(qp if isinstance(qp, int) and 0 <= qp <= 51 else 42, preset if preset in PRESETS else "medium")
 
     # ------------------------------------------------------------------------------------ encoder
     def _open_encoder(self, frame: np.ndarray) -> Any:

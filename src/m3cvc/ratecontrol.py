@@ -1,0 +1,198 @@
+"""Rate control of the lite profile: ``--target-bpp`` / ``--target-kbps`` choose keyframe spacing and QP.
+
+In lite, the rate is the keyframe chain (plus a few hundred bytes of motion hints and header). Two knobs
+set it: the keyframe QP (how good each keyframe is) and ``keyframes.max_interval`` (how many there are).
+Measured with LPIPS on real clips (README, "Rate control"), the rate-distortion front is a sawtooth:
+at a given rate the best stream has the *lowest QP* whose keyframes can still be spaced at most
+``max(INTERVALS)`` frames apart, and among those spacings the *densest* that fits. Quality first, then
+density.
+
+One analysis pass over the video finds that point with exact byte counts (no model, no retry loop):
+the frames are read once, and for every candidate spacing a decision track runs keyframe selection,
+scene cuts and motion hints while the keyframe chain is coded at every candidate QP in parallel (x265
+is cheap on keyframes alone: about 10-16 % of the frames per QP over all spacings). Each (spacing, QP)
+candidate's stream is assembled exactly as the encoder would write it, so its size is known to the byte.
+The choice:
+
+1. candidates within +-``tolerance`` (10 %) of the target: the lowest QP, then the smallest spacing;
+2. otherwise the largest candidate below the target (the target falls between ladder rungs or above
+   the highest), and if every candidate is above it, the smallest one (the target is below reach):
+   the encode says so.
+
+Texts are not part of the plan (lite has none; with a describer they add their bytes to the result).
+The encoder then runs once with the chosen settings, which reproduces the planned bytes exactly (the
+pipeline is deterministic), and records the target in the header (keyframe codec params).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+
+from .config import M3Config
+from .errors import ConfigError
+
+QPS = tuple(range(51, 28, -2))  # 51, 49, ..., 29: neighbouring QPs differ by 15-25 % in rate
+INTERVALS = (32, 16, 8, 4)
+TOLERANCE = 0.10
+
+
+@dataclass(frozen=True)
+class Candidate:
+    interval: int
+    qp: int
+    bytes: int
+    keyframes: int
+
+    def bpp(self, pixels: int) -> float:
+        return 8.0 * self.bytes / pixels
+
+
+@dataclass(frozen=True)
+class RatePlan:
+    """The analysis result: the target, every candidate measured, and the chosen one."""
+
+    target_bpp: float
+    pixels: int  # frames x width x height, the bpp denominator
+    candidates: tuple[Candidate, ...]
+    chosen: Candidate
+    within: bool  # the chosen candidate is within the tolerance of the target
+
+    @property
+    def predicted_bpp(self) -> float:
+        return self.chosen.bpp(self.pixels)
+
+    def note(self) -> str:
+        c = self.chosen
+        where = "within 10 %" if self.within else ("below reach" if c.bpp(self.pixels) > self.target_bpp else "closest below")
+        return (
+            f"rate control: target {self.target_bpp:.5f} bpp -> max_interval {c.interval}, QP {c.qp}: "
+            f"{self.predicted_bpp:.5f} bpp ({where}; {len(self.candidates)} candidates measured)"
+        )
+
+
+def target_bpp(config: M3Config, width: int, height: int, fps: Fraction) -> Optional[float]:
+    """The configured target in bpp (``rate.target_kbps`` converted with the coded size and rate)."""
+    rate = config.rate
+    if rate.target_bpp and rate.target_kbps:
+        raise ConfigError("set rate.target_bpp or rate.target_kbps, not both")
+    if rate.target_kbps:
+        return rate.target_kbps * 1000.0 / (float(fps) * width * height)
+    return rate.target_bpp or None
+
+
+def choose(candidates: Iterable[Candidate], target: float, pixels: int, tolerance: float = TOLERANCE) -> tuple[Candidate, bool]:
+    """The rule of the module docstring."""
+    cands = list(candidates)
+    if not cands:
+        raise ConfigError("rate control: no candidate settings")
+    band = [c for c in cands if abs(c.bpp(pixels) / target - 1.0) <= tolerance]
+    if band:
+        return min(band, key=lambda c: (c.qp, c.interval)), True
+    below = [c for c in cands if c.bpp(pixels) < target]
+    if below:
+        return max(below, key=lambda c: (c.bytes, -c.qp)), False
+    return min(cands, key=lambda c: (c.bytes, c.qp)), False
+
+
+class _MultiQp:
+    """Keyframe "codec" of an analysis track: codes each keyframe at every candidate QP, keeps the units."""
+
+    name = "hevc"
+
+    def __init__(self, qps: Iterable[int], preset: str) -> None:
+        from .keyframe_codec.hevc import HevcChainCodec
+
+        self.codecs = {qp: HevcChainCodec(qp, preset) for qp in qps}
+        self.units: dict[int, list[bytes]] = {qp: [] for qp in self.codecs}
+
+    def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
+        for qp, codec in self.codecs.items():
+            self.units[qp].append(codec.compress(frame, text, intra=intra))
+        return b""
+
+
+def plan(
+    config: M3Config,
+    frames: Iterable[np.ndarray],
+    width: int,
+    height: int,
+    fps: Fraction,
+    target: float,
+    progress: Optional[Callable[[int], None]] = None,
+) -> RatePlan:
+    """Measure every (spacing, QP) candidate on ``frames`` (one pass) and choose one for ``target`` bpp."""
+    from .bitstream import Keyframe, SequenceHeader, StageInfo, Stream, write_stream
+    from .describe import NoneDescriber
+    from .keyframes import build_selector
+    from .pipeline import _HintCollector, _Track
+    from .reconstruct import build_reconstructor
+
+    if config.keyframe_codec.backend != "hevc":
+        raise ConfigError("rate control chooses the HEVC keyframe chain's QP: it needs keyframe_codec.backend hevc")
+    if not target > 0:
+        raise ConfigError(f"the target rate must be positive, got {target}")
+    preset = config.keyframe_codec.hevc.preset
+    tracks = []
+    for interval in INTERVALS:
+        kf = config.keyframes
+        cfg = replace(config, keyframes=replace(kf, max_interval=interval, min_interval=min(kf.min_interval, interval)))
+        recon = build_reconstructor(cfg.reconstruct)
+        hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation")
+        codec = _MultiQp(QPS, preset)
+        track = _Track(cfg, build_selector(cfg.keyframes), codec, NoneDescriber(), False, hints)
+        tracks.append((interval, track, codec, hints, recon))
+    count = 0
+    for index, frame in enumerate(frames):
+        for _, track, *_ in tracks:
+            track.feed(index, frame)
+        count = index + 1
+        if progress:
+            progress(1)
+    if count == 0:
+        from .errors import InputError
+
+        raise InputError("the input video has no frames")
+    pixels = count * width * height
+    candidates = []
+    for interval, track, codec, hints, recon in tracks:
+        keyframes, kf_texts, clip_texts, frames_seen = track.finish()
+        motion = hints.payload()
+        for qp in QPS:
+            units = codec.units[qp]
+            header = SequenceHeader(
+                width=width, height=height, fps=Fraction(fps), frames=frames_seen, num_keyframes=len(keyframes),
+                profile=config.profile,
+                keyframe_codec=StageInfo("hevc", {"qp": qp, "preset": preset, "target_bpp": float(target)}),
+                reconstructor=StageInfo(recon.name, recon.params()),
+            )  # fmt: skip
+            kfs = tuple(Keyframe(k.index, u) for k, u in zip(keyframes, units))
+            data = write_stream(Stream(header, kfs, tuple(kf_texts), tuple(clip_texts), motion), config.text.codec)
+            candidates.append(Candidate(interval, qp, len(data), len(keyframes)))
+    chosen, within = choose(candidates, target, pixels)
+    return RatePlan(float(target), pixels, tuple(candidates), chosen, within)
+
+
+def apply(config: M3Config, plan_: RatePlan) -> M3Config:
+    """``config`` with the chosen spacing and QP (and the target recorded for the header)."""
+    c = plan_.chosen
+    return replace(
+        config,
+        keyframes=replace(config.keyframes, max_interval=c.interval, min_interval=min(config.keyframes.min_interval, c.interval)),
+        keyframe_codec=replace(config.keyframe_codec, hevc=replace(config.keyframe_codec.hevc, qp=c.qp, target_bpp=plan_.target_bpp)),
+    )
+
+
+def summary(plan_: RatePlan) -> dict[str, Any]:
+    """JSON-ready description of a plan (for ``encode --json`` and the eval info)."""
+    return {
+        "target_bpp": plan_.target_bpp,
+        "predicted_bpp": plan_.predicted_bpp,
+        "within_tolerance": plan_.within,
+        "max_interval": plan_.chosen.interval,
+        "qp": plan_.chosen.qp,
+        "candidates": len(plan_.candidates),
+    }

@@ -1,0 +1,185 @@
+"""The lite keyframe chain (HEVC low delay through x265) and rate control (--target-bpp / --target-kbps)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import synthetic_frames, write_video
+from m3cvc.bitstream import Keyframe, Stream, read_stream, write_stream
+from m3cvc.cli import main as cli_main
+from m3cvc.config import load_config, with_overrides
+from m3cvc.errors import BitstreamError, ConfigError
+from m3cvc.keyframe_codec.hevc import HevcChainCodec
+from m3cvc.pipeline import Decoder, Encoder
+from m3cvc.ratecontrol import Candidate, choose
+
+IDR_TYPES = {19, 20}  # IDR_W_RADL, IDR_N_LP
+PARAMETER_SETS = {32, 33, 34}  # VPS, SPS, PPS
+
+
+def nal_types(unit: bytes) -> list[int]:
+    """HEVC NAL unit types of an Annex B access unit."""
+    out, i = [], 0
+    while True:
+        i = unit.find(b"\x00\x00\x01", i)
+        if i < 0 or i + 3 >= len(unit):
+            return out
+        out.append((unit[i + 3] >> 1) & 0x3F)
+        i += 3
+
+
+def _lite(**sections):
+    return with_overrides(load_config(profile="lite"), **sections)
+
+
+@pytest.fixture(scope="module")
+def cut_video(tmp_path_factory):
+    """24 frames 96x64: a pan, a scene cut at frame 13, the other scene panning on."""
+    return write_video(tmp_path_factory.mktemp("chain") / "cut.y4m", synthetic_frames(24, cut_at=13))
+
+
+def test_chain_round_trip_exact_frames_deterministic_bytes(cut_video):
+    cfg = _lite(preprocess={"width": 96, "height": 64}, keyframes={"max_interval": 4})
+    a, b = Encoder(cfg).encode(cut_video), Encoder(cfg).encode(cut_video)
+    assert a.data == b.data  # same input + settings -> byte-identical stream
+    stream = read_stream(a.data)
+    assert stream.header.keyframe_codec.name == "hevc" and len(stream.keyframes) >= 6
+    frames = list(Decoder().decode(a.data))
+    assert len(frames) == 24 and all(f.shape == (64, 96, 3) and f.dtype == np.uint8 for f in frames)
+    # every keyframe unit is a raw access unit: no container, one slice, parameter sets only with IDRs
+    for kf in stream.keyframes:
+        types = nal_types(kf.data)
+        assert kf.data.startswith((b"\x00\x00\x00\x01", b"\x00\x00\x01"))
+        assert bool(PARAMETER_SETS & set(types)) == bool(IDR_TYPES & set(types))
+    # inter coding: a keyframe inside a shot costs far less than the IDR that starts it
+    sizes = [len(k.data) for k in stream.keyframes]
+    assert max(sizes[1:3]) < sizes[0] / 2
+
+
+def test_scene_cut_starts_an_idr_and_nothing_else_does(cut_video):
+    cfg = _lite(preprocess={"width": 96, "height": 64}, keyframes={"max_interval": 4})
+    stream = read_stream(Encoder(cfg).encode(cut_video).data)
+    idr = [k.index for k in stream.keyframes if IDR_TYPES & set(nal_types(k.data))]
+    first_after_cut = min(k.index for k in stream.keyframes if k.index >= 13)
+    assert idr == [0, first_after_cut]
+
+
+def test_image_codec_is_still_available_and_intra_only(cut_video):
+    cfg = _lite(preprocess={"width": 96, "height": 64}, keyframe_codec={"backend": "avif"})
+    result = Encoder(cfg).encode(cut_video)
+    assert read_stream(result.data).header.keyframe_codec.name == "avif"
+    assert len(list(Decoder().decode(result.data))) == 24
+
+
+def test_odd_frame_size_is_padded_and_cropped():
+    frames = synthetic_frames(5, width=51, height=37)
+    codec, decoder = HevcChainCodec(30), HevcChainCodec(30)
+    for f in frames:
+        out = decoder.decompress(codec.compress(f), (37, 51))
+        assert out.shape == (37, 51, 3) and np.mean(np.abs(out.astype(int) - f)) < 12
+
+
+def _restream(stream: Stream, keyframes) -> bytes:
+    header = stream.header
+    if len(keyframes) != header.num_keyframes:
+        from dataclasses import replace
+
+        header = replace(header, num_keyframes=len(keyframes))
+        motion = None
+        return write_stream(Stream(header, tuple(keyframes), stream.keyframe_texts[: len(keyframes)],
+                                   stream.clip_texts[: len(keyframes)], motion))  # fmt: skip
+    return write_stream(Stream(header, tuple(keyframes), stream.keyframe_texts, stream.clip_texts, stream.clip_motion))
+
+
+def test_reordered_missing_or_foreign_keyframe_units_are_clean_errors(cut_video):
+    cfg = _lite(preprocess={"width": 96, "height": 64}, keyframes={"max_interval": 4},
+                reconstruct={"flow": {"motion_hints": False}})  # fmt: skip
+    stream = read_stream(Encoder(cfg).encode(cut_video).data)
+    kfs = list(stream.keyframes)
+
+    def decode(keyframes):
+        return list(Decoder().decode(_restream(stream, keyframes)))
+
+    assert len(decode(kfs)) == 24
+    # two inter units swapped (frame positions kept): the decoder cannot place them
+    swapped = [kfs[0], Keyframe(kfs[1].index, kfs[2].data), Keyframe(kfs[2].index, kfs[1].data), *kfs[3:]]
+    with pytest.raises(BitstreamError, match="pictures"):
+        decode(swapped)
+    # an inter unit removed, its neighbours re-spaced: a reference is missing
+    dropped = [kfs[0], Keyframe(kfs[1].index, kfs[2].data), *kfs[3:]]
+    with pytest.raises(BitstreamError):
+        decode(dropped)
+    # a stream must start with an IDR
+    with pytest.raises(BitstreamError):
+        decode([Keyframe(0, kfs[1].data), *kfs[1:]])
+    # not HEVC at all
+    with pytest.raises(BitstreamError, match="no start code"):
+        decode([Keyframe(0, b"\x12\x34" * 20), *kfs[1:]])
+
+
+def test_bad_options_are_config_errors():
+    with pytest.raises(ConfigError):
+        HevcChainCodec(52)
+    with pytest.raises(ConfigError):
+        HevcChainCodec(40, "warp")
+
+
+# ------------------------------------------------------------------------------------- rate control
+def test_choice_rule_lowest_qp_in_band_then_densest():
+    px = 8000  # 1 byte = 0.001 bpp
+    cands = [Candidate(32, 45, 9, 2), Candidate(8, 48, 10, 5), Candidate(16, 45, 11, 3), Candidate(4, 45, 14, 9)]
+    assert choose(cands, 0.010, px) == (Candidate(16, 45, 11, 3), True)
+    assert choose(cands, 0.030, px) == (Candidate(4, 45, 14, 9), False)  # above reach: the largest below
+    assert choose(cands, 0.001, px) == (Candidate(32, 45, 9, 2), False)  # below reach: the smallest
+
+
+@pytest.fixture(scope="module")
+def quick_clips(tmp_path_factory):
+    """The built-in clips of the quick dataset, 24 frames each at 512x320 / 8 fps."""
+    import itertools
+
+    from m3cvc.config import PreprocessConfig
+    from m3cvc.eval.datasets import load_dataset
+    from m3cvc.video import open_video, preprocess
+
+    folder = tmp_path_factory.mktemp("quick")
+    out = []
+    for seq in load_dataset("quick", cache_dir=folder / "cache").present().sequences:
+        with open_video(seq.path, **seq.open_kwargs()) as src:
+            frames = list(itertools.islice(iter(preprocess(src, PreprocessConfig())), 24))
+        out.append(write_video(folder / f"{seq.name}.y4m", frames))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", [0.004, 0.012])
+def test_rate_control_lands_within_10_percent_on_the_built_in_clips(quick_clips, target):
+    for path in quick_clips:
+        result = Encoder(_lite(rate={"target_bpp": target})).encode(path)
+        assert result.rate_plan.predicted_bpp == pytest.approx(result.bpp)  # the plan is exact
+        assert abs(result.bpp / target - 1) <= 0.10, (path.name, result.rate_plan.note())
+        params = read_stream(result.data).header.keyframe_codec.params
+        assert params["target_bpp"] == target and params["qp"] == result.rate_plan.chosen.qp
+
+
+def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
+    out = tmp_path / "r.m3c"
+    args = ["encode", str(cut_video), "-o", str(out), "--size", "96x64", "--json"]
+    assert cli_main(args + ["--target-kbps", "2.5"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    target = 2.5 * 1000 / (8 * 96 * 64)
+    assert summary["rate_control"]["target_bpp"] == pytest.approx(target)
+    assert summary["bpp"] == pytest.approx(summary["rate_control"]["predicted_bpp"])
+    assert cli_main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["keyframe_codec"]["params"]["target_bpp"] == pytest.approx(target)
+    assert cli_main(args + ["-y", "--target-bpp", "-1"]) == 2
+    assert cli_main(args + ["-y", "--target-bpp", "0.01", "--target-kbps", "3"]) == 2
+    assert "not allowed with" in capsys.readouterr().err
+    avif = tmp_path / "avif.yaml"
+    avif.write_text("keyframe_codec: {backend: avif}\n")
+    assert cli_main(args + ["-y", "--config", str(avif), "--target-bpp", "0.01"]) == 2
+    assert "needs keyframe_codec.backend hevc" in capsys.readouterr().err
