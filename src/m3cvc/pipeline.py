@@ -128,7 +128,10 @@ class Encoder:
             frames = preprocess(source, self.config.preprocess)
             target = ratecontrol.target_bpp(self.config, frames.width, frames.height, Fraction(frames.fps))
             with _progress(frames.frame_count, "rate analysis", progress) as bar:
-                plan = ratecontrol.plan(self.config, frames, frames.width, frames.height, Fraction(frames.fps), target, bar.update)
+                plan = ratecontrol.plan(
+                    self.config, frames, frames.width, frames.height, Fraction(frames.fps), target, bar.update,
+                    frames.frame_count or _estimated_count(source, Fraction(frames.fps)),
+                )
         finally:
             if owned:
                 source.close()
@@ -177,6 +180,13 @@ class Encoder:
                 track.feed(index, frame)
                 bar.update(1)
         return track.finish()
+
+
+def _estimated_count(source: VideoSource, fps: Fraction) -> Optional[int]:
+    """Frames after resampling to ``fps``, from the container's count (an estimate; None if unknown)."""
+    if not source.frame_count or not source.fps:
+        return None
+    return max(1, round(source.frame_count * float(fps) / float(source.fps)))
 
 
 class _Track:

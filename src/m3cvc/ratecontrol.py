@@ -98,20 +98,56 @@ def choose(candidates: Iterable[Candidate], target: float, pixels: int, toleranc
     return min(cands, key=lambda c: (c.bytes, c.qp)), False
 
 
+class _QpWindow:
+    """The candidate QPs of one analysis, decided on the first keyframe (shared by every track).
+
+    The first keyframe is an IDR in every candidate stream; coded once at a probe QP, its size bounds the
+    useful QPs: one whose IDR alone (estimated with HEVC's rule of thumb, half the bytes per +6 QP) would
+    exceed the whole budget cannot land, and QPs far above the lowest feasible one would only be
+    fallbacks. The window keeps the lowest feasible QP minus one step (estimation margin) and the next
+    ``WINDOW`` QPs of the ladder; without a frame count (unknown length) every QP stays.
+    """
+
+    WINDOW = 6
+    PROBE_QP = 41
+
+    def __init__(self, preset: str, budget_bytes: Optional[float]) -> None:
+        self.preset, self.budget = preset, budget_bytes
+        self.qps: Optional[tuple[int, ...]] = None
+
+    def decide(self, frame: np.ndarray) -> tuple[int, ...]:
+        if self.qps is None:
+            self.qps = QPS
+            if self.budget:
+                from .keyframe_codec.hevc import HevcChainCodec
+
+                idr = len(HevcChainCodec(self.PROBE_QP, self.preset).compress(frame))
+                ascending = sorted(QPS)
+                feasible = [i for i, q in enumerate(ascending) if idr * 2 ** ((self.PROBE_QP - q) / 6) <= self.budget]
+                lo = max((feasible[0] if feasible else len(ascending) - 1) - 1, 0)
+                self.qps = tuple(sorted(ascending[lo : lo + self.WINDOW + 1], reverse=True))
+        return self.qps
+
+
 class _MultiQp:
     """Keyframe "codec" of an analysis track: codes each keyframe at every candidate QP, keeps the units."""
 
     name = "hevc"
 
-    def __init__(self, qps: Iterable[int], preset: str) -> None:
-        from .keyframe_codec.hevc import HevcChainCodec
-
-        self.codecs = {qp: HevcChainCodec(qp, preset) for qp in qps}
-        self.units: dict[int, list[bytes]] = {qp: [] for qp in self.codecs}
+    def __init__(self, window: _QpWindow, preset: str) -> None:
+        self.window, self.preset = window, preset
+        self.codecs: dict[int, Any] = {}
+        self.units: dict[int, list[bytes]] = {}
 
     def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
+        from .keyframe_codec.hevc import HevcChainCodec, to_picture
+
+        if not self.codecs:
+            self.codecs = {qp: HevcChainCodec(qp, self.preset) for qp in self.window.decide(frame)}
+            self.units = {qp: [] for qp in self.codecs}
+        picture = to_picture(frame)  # converted once for every QP
         for qp, codec in self.codecs.items():
-            self.units[qp].append(codec.compress(frame, text, intra=intra))
+            self.units[qp].append(codec.compress(frame, text, intra=intra, picture=picture))
         return b""
 
 
@@ -123,6 +159,7 @@ def plan(
     fps: Fraction,
     target: float,
     progress: Optional[Callable[[int], None]] = None,
+    frame_count: Optional[int] = None,
 ) -> RatePlan:
     """Measure every (spacing, QP) candidate on ``frames`` (one pass) and choose one for ``target`` bpp."""
     from .bitstream import Keyframe, SequenceHeader, StageInfo, Stream, write_stream
@@ -136,13 +173,14 @@ def plan(
     if not target > 0:
         raise ConfigError(f"the target rate must be positive, got {target}")
     preset = config.keyframe_codec.hevc.preset
+    window = _QpWindow(preset, target * frame_count * width * height / 8 if frame_count else None)
     tracks = []
     for interval in INTERVALS:
         kf = config.keyframes
         cfg = replace(config, keyframes=replace(kf, max_interval=interval, min_interval=min(kf.min_interval, interval)))
         recon = build_reconstructor(cfg.reconstruct)
         hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation")
-        codec = _MultiQp(QPS, preset)
+        codec = _MultiQp(window, preset)
         track = _Track(cfg, build_selector(cfg.keyframes), codec, NoneDescriber(), False, hints)
         tracks.append((interval, track, codec, hints, recon))
     count = 0
@@ -161,8 +199,7 @@ def plan(
     for interval, track, codec, hints, recon in tracks:
         keyframes, kf_texts, clip_texts, frames_seen = track.finish()
         motion = hints.payload()
-        for qp in QPS:
-            units = codec.units[qp]
+        for qp, units in codec.units.items():
             header = SequenceHeader(
                 width=width, height=height, fps=Fraction(fps), frames=frames_seen, num_keyframes=len(keyframes),
                 profile=config.profile,

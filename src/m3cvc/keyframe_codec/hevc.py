@@ -45,6 +45,11 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
+def to_picture(frame: np.ndarray) -> Any:
+    """An RGB frame as the yuv420p picture the encoder takes (convert once, encode at several QPs)."""
+    return _to_video_frame(frame, 0)
+
+
 def _to_video_frame(frame: np.ndarray, pts: int) -> Any:
     import av
 
@@ -116,8 +121,9 @@ class HevcChainCodec(KeyframeCodec):
         self._size = frame.shape[:2]
         return ctx
 
-    def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
-        """The next keyframe -> its HEVC access unit. ``intra``: start a fresh IDR (a scene cut)."""
+    def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False, picture: Any = None) -> bytes:
+        """The next keyframe -> its HEVC access unit. ``intra``: start a fresh IDR (a scene cut).
+        ``picture``: the frame already converted by :func:`to_picture` (shared by several encoders)."""
         import av
 
         if self._encoder is None:
@@ -125,7 +131,9 @@ class HevcChainCodec(KeyframeCodec):
             intra = True
         elif frame.shape[:2] != self._size:
             raise ConfigError(f"keyframe size changed from {self._size} to {frame.shape[:2]}")
-        vf = _to_video_frame(frame, self._count)
+        vf = _to_video_frame(frame, self._count) if picture is None else picture
+        vf.pts = self._count
+        vf.pict_type = av.video.frame.PictureType.NONE
         if intra:
             vf.pict_type = av.video.frame.PictureType.I
         packets = self._encoder.encode(vf)
