@@ -70,10 +70,10 @@ def test_x264_lossless_round_trip_is_exactly_the_420_conversion(clip):
 
 
 def test_m3cvc_lite_is_a_codec_of_the_harness(clip):
-    codec = build_codec("m3cvc:lite", [20])
+    codec = build_codec("m3cvc:lite", [0.02])
     assert codec.name == "m3cvc:lite"
     (point,) = codec.rate_points()
-    assert point.params == {"keyframe_codec.avif.quality": 20}
+    assert point.params == {"rate.target_bpp": 0.02}  # lite's points are rate-control targets
     coded = codec.run(clip, point)
     assert len(coded.frames) == N and coded.nbytes > 0 and coded.info["keyframes"] >= 1
     # the bytes are a real .m3c stream of exactly that length
@@ -283,7 +283,7 @@ def test_ablation_rows_and_cli(video_folder, tmp_path, capsys, monkeypatch):
     assert any(r.group == "LMM" for r in rows)
     out = tmp_path / "abl"
     args = ["ablate", "--dataset", str(video_folder), "--out", str(out), "--size", f"{W}x{H}", "--max-frames", str(N),
-            "--points", "vvc=63,53,43", "--points", "m3cvc=5,30,60", "--metrics", "psnr", "-q", "--fixed-interval", "3"]  # fmt: skip
+            "--points", "vvc=63,53,43", "--points", "m3cvc=0.05,0.1,0.2", "--metrics", "psnr", "-q", "--fixed-interval", "3"]  # fmt: skip
     # the default metric is LPIPS (the paper's Table I metric): without its weights, one clean line, no work
     monkeypatch.delenv("M3CVC_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))

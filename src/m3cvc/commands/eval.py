@@ -25,7 +25,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "every metric that can run here; `m3cvc metrics` lists them)")  # fmt: skip
     p.add_argument("--points", action="append", default=[], metavar="CODEC=V1,V2,...",
                    help="rate points of a codec: QPs for x264/x265/vvc, values of --sweep for m3cvc (repeatable)")  # fmt: skip
-    p.add_argument("--sweep", default=None, help="m3cvc config key its rate points set (default keyframe_codec.avif.quality)")
+    p.add_argument("--sweep", default=None,
+                   help="m3cvc config key its rate points set (default: rate.target_bpp for the lite HEVC chain, "
+                        "keyframe_codec.avif.quality for AVIF, keyframes.max_interval otherwise)")  # fmt: skip
     p.add_argument("--x-preset", default="veryslow", help="x264/x265 preset (default veryslow)")
     p.add_argument("--vvc-preset", default="medium", choices=("faster", "fast", "medium", "slow", "slower"),
                    help="libvvenc preset (default medium)")  # fmt: skip
@@ -212,7 +214,6 @@ def ablate_main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     from ..eval.ablation import ablation_table, build_codecs, format_table, table_rows
     from ..eval.codecs import build_codec
-    from ..eval.m3cvc_codec import DEFAULT_SWEEP
     from ..eval.report import write_report
     from ..eval.results import group_by_dataset
     from ..eval.runner import EvalRun
@@ -233,7 +234,7 @@ def ablate_main(argv: Sequence[str]) -> int:
         opts.metrics = [*opts.metrics, metric]
     points = _point_overrides(args.points)
     rows = table_rows(args.fixed_interval, args.describer)
-    codecs, names = build_codecs(args.profile, rows, points.get("m3cvc"), args.sweep or DEFAULT_SWEEP)
+    codecs, names = build_codecs(args.profile, rows, points.get("m3cvc"), args.sweep)
     anchor = build_codec("vvc", points.get("vvc"), **_codec_kwargs("vvc", args))
     csv_path = EvalRun(dataset, [anchor, *codecs], opts).run()
     results = group_by_dataset(csv_path.parent)[dataset.name]

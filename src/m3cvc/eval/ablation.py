@@ -79,7 +79,7 @@ def table_rows(fixed_interval: int = 8, describer: Optional[str] = None) -> list
 
 
 def build_codecs(
-    profile: str, rows: Sequence[AblationRow], points: Optional[Sequence[float]], sweep: str
+    profile: str, rows: Sequence[AblationRow], points: Optional[Sequence[float]], sweep: Optional[str] = None
 ) -> tuple[list[Any], dict[str, str]]:
     """One codec per distinct resolved config, and row setting -> codec name.
 

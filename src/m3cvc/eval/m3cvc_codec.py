@@ -22,8 +22,19 @@ from ..errors import ConfigError
 from ..video import RawFrame, VideoSource
 from .codecs import Clip, CodedVideo, EvalCodec, RatePoint
 
-DEFAULT_SWEEP = "keyframe_codec.avif.quality"
-DEFAULT_POINTS = (4.0, 10.0, 18.0, 28.0, 40.0)
+# A profile's rate points by keyframe codec: the HEVC chain sweeps the rate-control target (points
+# spread over the anchors' ultra-low range at 512x320 / 8 fps), AVIF its quality, the others the spacing.
+SWEEPS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "hevc": ("rate.target_bpp", (0.0015, 0.0025, 0.004, 0.006, 0.009, 0.014)),
+    "avif": ("keyframe_codec.avif.quality", (4.0, 10.0, 18.0, 28.0, 40.0)),
+}
+FALLBACK_SWEEP = ("keyframes.max_interval", (32.0, 16.0, 8.0, 4.0))
+DEFAULT_SWEEP = SWEEPS["hevc"][0]
+
+
+def default_sweep(config: M3Config) -> tuple[str, tuple[float, ...]]:
+    """The config key and values a profile's rate points sweep when ``--sweep`` is not given."""
+    return SWEEPS.get(config.keyframe_codec.backend, FALLBACK_SWEEP)
 
 
 class ArraySource(VideoSource):
@@ -68,7 +79,7 @@ class M3cvcCodec(EvalCodec):
         self,
         profile_or_config: str = "lite",
         points: Optional[Sequence[float]] = None,
-        sweep: str = DEFAULT_SWEEP,
+        sweep: Optional[str] = None,
         overrides: Optional[Mapping[str, Any]] = None,
         name: Optional[str] = None,
     ) -> None:
@@ -79,8 +90,11 @@ class M3cvcCodec(EvalCodec):
         base = from_dict(M3Config, nested(overrides or {}), "", base)
         # the harness preprocesses once for every codec: m3cvc must take the frames as they are
         self.config = replace(base, preprocess=replace(base.preprocess, keep_size=True, keep_fps=True))
-        self.sweep = sweep
-        self.values = [_typed(self.config, sweep, v) for v in (points or DEFAULT_POINTS)]
+        default_key, default_points = default_sweep(self.config)
+        self.sweep = sweep or default_key
+        if sweep and sweep != default_key and not points:
+            raise ConfigError(f"--sweep {sweep} needs its rate points: --points m3cvc...=V1,V2,...")
+        self.values = [_typed(self.config, self.sweep, v) for v in (points or default_points)]
         self.overrides = dict(overrides or {})
         self.name = name or f"m3cvc:{profile_or_config}"
 
