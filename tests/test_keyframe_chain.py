@@ -12,23 +12,13 @@ from m3cvc.bitstream import Keyframe, Stream, read_stream, write_stream
 from m3cvc.cli import main as cli_main
 from m3cvc.config import load_config, with_overrides
 from m3cvc.errors import BitstreamError, ConfigError
-from m3cvc.keyframe_codec.hevc import HevcChainCodec
+from m3cvc.keyframe_codec.hevc import HevcChainCodec, picture_type
+from m3cvc.keyframe_codec.hevc import nal_unit_types as nal_types
 from m3cvc.pipeline import Decoder, Encoder
 from m3cvc.ratecontrol import Candidate, choose
 
 IDR_TYPES = {19, 20}  # IDR_W_RADL, IDR_N_LP
 PARAMETER_SETS = {32, 33, 34}  # VPS, SPS, PPS
-
-
-def nal_types(unit: bytes) -> list[int]:
-    """HEVC NAL unit types of an Annex B access unit."""
-    out, i = [], 0
-    while True:
-        i = unit.find(b"\x00\x00\x01", i)
-        if i < 0 or i + 3 >= len(unit):
-            return out
-        out.append((unit[i + 3] >> 1) & 0x3F)
-        i += 3
 
 
 def _lite(**sections):
@@ -65,6 +55,7 @@ def test_scene_cut_starts_an_idr_and_nothing_else_does(cut_video):
     idr = [k.index for k in stream.keyframes if IDR_TYPES & set(nal_types(k.data))]
     first_after_cut = min(k.index for k in stream.keyframes if k.index >= 13)
     assert idr == [0, first_after_cut]
+    assert [picture_type(k.data) == "IDR" for k in stream.keyframes] == [k.index in idr for k in stream.keyframes]
 
 
 def test_image_codec_is_still_available_and_intra_only(cut_video):

@@ -254,6 +254,15 @@ def _read_input(path: str) -> bytes:
         raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
 
 
+def _picture_types(codec: str, keyframes: Sequence[Any]) -> list[str]:
+    """Per keyframe: ``IDR`` / ``P`` for the HEVC chain, ``intra`` for image codecs."""
+    if codec != "hevc":
+        return ["intra"] * len(keyframes)
+    from ..keyframe_codec.hevc import picture_type
+
+    return [picture_type(k.data) for k in keyframes]
+
+
 def stream_info(data: bytes) -> dict[str, Any]:
     """Everything ``m3cvc info --json`` prints."""
     from ..bitstream import FORMAT_VERSION, read_stream, section_sizes, text_codecs_used
@@ -274,6 +283,7 @@ def stream_info(data: bytes) -> dict[str, Any]:
         "duration_seconds": h.frames / float(h.fps),
         "keyframes": [k.index for k in kfs],
         "keyframe_bytes": [len(k.data) for k in kfs],
+        "keyframe_pictures": _picture_types(h.keyframe_codec.name, kfs),
         "clip_lengths": clip_lengths,
         "keyframe_codec": {"name": h.keyframe_codec.name, "params": dict(h.keyframe_codec.params)},
         "reconstructor": {"name": h.reconstructor.name, "params": dict(h.reconstructor.params)},
@@ -311,8 +321,9 @@ def info_main(argv: Sequence[str]) -> int:
         share = 100.0 * size / info["bytes_total"]
         print(f"    {name:<16}{size:>9} bytes  {share:5.1f} %", file=out)
     print(f"  text codecs {info['text_codecs']}", file=out)
-    for i, (idx, nbytes, length) in enumerate(zip(info["keyframes"], info["keyframe_bytes"], info["clip_lengths"])):
-        print(f"  [{i}] frame {idx:>6}  {nbytes:>7} bytes  clip of {length} frames", file=out)
+    rows = zip(info["keyframes"], info["keyframe_bytes"], info["keyframe_pictures"], info["clip_lengths"])
+    for i, (idx, nbytes, picture, length) in enumerate(rows):
+        print(f"  [{i}] frame {idx:>6}  {nbytes:>7} bytes  {picture:<5}  clip of {length} frames", file=out)
         if info["keyframe_texts"][i]:
             print(f"      keyframe: {info['keyframe_texts'][i]}", file=out)
         if info["clip_texts"][i]:

@@ -75,6 +75,25 @@ def _to_rgb(vf: Any, shape: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(rgb[: shape[0], : shape[1]])
 
 
+IDR_NAL_TYPES = (19, 20)  # IDR_W_RADL, IDR_N_LP
+
+
+def nal_unit_types(unit: bytes) -> list[int]:
+    """HEVC NAL unit types of an Annex B access unit (``(byte >> 1) & 63`` after each start code)."""
+    out, i = [], 0
+    while True:
+        i = unit.find(b"\x00\x00\x01", i)
+        if i < 0 or i + 3 >= len(unit):
+            return out
+        out.append((unit[i + 3] >> 1) & 0x3F)
+        i += 3
+
+
+def picture_type(unit: bytes) -> str:
+    """``IDR`` (starts a chain: no earlier keyframe needed) or ``P`` (predicted from earlier keyframes)."""
+    return "IDR" if any(t in IDR_NAL_TYPES for t in nal_unit_types(unit)) else "P"
+
+
 class HevcChainCodec(KeyframeCodec):
     """Keyframes as a low-delay HEVC video at a constant ``qp`` (0..51); stateful: one instance codes
     (or decodes) one stream's keyframes, in order."""
