@@ -113,6 +113,8 @@ def main() -> int:
     ap.add_argument("--metrics", default="all")
     ap.add_argument("--targets", default=DEFAULT_TARGETS, help="lite's rate.target_bpp points")
     ap.add_argument("--force", action="store_true", help="recompute points already in --out")
+    ap.add_argument("--dists-cache-gib", type=float, default=5.0,
+                    help="reference VGG features kept across points (40 frames at 512x320: 3.3 GiB)")  # fmt: skip
     args = ap.parse_args()
     metrics = [m for m in parse_metrics(args.metrics) if m != "clip_sim"]
     targets = [float(t) for t in args.targets.split(",")]
@@ -124,7 +126,7 @@ def main() -> int:
         build_codec("x265", preset="veryslow"),
     ]
     opts = EvalOptions(out=args.out, preprocess=PreprocessConfig(), max_frames=args.frames, metrics=metrics,
-                       metric_options=MetricOptions(), force=args.force)  # fmt: skip
+                       metric_options=MetricOptions(dists_cache_gib=args.dists_cache_gib), force=args.force)  # fmt: skip
     csv_path = EvalRun(dataset, codecs, opts).run()
     results = group_by_dataset(csv_path.parent)[dataset.name]
     shown = [m for m in SHOWN if m in metrics]

@@ -270,7 +270,10 @@ class FeatureCache:
 
 class ClipSim(MetricEngine):
     def load(self) -> None:
-        _torch()
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise Unavailable("needs torch and transformers (install torch, then pip install 'm3cvc[models]')") from None
         try:
             from ...keyframes.clip import ClipSemantic
         except ImportError as exc:
