@@ -102,13 +102,12 @@ class _QpWindow:
     """The candidate QPs of one analysis, decided on the first keyframe (shared by every track).
 
     The first keyframe is an IDR in every candidate stream; coded once at a probe QP, its size bounds the
-    useful QPs: one whose IDR alone (estimated with HEVC's rule of thumb, half the bytes per +6 QP) would
-    exceed the whole budget cannot land, and QPs far above the lowest feasible one would only be
-    fallbacks. The window keeps the lowest feasible QP minus one step (estimation margin) and the next
-    ``WINDOW`` QPs of the ladder; without a frame count (unknown length) every QP stays.
+    useful QPs from below: one whose IDR alone (estimated with HEVC's rule of thumb, half the bytes per
+    +6 QP) would exceed the whole budget cannot land. The window keeps every QP from one step below the
+    lowest feasible one (estimation margin) up to 51 (the fallbacks, needed when scene cuts add IDRs);
+    without a frame count (unknown length) every QP stays.
     """
 
-    WINDOW = 6
     PROBE_QP = 41
 
     def __init__(self, preset: str, budget_bytes: Optional[float]) -> None:
@@ -125,7 +124,7 @@ class _QpWindow:
                 ascending = sorted(QPS)
                 feasible = [i for i, q in enumerate(ascending) if idr * 2 ** ((self.PROBE_QP - q) / 6) <= self.budget]
                 lo = max((feasible[0] if feasible else len(ascending) - 1) - 1, 0)
-                self.qps = tuple(sorted(ascending[lo : lo + self.WINDOW + 1], reverse=True))
+                self.qps = tuple(sorted(ascending[lo:], reverse=True))
         return self.qps
 
 
