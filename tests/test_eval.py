@@ -221,6 +221,9 @@ def test_bd_rate_lower_is_better_metrics_are_negated_and_no_overlap_is_none(metr
     assert vmaf.bd_rate == pytest.approx(-50.0) and vmaf.bd_quality > 0
     far = bd(Curve((1, 2, 4), (30, 32, 34)), Curve((10, 20, 40), (40, 42, 44)), "psnr")
     assert far.bd_rate is None and far.bd_quality is None and "do not overlap" in far.note
+    # two rate points that landed on the same stream (rate control below reach): one point, no crash
+    same = bd(Curve((1.0, 2.0, 4.0, 8.0), (30, 32, 34, 36)), Curve((1.0, 2.0, 2.0, 4.0), (30, 32, 32, 34)), "psnr")
+    assert same.bd_quality == pytest.approx(0.0, abs=1e-9) and same.bd_rate == pytest.approx(0.0, abs=1e-6)
     odd = bd(Curve((1, 2, 4, 8), (30, 33, 32, 36)), Curve((1, 2, 4), (31, 33, 35)), "psnr")
     assert not odd.monotonic and odd.bd_rate is not None and math.isfinite(odd.bd_rate)
 

@@ -87,6 +87,15 @@ def _by_quality(rates: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.
     return r[keep], q[keep]
 
 
+def _by_rate(rates: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points sorted by rate with repeated rates merged to their best quality (two rate points of a
+    rate-controlled codec can land on the same stream; Akima needs strictly increasing x)."""
+    order = np.lexsort((-quality, rates))
+    r, q = rates[order], quality[order]
+    keep = np.concatenate([[True], np.diff(r) > 0])
+    return r[keep], q[keep]
+
+
 def bd(anchor: Curve, test: Curve, metric: str) -> BDResult:
     """BD-rate and BD-quality of ``test`` against ``anchor`` for one metric."""
     a, t = anchor.clean(), test.clean()
@@ -110,8 +119,10 @@ def bd(anchor: Curve, test: Curve, metric: str) -> BDResult:
         else:
             notes.append("quality ranges do not overlap")
         if ov_r > 0:
-            value = bj.bd_psnr(ar, aq, tr, tq, METHOD, require_matching_points=False, min_overlap=0)
-            bd_quality = float(sign * value)
+            (ar_r, aq_r), (tr_r, tq_r) = _by_rate(ar, aq), _by_rate(tr, tq)
+            if len(ar_r) >= 2 and len(tr_r) >= 2:
+                value = bj.bd_psnr(ar_r, aq_r, tr_r, tq_r, METHOD, require_matching_points=False, min_overlap=0)
+                bd_quality = float(sign * value)
         else:
             notes.append("rate ranges do not overlap")
     if not monotonic:
