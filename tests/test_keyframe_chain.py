@@ -119,10 +119,13 @@ def test_bad_options_are_config_errors():
 
 
 # ------------------------------------------------------------------------------------- rate control
-def test_choice_rule_lowest_qp_in_band_then_densest():
+def test_choice_rule_densest_fine_enough_candidate_in_band_then_lowest_qp():
     px = 8000  # 1 byte = 0.001 bpp
-    cands = [Candidate(32, 45, 9, 2), Candidate(8, 48, 10, 5), Candidate(16, 45, 11, 3), Candidate(4, 45, 14, 9)]
-    assert choose(cands, 0.010, px) == (Candidate(16, 45, 11, 3), True)
+    cands = [Candidate(32, 45, 9, 2), Candidate(8, 49, 10, 5), Candidate(16, 45, 11, 3), Candidate(16, 43, 10, 3),
+             Candidate(4, 45, 14, 9)]  # fmt: skip
+    # in band (9..11 bytes): (8, 49) is densest but coarser than QP_CAP; then spacing 16 at its lowest QP
+    assert choose(cands, 0.010, px) == (Candidate(16, 43, 10, 3), True)
+    assert choose([Candidate(8, 49, 10, 5), Candidate(32, 51, 9, 2)], 0.010, px) == (Candidate(8, 49, 10, 5), True)
     assert choose(cands, 0.030, px) == (Candidate(4, 45, 14, 9), False)  # above reach: the largest below
     assert choose(cands, 0.001, px) == (Candidate(32, 45, 9, 2), False)  # below reach: the smallest
 
