@@ -224,6 +224,7 @@ def test_bd_rate_lower_is_better_metrics_are_negated_and_no_overlap_is_none(metr
     # two rate points that landed on the same stream (rate control below reach): one point, no crash
     same = bd(Curve((1.0, 2.0, 4.0, 8.0), (30, 32, 34, 36)), Curve((1.0, 2.0, 2.0, 4.0), (30, 32, 32, 34)), "psnr")
     assert same.bd_quality == pytest.approx(0.0, abs=1e-9) and same.bd_rate == pytest.approx(0.0, abs=1e-6)
+    assert same.monotonic and "monotonic" not in same.note
     odd = bd(Curve((1, 2, 4, 8), (30, 33, 32, 36)), Curve((1, 2, 4), (31, 33, 35)), "psnr")
     assert not odd.monotonic and odd.bd_rate is not None and math.isfinite(odd.bd_rate)
 

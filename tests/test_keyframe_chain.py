@@ -167,12 +167,32 @@ def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     target = 2.5 * 1000 / (8 * 96 * 64)
     assert summary["rate_control"]["target_bpp"] == pytest.approx(target)
     assert summary["bpp"] == pytest.approx(summary["rate_control"]["predicted_bpp"])
+    assert summary["kbps"] == pytest.approx(summary["bpp"] * 96 * 64 * 8 / 1000)
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # atomic writes keep the usual permissions
     assert cli_main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["keyframe_codec"]["params"]["target_bpp"] == pytest.approx(target)
     assert cli_main(args + ["-y", "--target-bpp", "-1"]) == 2
     assert cli_main(args + ["-y", "--target-bpp", "0.01", "--target-kbps", "3"]) == 2
     assert "not allowed with" in capsys.readouterr().err
+    # values that can never make a stream, and options that rate control would silently override
+    for bad in (["--target-bpp", "inf"], ["--target-bpp", "nan"], ["--target-kbps", "1e308"],
+                ["--target-bpp", "0.01", "--keyframe-qp", "30"], ["--keyframe-quality", "50"]):  # fmt: skip
+        assert cli_main(args + ["-y", *bad]) == 2, bad
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    inf_cfg = tmp_path / "inf.yaml"
+    inf_cfg.write_text("rate: {target_bpp: .inf}\n")
+    assert cli_main(args + ["-y", "--config", str(inf_cfg)]) == 2
+    assert "finite" in capsys.readouterr().err
+    # the fixed selector: rate control chooses its period
+    assert cli_main(args + ["-y", "--interval", "2", "--target-bpp", "0.3"]) == 0
+    fixed = json.loads(capsys.readouterr().out)
+    period = fixed["rate_control"]["max_interval"]
+    assert period < 24 and fixed["keyframes"][:-1] == list(range(0, 24, period))[: len(fixed["keyframes"]) - 1]
     avif = tmp_path / "avif.yaml"
     avif.write_text("keyframe_codec: {backend: avif}\n")
     assert cli_main(args + ["-y", "--config", str(avif), "--target-bpp", "0.01"]) == 2

@@ -165,9 +165,10 @@ def test_lpips_plumbing_with_random_backbone_not_a_metric(tmp_path, no_weights):
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
     wrong = MetricSuite(["lpips"], MetricOptions(lpips_backbone=str(tmp_path / "wrong.pth")))
     assert "features.0.weight of shape" in wrong.unavailable()["lpips"]
-    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    junk = MetricSuite(["lpips"], MetricOptions(lpips_backbone=str(tmp_path / "junk.pth")))
-    assert "cannot read" in junk.unavailable()["lpips"]
+    for name, content in (("junk.pth", b"not a checkpoint"), ("empty.pth", b"")):
+        (tmp_path / name).write_bytes(content)
+        junk = MetricSuite(["lpips"], MetricOptions(lpips_backbone=str(tmp_path / name)))
+        assert "cannot read" in junk.unavailable()["lpips"] and "\n" not in junk.unavailable()["lpips"]
 
 
 def test_clip_sim_plumbing_with_tiny_random_clip_not_a_metric(tmp_path):

@@ -55,6 +55,12 @@ def check_output_path(output: PathLike, inputs: Iterable[PathLike] = ()) -> Path
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(output: PathLike, inputs: Iterable[PathLike] = (), suffix: Optional[str] = None) -> Iterator[Path]:
     """Yield a temporary path beside ``output``; on success it is renamed onto ``output``.
@@ -68,6 +74,8 @@ def atomic_path(output: PathLike, inputs: Iterable[PathLike] = (), suffix: Optio
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp makes it 0600: give the output the permissions a plain open() would
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -30,6 +30,7 @@ pipeline is deterministic), and records the target in the header (keyframe codec
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Optional
@@ -42,6 +43,7 @@ from .errors import ConfigError
 QPS = tuple(range(51, 28, -2))  # 51, 49, ..., 29: neighbouring QPs differ by 15-25 % in rate
 INTERVALS = (32, 16, 8, 4)
 TOLERANCE = 0.10
+MAX_BPP = 24.0  # uncompressed 8-bit RGB: no target above it means anything
 QP_CAP = 47  # keyframes coarser than this only when no finer candidate lands (they lose at every rate measured)
 
 
@@ -82,11 +84,16 @@ class RatePlan:
 def target_bpp(config: M3Config, width: int, height: int, fps: Fraction) -> Optional[float]:
     """The configured target in bpp (``rate.target_kbps`` converted with the coded size and rate)."""
     rate = config.rate
+    for key in ("target_bpp", "target_kbps"):
+        value = getattr(rate, key)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"rate.{key} must be a finite number >= 0 (0 = off), got {value}")
     if rate.target_bpp and rate.target_kbps:
         raise ConfigError("set rate.target_bpp or rate.target_kbps, not both")
-    if rate.target_kbps:
-        return rate.target_kbps * 1000.0 / (float(fps) * width * height)
-    return rate.target_bpp or None
+    target = rate.target_kbps * 1000.0 / (float(fps) * width * height) if rate.target_kbps else rate.target_bpp
+    if target and not (math.isfinite(target) and target <= MAX_BPP):
+        raise ConfigError(f"a target of {target:g} bpp is beyond any keyframe chain (at most {MAX_BPP} bpp)")
+    return target or None
 
 
 def choose(candidates: Iterable[Candidate], target: float, pixels: int, tolerance: float = TOLERANCE) -> tuple[Candidate, bool]:
@@ -156,6 +163,14 @@ class _MultiQp:
         return b""
 
 
+def spaced(keyframes: Any, interval: int) -> Any:
+    """The keyframe config at one candidate spacing: the fixed selector's period, or the composite
+    selector's ``max_interval`` (its scores still add keyframes at cuts and fast changes)."""
+    if keyframes.selector == "fixed":
+        return replace(keyframes, interval=interval)
+    return replace(keyframes, max_interval=interval, min_interval=min(keyframes.min_interval, interval))
+
+
 def plan(
     config: M3Config,
     frames: Iterable[np.ndarray],
@@ -175,14 +190,13 @@ def plan(
 
     if config.keyframe_codec.backend != "hevc":
         raise ConfigError("rate control chooses the HEVC keyframe chain's QP: it needs keyframe_codec.backend hevc")
-    if not target > 0:
-        raise ConfigError(f"the target rate must be positive, got {target}")
+    if not (math.isfinite(target) and 0 < target <= MAX_BPP):
+        raise ConfigError(f"the target rate must be a positive number of at most {MAX_BPP} bpp, got {target}")
     preset = config.keyframe_codec.hevc.preset
     window = _QpWindow(preset, target * frame_count * width * height / 8 if frame_count else None)
     tracks = []
     for interval in INTERVALS:
-        kf = config.keyframes
-        cfg = replace(config, keyframes=replace(kf, max_interval=interval, min_interval=min(kf.min_interval, interval)))
+        cfg = replace(config, keyframes=spaced(config.keyframes, interval))
         recon = build_reconstructor(cfg.reconstruct)
         hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation")
         codec = _MultiQp(window, preset)
@@ -223,7 +237,7 @@ def apply(config: M3Config, plan_: RatePlan) -> M3Config:
     c = plan_.chosen
     return replace(
         config,
-        keyframes=replace(config.keyframes, max_interval=c.interval, min_interval=min(config.keyframes.min_interval, c.interval)),
+        keyframes=spaced(config.keyframes, c.interval),
         keyframe_codec=replace(config.keyframe_codec, hevc=replace(config.keyframe_codec.hevc, qp=c.qp, target_bpp=plan_.target_bpp)),
     )
 

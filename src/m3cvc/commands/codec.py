@@ -85,9 +85,16 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
         kf.setdefault("selector", "fixed")
     recon = {"mode": args.mode} if getattr(args, "mode", None) else {}
     codec: dict[str, Any] = {}
+    backend = cfg.keyframe_codec.backend
     if getattr(args, "keyframe_quality", None) is not None:
+        if backend != "avif":
+            raise ConfigError(f"--keyframe-quality sets the AVIF quality, but the keyframe codec is {backend} (--keyframe-qp for hevc)")
         codec = {"avif": {"quality": args.keyframe_quality}}
     if getattr(args, "keyframe_qp", None) is not None:
+        if backend != "hevc":
+            raise ConfigError(f"--keyframe-qp sets the HEVC keyframe chain's QP, but the keyframe codec is {backend}")
+        if getattr(args, "target_bpp", None) is not None or getattr(args, "target_kbps", None) is not None:
+            raise ConfigError("--keyframe-qp and a target rate exclude each other: rate control chooses the QP")
         codec["hevc"] = {"qp": args.keyframe_qp}
     describe: dict[str, Any] = {}
     if getattr(args, "describer", None):
@@ -165,6 +172,7 @@ def encode_main(argv: Sequence[str]) -> int:
         "keyframes": list(result.keyframe_indices),
         "bytes_total": len(result.data),
         "bpp": result.bpp,
+        "kbps": 8.0 * len(result.data) / (h.frames / float(h.fps)) / 1000.0,
         "seconds": round(result.seconds, 3),
         "frames_per_second": round(h.frames / result.seconds, 2) if result.seconds > 0 else None,
     }
@@ -179,7 +187,8 @@ def encode_main(argv: Sequence[str]) -> int:
     elif not args.quiet:
         print(
             f"{out}: {h.frames} frames {h.width}x{h.height} @ {float(h.fps):g} fps, "
-            f"{len(result.keyframe_indices)} keyframes, {_human(len(result.data))} = {result.bpp:.5f} bpp, "
+            f"{len(result.keyframe_indices)} keyframes, {_human(len(result.data))} = {result.bpp:.5f} bpp "
+            f"= {summary['kbps']:.2f} kbit/s, "
             f"{result.seconds:.1f} s ({summary['frames_per_second']} frames/s)"
         )
     return 0
@@ -323,7 +332,8 @@ def info_main(argv: Sequence[str]) -> int:
     print(f"  text codecs {info['text_codecs']}", file=out)
     rows = zip(info["keyframes"], info["keyframe_bytes"], info["keyframe_pictures"], info["clip_lengths"])
     for i, (idx, nbytes, picture, length) in enumerate(rows):
-        print(f"  [{i}] frame {idx:>6}  {nbytes:>7} bytes  {picture:<5}  clip of {length} frames", file=out)
+        unit = "frame" if length == 1 else "frames"
+        print(f"  [{i}] frame {idx:>6}  {nbytes:>7} bytes  {picture:<5}  clip of {length} {unit}", file=out)
         if info["keyframe_texts"][i]:
             print(f"      keyframe: {info['keyframe_texts'][i]}", file=out)
         if info["clip_texts"][i]:

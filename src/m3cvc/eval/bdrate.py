@@ -104,7 +104,8 @@ def bd(anchor: Curve, test: Curve, metric: str) -> BDResult:
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     ar, aq = np.asarray(a.rates), sign * np.asarray(a.values)
     tr, tq = np.asarray(t.rates), sign * np.asarray(t.values)
-    monotonic = _monotonic(aq) and _monotonic(tq)
+    # judged after merging repeated rates (rate-controlled points can land on the same stream)
+    monotonic = _monotonic(_by_rate(ar, aq)[1]) and _monotonic(_by_rate(tr, tq)[1])
     ov_q = overlap(aq, tq)
     ov_r = overlap(np.log10(ar), np.log10(tr))
     bj = _bjontegaard()

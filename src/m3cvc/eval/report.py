@@ -73,14 +73,14 @@ def format_rd_table(grouped: dict[str, dict[str, dict[str, Any]]], metrics: Opti
 
 def _rd_lines(dataset: str, results: dict[str, dict[str, Any]], metrics: Sequence[str]) -> list[str]:
     lines = [f"{dataset}: dataset-mean R-D points"]
-    lines.append(f"  {'codec':<28} {'point':<12} {'bpp':>8} " + " ".join(f"{m:>9}" for m in metrics))
+    lines.append(f"  {'codec':<28} {'point':<18} {'bpp':>8} " + " ".join(f"{m:>9}" for m in metrics))
     for name in sorted(results):
         curves = [dataset_curve(results[name], m) for m in metrics]
         base = dataset_curve(results[name], "psnr")  # rates and labels do not depend on the metric
         rates, labels = base.rates, base.labels
         for i in sorted(range(len(rates)), key=lambda i: rates[i]):
             vals = " ".join(f"{_fmt(c.values[i], SPECS[m].digits if m in SPECS else 4):>9}" for m, c in zip(metrics, curves))
-            lines.append(f"  {name:<28} {labels[i]:<12} {rates[i]:>8.4f} {vals}")
+            lines.append(f"  {name:<28} {labels[i]:<18} {rates[i]:>8.4f} {vals}")
     return lines
 
 

@@ -117,8 +117,10 @@ def load_features(resolved: ResolvedWeights) -> dict[str, Any]:
 
     try:
         state = torch.load(resolved.path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # damaged or foreign file: say so in one line
-        raise WeightsUnavailable(f"cannot read {resolved.path}: {str(exc).splitlines()[0][:120]}") from None
+    except Exception as exc:  # damaged, empty or foreign file: say so in one line
+        raise WeightsUnavailable(
+            f"cannot read {resolved.path} as a torch state dict ({type(exc).__name__}; empty, damaged or not a checkpoint)"
+        ) from None
     if not isinstance(state, dict):
         raise WeightsUnavailable(f"{resolved.path} is not a state dict")
     features = {k: v for k, v in state.items() if isinstance(k, str) and k.startswith("features.")}
