@@ -17,7 +17,8 @@ Layout (all integers are unsigned LEB128 varints unless noted)::
     params = count | (key (string) | type byte | value)*, keys sorted; types: 0 signed int
              (zig-zag varint), 1 float (IEEE-754 binary64, BE), 2 string, 3 false, 4 true
     string = byte length | UTF-8
-    KEYFRAME payload = frame index minus previous keyframe's index (the first is 0) | image bytes
+    KEYFRAME payload = frame index minus previous keyframe's index (the first is 0) | the keyframe
+        codec's bytes (an HEVC access unit of the keyframe chain, an AVIF image, VQ indices)
     CLIP_MOTION payload = the encoder's motion hints of every clip, a bit string whose layout
         (fixed-point corner displacements, Exp-Golomb coded) is in m3cvc.reconstruct.motion;
         it is interpreted (and checked) by the decoder, which knows the clip lengths
