@@ -7,7 +7,7 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 # (read in place, never copied). Elsewhere m3cvc looks in torchvision's cache; see `m3cvc metrics`.
 export M3CVC_WEIGHTS ?= $(wildcard $(abspath ../shared/weights/lpips))
 
-.PHONY: setup setup-models demo test bench clean
+.PHONY: setup setup-models demo test bench bench-rd clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(VENV)/.models $(VENV)/calibration/ResultsCalibra/ref_dir/I19.bmp
 
 bench: $(VENV)/.models
 	$(BIN)/python benchmarks/lite.py
+
+# lite vs VVC / x265 per real clip on every metric (about 40 minutes on 2 cores; DISTS dominates)
+bench-rd: $(VENV)/.models
+	$(BIN)/python benchmarks/lite_rd.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
