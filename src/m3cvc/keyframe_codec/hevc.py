@@ -47,10 +47,6 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
 
 def to_picture(frame: np.ndarray) -> Any:
     """An RGB frame as the yuv420p picture the encoder takes (convert once, encode at several QPs)."""
-    return _to_video_frame(frame, 0)
-
-
-def _to_video_frame(frame: np.ndarray, pts: int) -> Any:
     import av
 
     from ..video.color import rgb_to_yuv420
@@ -61,7 +57,6 @@ def _to_video_frame(frame: np.ndarray, pts: int) -> Any:
     for plane, data in zip(vf.planes, rgb_to_yuv420(rgb)):
         rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
         rows[:, : plane.width] = data
-    vf.pts = pts
     return vf
 
 
@@ -150,7 +145,7 @@ class HevcChainCodec(KeyframeCodec):
             intra = True
         elif frame.shape[:2] != self._size:
             raise ConfigError(f"keyframe size changed from {self._size} to {frame.shape[:2]}")
-        vf = _to_video_frame(frame, self._count) if picture is None else picture
+        vf = to_picture(frame) if picture is None else picture
         vf.pts = self._count
         vf.pict_type = av.video.frame.PictureType.NONE
         if intra:
