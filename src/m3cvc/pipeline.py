@@ -106,18 +106,10 @@ class Encoder:
                 describer.close()
         if descriptions is not None:
             descriptions.check_counts(len(keyframes), len(keyframes))
-        header = SequenceHeader(
-            width=frames.width,
-            height=frames.height,
-            fps=Fraction(frames.fps),
-            frames=count,
-            num_keyframes=len(keyframes),
-            profile=cfg.profile,
-            keyframe_codec=StageInfo(codec.name, codec.params()),
-            reconstructor=StageInfo(reconstructor.name, reconstructor.params()),
-        )
-        stream = Stream(header, tuple(keyframes), tuple(kf_texts), tuple(clip_texts), hints.payload())
-        data = write_stream(stream, cfg.text.codec)
+        stream, data = assemble(
+            cfg, frames.width, frames.height, Fraction(frames.fps), count, codec, reconstructor,
+            keyframes, kf_texts, clip_texts, hints.payload(),
+        )  # fmt: skip
         return EncodeResult(data, stream, time.perf_counter() - start, plan)
 
     def _plan_rate(self, video: Union[VideoSource, PathLike], open_kwargs: dict[str, Any], progress: bool) -> tuple[M3Config, Any]:
@@ -180,6 +172,21 @@ class Encoder:
                 track.feed(index, frame)
                 bar.update(1)
         return track.finish()
+
+
+def assemble(
+    config: M3Config, width: int, height: int, fps: Fraction, count: int, codec: Any, reconstructor: Any,
+    keyframes: list[Keyframe], kf_texts: list[str], clip_texts: list[str], motion: Optional[bytes],
+) -> tuple[Stream, bytes]:
+    """The stream and its bytes, exactly as :meth:`Encoder.encode` writes them (rate control sizes its
+    candidates with this too)."""
+    header = SequenceHeader(
+        width=width, height=height, fps=fps, frames=count, num_keyframes=len(keyframes), profile=config.profile,
+        keyframe_codec=StageInfo(codec.name, codec.params()),
+        reconstructor=StageInfo(reconstructor.name, reconstructor.params()),
+    )  # fmt: skip
+    stream = Stream(header, tuple(keyframes), tuple(kf_texts), tuple(clip_texts), motion)
+    return stream, write_stream(stream, config.text.codec)
 
 
 def _estimated_count(source: VideoSource, fps: Fraction) -> Optional[int]:

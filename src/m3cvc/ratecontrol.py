@@ -146,8 +146,8 @@ class _MultiQp:
 
     name = "hevc"
 
-    def __init__(self, window: _QpWindow, preset: str) -> None:
-        self.window, self.preset = window, preset
+    def __init__(self, window: _QpWindow, preset: str, target: float) -> None:
+        self.window, self.preset, self.target = window, preset, target
         self.codecs: dict[int, Any] = {}
         self.units: dict[int, list[bytes]] = {}
 
@@ -155,7 +155,7 @@ class _MultiQp:
         from .keyframe_codec.hevc import HevcChainCodec, to_picture
 
         if not self.codecs:
-            self.codecs = {qp: HevcChainCodec(qp, self.preset) for qp in self.window.decide(frame)}
+            self.codecs = {qp: HevcChainCodec(qp, self.preset, self.target) for qp in self.window.decide(frame)}
             self.units = {qp: [] for qp in self.codecs}
         picture = to_picture(frame)  # converted once for every QP
         for qp, codec in self.codecs.items():
@@ -182,10 +182,10 @@ def plan(
     frame_count: Optional[int] = None,
 ) -> RatePlan:
     """Measure every (spacing, QP) candidate on ``frames`` (one pass) and choose one for ``target`` bpp."""
-    from .bitstream import Keyframe, SequenceHeader, StageInfo, Stream, write_stream
+    from .bitstream import Keyframe
     from .describe import NoneDescriber
     from .keyframes import build_selector
-    from .pipeline import _HintCollector, _Track
+    from .pipeline import _HintCollector, _Track, assemble
     from .reconstruct import build_reconstructor
 
     if config.keyframe_codec.backend != "hevc":
@@ -199,7 +199,7 @@ def plan(
         cfg = replace(config, keyframes=spaced(config.keyframes, interval))
         recon = build_reconstructor(cfg.reconstruct)
         hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation")
-        codec = _MultiQp(window, preset)
+        codec = _MultiQp(window, preset, float(target))
         track = _Track(cfg, build_selector(cfg.keyframes), codec, NoneDescriber(), False, hints)
         tracks.append((interval, track, codec, hints, recon))
     count = 0
@@ -219,14 +219,10 @@ def plan(
         keyframes, kf_texts, clip_texts, frames_seen = track.finish()
         motion = hints.payload()
         for qp, units in codec.units.items():
-            header = SequenceHeader(
-                width=width, height=height, fps=Fraction(fps), frames=frames_seen, num_keyframes=len(keyframes),
-                profile=config.profile,
-                keyframe_codec=StageInfo("hevc", {"qp": qp, "preset": preset, "target_bpp": float(target)}),
-                reconstructor=StageInfo(recon.name, recon.params()),
-            )  # fmt: skip
-            kfs = tuple(Keyframe(k.index, u) for k, u in zip(keyframes, units))
-            data = write_stream(Stream(header, kfs, tuple(kf_texts), tuple(clip_texts), motion), config.text.codec)
+            kfs = [Keyframe(k.index, u) for k, u in zip(keyframes, units)]
+            _, data = assemble(
+                config, width, height, Fraction(fps), frames_seen, codec.codecs[qp], recon, kfs, kf_texts, clip_texts, motion
+            )
             candidates.append(Candidate(interval, qp, len(data), len(keyframes)))
     chosen, within = choose(candidates, target, pixels)
     return RatePlan(float(target), pixels, tuple(candidates), chosen, within)

@@ -227,8 +227,9 @@ def ablate_main(argv: Sequence[str]) -> int:
     why = MetricSuite([metric], metric_options(args)).unavailable().get(metric)
     if why:  # before any work: the table would be empty
         raise BackendError(f"ablate --metric {metric} cannot be measured here: {why}")
-    if "bdrate" in announce_missing_tools():
-        raise BackendError(missing_tools()["bdrate"])
+    missing = announce_missing_tools()
+    if "bdrate" in missing:
+        raise BackendError(missing["bdrate"])
     dataset, opts = _prepare(args)
     if metric not in opts.metrics:
         opts.metrics = [*opts.metrics, metric]

@@ -13,7 +13,7 @@ resolved weights into every convolution (all must be present). Frames go in as R
 resolution (no resize).
 
 Both reproduce the published calibration values of pyiqa's ``ResultsCalibra`` pairs to 4 decimals
-(``tests/test_metrics_calibration.py``). Per-frame values are returned; the sequence value is their
+(``tests/test_metrics_learned.py``). Per-frame values are returned; the sequence value is their
 mean (lower is better).
 
 CLIP-sim is the cosine similarity between the CLIP image embeddings of an original frame and its
@@ -51,11 +51,10 @@ def _frames_to_tensor(torch: Any, frames: Sequence[np.ndarray], device: str, lo:
 
 
 class _BackboneMetric(MetricEngine):
-    """A network on ImageNet features: resolved weights, batched per-frame distances."""
+    """A network on ImageNet features, built from resolved backbone weights."""
 
     package = ""
     option = ""
-    value_range = (0.0, 1.0)
 
     def backbone_net(self) -> str:
         raise NotImplementedError
@@ -85,32 +84,14 @@ class _BackboneMetric(MetricEngine):
 
         return {"package": f"{self.package} {version(self.package)}", **self.weights.describe()}
 
-    def distances(self, a: Any, b: Any) -> Any:
-        return self.model(a, b)
-
-    def compute(self, refs: Sequence[np.ndarray], decs: Sequence[np.ndarray]) -> dict[str, MetricValue]:
-        torch = _torch()
-        out: list[float] = []
-        lo, hi = self.value_range
-        step = max(1, self.options.batch)
-        with torch.inference_mode():
-            for i in range(0, len(refs), step):
-                a = _frames_to_tensor(torch, refs[i : i + step], self.options.device, lo, hi)
-                b = _frames_to_tensor(torch, decs[i : i + step], self.options.device, lo, hi)
-                out += self.distances(a, b).reshape(-1).double().cpu().tolist()
-        return {self.names[0]: mean_value(out)}
 
 
 class Lpips(_BackboneMetric):
     package = "lpips"
     option = "--lpips-backbone"
-    value_range = (-1.0, 1.0)
 
     def backbone_net(self) -> str:
-        net = self.options.lpips_net
-        if net not in ("alex", "vgg", "squeeze"):
-            raise Unavailable(f"LPIPS net must be alex, vgg or squeeze, got {net!r}")
-        return net
+        return self.options.lpips_net  # an unknown net is refused by the resolver
 
     def explicit_backbone(self) -> Any:
         return self.options.lpips_backbone
@@ -128,6 +109,18 @@ class Lpips(_BackboneMetric):
 
     def info(self, name: str) -> dict[str, Any]:
         return {"net": self.options.lpips_net, "lpips_version": "0.1", **super().info(name)}
+
+    def compute(self, refs: Sequence[np.ndarray], decs: Sequence[np.ndarray]) -> dict[str, MetricValue]:
+        """Batches of ``options.batch`` frame pairs, RGB scaled to [-1, 1]."""
+        torch = _torch()
+        out: list[float] = []
+        step = max(1, self.options.batch)
+        with torch.inference_mode():
+            for i in range(0, len(refs), step):
+                a = _frames_to_tensor(torch, refs[i : i + step], self.options.device, -1.0, 1.0)
+                b = _frames_to_tensor(torch, decs[i : i + step], self.options.device, -1.0, 1.0)
+                out += self.model(a, b).reshape(-1).double().cpu().tolist()
+        return {"lpips": mean_value(out)}
 
 
 @contextmanager
@@ -242,7 +235,6 @@ class FeatureCache:
         self.entries: dict[bytes, tuple[list[Any], int, int]] = {}  # key -> (features, bytes, last round)
         self.used = 0
         self.round = 0
-        self.hits = self.misses = 0
 
     def new_round(self) -> None:
         self.round += 1
@@ -250,9 +242,7 @@ class FeatureCache:
     def get(self, key: bytes) -> Any:
         entry = self.entries.get(key)
         if entry is None:
-            self.misses += 1
             return None
-        self.hits += 1
         self.entries[key] = (entry[0], entry[1], self.round)
         return entry[0]
 
