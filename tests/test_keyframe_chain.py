@@ -159,6 +159,29 @@ def test_rate_control_lands_within_10_percent_on_the_built_in_clips(quick_clips,
         assert params["target_bpp"] == target and params["qp"] == result.rate_plan.chosen.qp
 
 
+@pytest.mark.slow
+def test_rate_analysis_skips_only_what_cannot_be_chosen_and_threads_do_not_change_bytes(quick_clips):
+    """The skips of the analysis pass (projections) measure far fewer candidates, yet choose what coding
+    every (spacing, QP) candidate chooses; the worker count changes nothing."""
+    from fractions import Fraction
+
+    from m3cvc.ratecontrol import plan
+    from m3cvc.video import read_frames
+
+    cfg = _lite()
+    for path in quick_clips[:2]:
+        frames = read_frames(path)
+        h, w = frames[0].shape[:2]
+        for target in (0.003, 0.012):
+            every = plan(cfg, frames, w, h, Fraction(8), target)  # no frame count: nothing skipped
+            fast = plan(cfg, frames, w, h, Fraction(8), target, frame_count=len(frames), workers=2)
+            one = plan(cfg, frames, w, h, Fraction(8), target, frame_count=len(frames), workers=1)
+            assert fast.chosen == every.chosen, (path.name, target, fast.note(), every.note())
+            assert len(fast.candidates) < len(every.candidates) == 4 * 12
+            assert set(fast.candidates) <= set(every.candidates)  # skipping never changes a measured size
+            assert one.candidates == fast.candidates
+
+
 def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     out = tmp_path / "r.m3c"
     args = ["encode", str(cut_video), "-o", str(out), "--size", "96x64", "--json"]

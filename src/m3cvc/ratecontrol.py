@@ -10,11 +10,29 @@ with QP <= ``QP_CAP``, then its lowest QP. On the measured grid (bigbuckbunny, c
 rule came within 0.0005-0.015 LPIPS of the per-target best choice, where "lowest QP first" lost 0.033
 on carphone.
 
-One analysis pass over the video finds that point with exact byte counts (no model, no retry loop):
-the frames are read once, and for every candidate spacing a decision track runs keyframe selection,
-scene cuts and motion hints while the keyframe chain is coded at every candidate QP in parallel (x265
-is cheap on keyframes alone: about 10-16 % of the frames per QP over all spacings). Each (spacing, QP)
-candidate's stream is assembled exactly as the encoder would write it, so its size is known to the byte.
+One analysis pass over the video finds that point with exact byte counts (no retry loop): the frames
+are read once, and for every candidate spacing a decision track runs keyframe selection, scene cuts and
+motion hints while its keyframe chain is coded at its candidate QPs (x265 is cheap on keyframes alone,
+and the QPs of a keyframe are coded concurrently on ``workers`` threads). Each (spacing, QP) candidate
+that stays to the end has its stream assembled exactly as the encoder would write it, so its size is
+known to the byte. Coding every QP at every spacing would cost 4 x 12 x265 chains, so the pass skips
+what cannot be chosen (nothing is skipped without a frame count):
+
+- QPs whose first keyframe alone (an IDR, estimated from one probe encode) exceeds the budget;
+- a QP whose units so far add up to more than the band's top (exact: its stream can only grow), or
+  whose *optimistic* projection does (the keyframes ahead at a third of its mean predicted-keyframe
+  size; ``low``);
+- the densest spacing (4) leads: the other tracks hold their keyframes back until the lead has coded
+  its first predicted keyframe at every QP, then start with the QPs whose optimistic projection from
+  the lead's sizes is within the band's top. A spacing that cannot land even optimistically at QP 51
+  is dropped (except the sparsest: the smallest candidate of all); a spacing whose *pessimistic*
+  projection at ``QP_CAP`` (every keyframe ahead as large as an IDR, times 1.5; ``high``) is under the
+  band's top will be chosen or beaten by a denser one, so spacings sparser than its next sparser one
+  are dropped.
+
+Only "too expensive" is decided by projection, and generously; nothing is dropped for being too cheap
+(those are the fastest encodes). On the quick dataset and the lite_rd clips the choice was the same
+as with every candidate coded, at a half to a third of the time.
 The choice:
 
 1. candidates within +-``tolerance`` (10 %) of the target: the smallest spacing whose QP is at most
@@ -31,6 +49,8 @@ pipeline is deterministic), and records the target in the header (keyframe codec
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Optional
@@ -44,6 +64,8 @@ QPS = tuple(range(51, 28, -2))  # 51, 49, ..., 29: neighbouring QPs differ by 15
 INTERVALS = (32, 16, 8, 4)
 TOLERANCE = 0.10
 MAX_BPP = 24.0  # uncompressed 8-bit RGB: no target above it means anything
+MARGIN = 1.5  # projection margin of the drops on the way
+COUNT_MARGIN = 1.25  # a candidate is dropped on the way only when 25 % more frames than counted could not save it
 QP_CAP = 47  # keyframes coarser than this only when no finer candidate lands (they lose at every rate measured)
 
 
@@ -142,25 +164,158 @@ class _QpWindow:
 
 
 class _MultiQp:
-    """Keyframe "codec" of an analysis track: codes each keyframe at every candidate QP, keeps the units."""
+    """Keyframe "codec" of an analysis track: codes each keyframe at its candidate QPs, keeps the units.
+
+    ``budget``: the target's bytes for ``frames`` frames (0 or no frame count: nothing is ever
+    dropped); the band's top (``ceiling``) has a margin for an estimated frame count. A *deferred* track
+    keeps its keyframes in a backlog until :meth:`release`. The QPs of one keyframe are coded
+    concurrently on ``pool`` (each x265 instance is single-threaded and the units are collected in QP
+    order, so the bytes do not depend on the worker count)."""
 
     name = "hevc"
 
-    def __init__(self, window: _QpWindow, preset: str, target: float) -> None:
-        self.window, self.preset, self.target = window, preset, target
+    def __init__(
+        self, window: _QpWindow, preset: str, target: float, pool: Any = None, *, interval: int = 1,
+        frames: int = 0, budget: float = 0.0, tolerance: float = TOLERANCE, deferred: bool = False,
+    ) -> None:  # fmt: skip
+        self.window, self.preset, self.target, self.pool = window, preset, target, pool
+        self.interval, self.frames = interval, frames
+        self.ceiling = budget * (1 + tolerance) * COUNT_MARGIN if budget and frames else None
+        self.seen = 0  # frames of the video fed so far (set by the analysis loop)
         self.codecs: dict[int, Any] = {}
         self.units: dict[int, list[bytes]] = {}
+        self.dropped: set[int] = set()
+        self.backlog: Optional[list[tuple[np.ndarray, bool, int]]] = [] if deferred else None
 
+    # ---------------------------------------------------------------------------------- coding
     def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
-        from .keyframe_codec.hevc import HevcChainCodec, to_picture
-
+        if self.backlog is not None:
+            self.backlog.append((frame, intra, self.seen))
+            return b""
         if not self.codecs:
-            self.codecs = {qp: HevcChainCodec(qp, self.preset, self.target) for qp in self.window.decide(frame)}
-            self.units = {qp: [] for qp in self.codecs}
-        picture = to_picture(frame)  # converted once for every QP
-        for qp, codec in self.codecs.items():
-            self.units[qp].append(codec.compress(frame, text, intra=intra, picture=picture))
+            self._open(self.window.decide(frame))
+        self._code(frame, intra)
         return b""
+
+    def _open(self, qps: Iterable[int]) -> None:
+        from .keyframe_codec.hevc import HevcChainCodec
+
+        self.codecs = {qp: HevcChainCodec(qp, self.preset, self.target) for qp in sorted(qps, reverse=True)}
+        self.units = {qp: [] for qp in self.codecs}
+
+    def _code(self, frame: np.ndarray, intra: bool) -> None:
+        from .keyframe_codec.hevc import prepare, to_picture
+
+        live = [qp for qp in self.codecs if qp not in self.dropped]
+        first = not self.units[live[0]]
+        picture = to_picture(frame)  # converted once for every QP
+        prepare(picture, len(self.units[live[0]]), intra or first)
+
+        def code(qp: int) -> bytes:
+            return self.codecs[qp].compress(frame, intra=intra, picture=picture)
+
+        coded = list(self.pool.map(code, live)) if self.pool is not None and len(live) > 1 else [code(q) for q in live]
+        for qp, unit in zip(live, coded):
+            self.units[qp].append(unit)
+        self._prune(live)
+
+    def _prune(self, live: list[int]) -> None:
+        """Drop the QPs that are too expensive to land: beyond the ceiling already (exact), or, once the
+        track has a predicted keyframe, optimistically projected beyond ``MARGIN`` times it."""
+        if self.ceiling is None:
+            return
+        top = max(self.codecs)
+        drop = {qp for qp in live if qp != top and self.low(qp) > self.ceiling}
+        for qp in drop:
+            self.dropped.add(qp)
+            self.codecs[qp] = None  # frees the encoder
+
+    def measured(self) -> dict[int, list[bytes]]:
+        """The units of every QP that stayed a candidate to the end."""
+        return {qp: units for qp, units in self.units.items() if qp not in self.dropped}
+
+    # ------------------------------------------------------------------------------ projection
+    def keyframes_ahead(self) -> int:
+        """Keyframes still to come at one per ``interval`` (the counted frames, not the margin)."""
+        return max(0, math.ceil((self.frames - self.seen) / self.interval))
+
+    def low(self, qp: int) -> float:
+        """Optimistic final bytes at ``qp``: the units so far, plus (once there is a predicted keyframe)
+        the keyframes ahead at half the mean predicted-keyframe size, divided by ``MARGIN``."""
+        units = self.units[qp]
+        done = sum(map(len, units))
+        if len(units) < 2:
+            return done
+        return max(done, (done + self.keyframes_ahead() * 0.5 * sum(map(len, units[1:])) / (len(units) - 1)) / MARGIN)
+
+    def high(self, qp: int) -> float:
+        """Pessimistic final bytes at ``qp``: every keyframe ahead as large as the largest unit so far
+        (an IDR), times ``MARGIN``."""
+        units = self.units[qp]
+        return (sum(map(len, units)) + self.keyframes_ahead() * max(map(len, units))) * MARGIN
+
+    def outlook(self, lead: "_MultiQp") -> tuple[dict[int, float], dict[int, float]]:
+        """Optimistic and pessimistic final bytes per QP (:meth:`low`, :meth:`high`). A deferred track,
+        which has coded nothing yet, takes the lead's first IDR and first predicted keyframe: its
+        keyframes after the first at half the lead's predicted keyframe (optimistic, divided by
+        ``MARGIN``) or each as large as the IDR (pessimistic, times ``MARGIN``)."""
+        if lead is self or self.backlog is None:
+            qps = list(self.measured())
+            return {q: self.low(q) for q in qps}, {q: self.high(q) for q in qps}
+        count = max(1, math.ceil(max(self.frames - 1, 0) / self.interval) + 1)
+        known = [q for q in (self.window.qps or QPS) if q in lead.units and len(lead.units[q]) > 1]
+        idr = {q: len(lead.units[q][0]) for q in known}
+        low = {q: (idr[q] + (count - 1) * 0.5 * len(lead.units[q][1])) / MARGIN for q in known}
+        high = {q: count * max(idr[q], len(lead.units[q][1])) * MARGIN for q in known}
+        return low, high
+
+    def release(self, lead: "_MultiQp") -> None:
+        """Start a deferred track with the QPs whose optimistic size (:meth:`outlook`) is within the
+        ceiling (and the highest QP), then code its backlog."""
+        low, _ = self.outlook(lead)
+        backlog, self.backlog = self.backlog or [], None
+        qps = list(self.window.qps or QPS)
+        if self.ceiling is not None and low:
+            qps = sorted({q for q in low if low[q] <= self.ceiling} | {max(qps)}, reverse=True)
+        for frame, intra, seen in backlog:
+            if not self.codecs:
+                self._open(qps)
+            self.seen = seen
+            self._code(frame, intra)
+
+
+def _needed(codecs: list[_MultiQp], lead: _MultiQp) -> list[bool]:
+    """Which tracks (sparse to dense) can still matter once the lead's first predicted keyframe is known.
+
+    The choice takes the densest spacing with a QP <= ``QP_CAP`` in the band. If a spacing is surely
+    affordable there (its pessimistic size at the highest such QP under the band's ceiling), the choice
+    is that spacing or a denser one, so spacings sparser than its next sparser one (a safety net for a
+    band that falls between two QPs) cannot matter. A spacing that cannot land even optimistically at
+    its highest QP cannot matter either, except the sparsest, the smallest candidate of all."""
+    keep = [True] * len(codecs)
+    if lead.ceiling is None:
+        return keep
+    outlooks = [c.outlook(lead) for c in codecs]
+    for i, (low, _) in enumerate(outlooks):
+        if i and low and min(low.values()) > lead.ceiling:
+            keep[i] = False
+    for i in range(len(codecs) - 1, -1, -1):  # densest first
+        high = outlooks[i][1]
+        capped = [q for q in high if q <= QP_CAP]
+        if keep[i] and capped and high[max(capped)] <= lead.ceiling:
+            for j in range(i - 1):  # sparser than the next sparser spacing
+                keep[j] = False
+            break
+    return keep
+
+
+def default_workers() -> int:
+    """Encoder threads of the analysis: the CPUs this process may use, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
 
 
 def spaced(keyframes: Any, interval: int) -> Any:
@@ -180,8 +335,13 @@ def plan(
     target: float,
     progress: Optional[Callable[[int], None]] = None,
     frame_count: Optional[int] = None,
+    tolerance: float = TOLERANCE,
+    workers: int = 0,
 ) -> RatePlan:
-    """Measure every (spacing, QP) candidate on ``frames`` (one pass) and choose one for ``target`` bpp."""
+    """Measure every (spacing, QP) candidate on ``frames`` (one pass) and choose one for ``target`` bpp.
+
+    ``frame_count`` (exact or estimated; None if unknown) sizes the budget that narrows the QPs and
+    drops candidates on the way (module doc); ``workers``: encoder threads (0: :func:`default_workers`)."""
     from .bitstream import Keyframe
     from .describe import NoneDescriber
     from .keyframes import build_selector
@@ -193,38 +353,57 @@ def plan(
     if not (math.isfinite(target) and 0 < target <= MAX_BPP):
         raise ConfigError(f"the target rate must be a positive number of at most {MAX_BPP} bpp, got {target}")
     preset = config.keyframe_codec.hevc.preset
-    window = _QpWindow(preset, target * frame_count * width * height / 8 if frame_count else None)
-    tracks = []
-    for interval in INTERVALS:
-        cfg = replace(config, keyframes=spaced(config.keyframes, interval))
-        recon = build_reconstructor(cfg.reconstruct)
-        hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation")
-        codec = _MultiQp(window, preset, float(target))
-        track = _Track(cfg, build_selector(cfg.keyframes), codec, NoneDescriber(), False, hints)
-        tracks.append((interval, track, codec, hints, recon))
-    count = 0
-    for index, frame in enumerate(frames):
-        for _, track, *_ in tracks:
-            track.feed(index, frame)
-        count = index + 1
-        if progress:
-            progress(1)
-    if count == 0:
-        from .errors import InputError
+    budget = target * frame_count * width * height / 8 if frame_count else None
+    window = _QpWindow(preset, budget)
+    with ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="m3cvc-rate") as pool:
+        tracks = []
+        for interval in INTERVALS:  # sparse to dense: the last, densest track leads
+            cfg = replace(config, keyframes=spaced(config.keyframes, interval))
+            recon = build_reconstructor(cfg.reconstruct)
+            hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation")
+            codec = _MultiQp(
+                window, preset, float(target), pool, interval=interval, frames=frame_count or 0,
+                budget=budget or 0.0, tolerance=tolerance, deferred=interval != INTERVALS[-1],
+            )  # fmt: skip
+            track = _Track(cfg, build_selector(cfg.keyframes), codec, NoneDescriber(), False, hints)
+            tracks.append((interval, track, codec, hints, recon))
+        lead = tracks[-1][2]
+        waiting = [t[2] for t in tracks[:-1]]
+        count = 0
+        for index, frame in enumerate(frames):
+            for _, track, codec, *_ in tracks:
+                codec.seen = index + 1
+                track.feed(index, frame)
+            count = index + 1
+            if waiting and lead.units and len(next(iter(lead.units.values()))) > 1:
+                # the lead's first predicted keyframe is known: drop the tracks that cannot matter,
+                # start the others
+                keep = _needed([t[2] for t in tracks], lead)
+                tracks = [t for t, k in zip(tracks, keep) if k]
+                for codec in waiting:
+                    if any(t[2] is codec for t in tracks):
+                        codec.release(lead)
+                waiting = []
+            if progress:
+                progress(1)
+        if count == 0:
+            from .errors import InputError
 
-        raise InputError("the input video has no frames")
+            raise InputError("the input video has no frames")
+        finished = [track.finish() for _, track, *_ in tracks]  # may code a tail keyframe
+        for codec in waiting:  # a video too short for the lead's second keyframe: every QP
+            codec.release(codec)
     pixels = count * width * height
     candidates = []
-    for interval, track, codec, hints, recon in tracks:
-        keyframes, kf_texts, clip_texts, frames_seen = track.finish()
+    for (interval, _, codec, hints, recon), (keyframes, kf_texts, clip_texts, frames_seen) in zip(tracks, finished):
         motion = hints.payload()
-        for qp, units in codec.units.items():
+        for qp, units in codec.measured().items():
             kfs = [Keyframe(k.index, u) for k, u in zip(keyframes, units)]
             _, data = assemble(
                 config, width, height, Fraction(fps), frames_seen, codec.codecs[qp], recon, kfs, kf_texts, clip_texts, motion
             )
             candidates.append(Candidate(interval, qp, len(data), len(keyframes)))
-    chosen, within = choose(candidates, target, pixels)
+    chosen, within = choose(candidates, target, pixels, tolerance)
     return RatePlan(float(target), pixels, tuple(candidates), chosen, within)
 
 

@@ -60,6 +60,18 @@ def to_picture(frame: np.ndarray) -> Any:
     return vf
 
 
+def prepare(vf: Any, pts: int, intra: bool) -> None:
+    """Set the picture's pts and forced type, writing only what differs: several encoders (threads) may
+    share one picture prepared once by the caller."""
+    import av
+
+    kind = av.video.frame.PictureType.I if intra else av.video.frame.PictureType.NONE
+    if vf.pts != pts:
+        vf.pts = pts
+    if vf.pict_type != kind:
+        vf.pict_type = kind
+
+
 def _to_rgb(vf: Any, shape: tuple[int, int]) -> np.ndarray:
     from ..video.color import yuv_to_rgb
 
@@ -137,19 +149,15 @@ class HevcChainCodec(KeyframeCodec):
 
     def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False, picture: Any = None) -> bytes:
         """The next keyframe -> its HEVC access unit. ``intra``: start a fresh IDR (a scene cut).
-        ``picture``: the frame already converted by :func:`to_picture` (shared by several encoders)."""
-        import av
-
+        ``picture``: the frame already converted by :func:`to_picture` (shared by several encoders; to share
+        it across threads, :func:`prepare` it first)."""
         if self._encoder is None:
             self._encoder = self._open_encoder(frame)
             intra = True
         elif frame.shape[:2] != self._size:
             raise ConfigError(f"keyframe size changed from {self._size} to {frame.shape[:2]}")
         vf = to_picture(frame) if picture is None else picture
-        vf.pts = self._count
-        vf.pict_type = av.video.frame.PictureType.NONE
-        if intra:
-            vf.pict_type = av.video.frame.PictureType.I
+        prepare(vf, self._count, intra)
         packets = self._encoder.encode(vf)
         self._count += 1
         if len(packets) != 1:  # low delay: x265 must return this picture now

@@ -158,7 +158,11 @@ class Y4MSource(VideoSource):
             self._fh.close()
             raise InputError(f"{path}: y4m header has no valid frame size")
         self._sub = _CHROMA[chroma]
+        # frames without parameters ("FRAME\n") make the count exact; otherwise it stays unknown
         super().__init__(path, width, height, fps, None)
+        payload = os.fstat(self._fh.fileno()).st_size - len(header)
+        per_frame = len(b"FRAME\n") + self._frame_bytes(self._plane_sizes())
+        self.frame_count = payload // per_frame if payload % per_frame == 0 else None
 
     def _plane_sizes(self) -> list[tuple[int, int]]:
         sizes = [(self.height, self.width)]
