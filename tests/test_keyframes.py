@@ -68,11 +68,11 @@ def bikes_frames() -> list[np.ndarray]:
 
 
 def bikes_cuts(fps: float = 8.0) -> list[int]:
-    """Output index of the first frame of each new shot: output frame k shows the source frame
-    nearest to k/fps (ties: the earlier one)."""
+    """Output index of the first frame of each new shot: output frame k shows the last source frame s
+    with round(s * fps / source fps) <= k (ffmpeg's fps filter)."""
 
     def source_of(k: int) -> int:
-        return math.ceil(k * BIKES_SOURCE_FPS / fps - 0.5)
+        return math.ceil((k + 0.5) * BIKES_SOURCE_FPS / fps) - 1
 
     return [next(k for k in range(1000) if source_of(k) >= s) for s in BIKES_SOURCE_CUTS]
 
@@ -85,7 +85,7 @@ def assert_cuts_covered(keyframes: list[int], cuts: list[int], tolerance: int = 
 def test_bikes_default_lite_keyframe_at_every_scene_cut(bikes_frames):
     assert len(bikes_frames) == 80 and bikes_frames[0].shape == (320, 512, 3)
     cuts = bikes_cuts()
-    assert cuts == [10, 25, 44, 60, 78]
+    assert cuts == [10, 24, 44, 60, 77]
     selector = build_selector(KeyframeConfig())
     keyframes = selector.select(bikes_frames)
     assert keyframes[0] == 0
@@ -93,7 +93,7 @@ def test_bikes_default_lite_keyframe_at_every_scene_cut(bikes_frames):
     assert len(keyframes) <= 12, keyframes  # 6 shots + forced ones: keyframes cost most of the bits
     assert all(b - a <= 16 for a, b in zip(keyframes, keyframes[1:]))
     # the cuts are found by the score itself, not by max_interval happening to land on them
-    unbounded = build_selector(dataclasses.replace(KeyframeConfig(), max_interval=10_000))
+    unbounded = build_selector(dataclasses.replace(KeyframeConfig(), max_interval=4096))
     assert_cuts_covered(unbounded.select(bikes_frames), cuts)
     # deterministic, and select() resets the state
     assert selector.select(bikes_frames) == keyframes

@@ -38,23 +38,29 @@ def test_bikes_preprocess_default(bikes_path):
     assert all(f.shape == (320, 512, 3) and f.dtype == np.uint8 for f in frames)
 
 
-def test_frame_rate_resampling_picks_nearest_timestamps(tmp_path):
-    # 25 fps source where every frame encodes its own index in its brightness
-    frames = [np.full((16, 16, 3), i * 5, np.uint8) for i in range(50)]
-    path = write_video(tmp_path / "ramp.y4m", frames, fps=25)
-    out = read_frames(path, PreprocessConfig(width=16, height=16, fps=8.0))
-    assert len(out) == 16  # 2 s at 8 fps
-    picked = [int(f[0, 0, 0]) // 5 for f in out]
-    expected = [int(np.floor(k / 8 * 25 + 0.5 - 1e-9)) for k in range(16)]  # nearest, ties to earlier
-    assert picked == expected
+@pytest.mark.parametrize("src_fps,n", [(25, 50), (2, 4), (Fraction(30000, 1001), 45), (12, 17), (8, 9)])
+def test_frame_rate_resampling_is_ffmpegs_fps_filter(tmp_path, src_fps, n):
+    """Each output frame is the one ffmpeg's ``fps=8`` filter shows, and there are as many."""
+    import subprocess
 
+    import av
 
-def test_upsampling_frame_rate_repeats_frames(tmp_path):
-    frames = [np.full((8, 8, 3), i * 40, np.uint8) for i in range(4)]
-    path = write_video(tmp_path / "slow.y4m", frames, fps=2)
-    out = read_frames(path, PreprocessConfig(width=8, height=8, fps=8.0))
-    assert len(out) == 16
-    assert [int(f[0, 0, 0]) // 40 for f in out] == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3][:16]
+    from m3cvc.video.ffmpeg import ffmpeg_exe
+
+    frames = [np.full((16, 16, 3), i * 5, np.uint8) for i in range(n)]  # each frame's brightness is its index
+    path = tmp_path / "ramp.y4m"
+    from m3cvc.video import open_writer
+
+    with open_writer(path, 16, 16, Fraction(src_fps)) as w:
+        for f in frames:
+            w.write(f)
+    shown = tmp_path / "shown.nut"
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", "fps=8", "-c:v", "rawvideo", "-pix_fmt", "rgb24", str(shown)]
+    subprocess.run(cmd, check=True)
+    with av.open(str(shown)) as c:
+        theirs = [int(f.to_ndarray(format="rgb24")[0, 0, 0]) // 5 for f in c.decode(video=0)]
+    ours = [int(f[0, 0, 0]) // 5 for f in read_frames(path, PreprocessConfig(width=16, height=16, fps=8.0))]
+    assert ours == theirs
 
 
 def test_crop_box_keeps_target_aspect():

@@ -8,6 +8,7 @@ set ``M3CVC_DEBUG=1`` to see tracebacks.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from typing import Callable, Optional, Sequence
@@ -45,8 +46,35 @@ def resolve(name: str) -> Callable[[Sequence[str]], int]:
     return getattr(importlib.import_module(module_name), attr)
 
 
+class _Warnings(logging.Handler):
+    """The library's warnings (``logging.getLogger("m3cvc")``), one line each on stderr: ``PROG: warning: ...``."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(logging.WARNING)
+        self.prog = prog
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"{self.prog}: warning: {record.getMessage()}", file=sys.stderr)
+        except Exception:  # never let a warning break the command
+            pass
+
+
 def run(fn: Callable[[Sequence[str]], int], argv: Sequence[str], prog: str = "m3cvc") -> int:
-    """Call a command, turning user errors into one line on stderr and a non-zero exit code."""
+    """Call a command, turning user errors into one line on stderr and a non-zero exit code; the
+    library's warnings are printed as one line each."""
+    logger = logging.getLogger("m3cvc")
+    handler = _Warnings(prog)
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+    try:
+        return _run(fn, argv, prog)
+    finally:
+        logger.removeHandler(handler)
+
+
+def _run(fn: Callable[[Sequence[str]], int], argv: Sequence[str], prog: str) -> int:
     debug = os.environ.get("M3CVC_DEBUG") == "1"
     try:
         return int(fn(argv) or 0)

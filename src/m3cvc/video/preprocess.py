@@ -1,9 +1,11 @@
 """Preprocessing (paper III-A): centre-crop to the target aspect, resize, resample the frame rate.
 
-Frame-rate resampling is by timestamps: output frame k (time k / fps) is the source frame whose
-timestamp is nearest to it (ties go to the earlier frame), over the source's duration (last
-timestamp + one source frame period). Frames are streamed: only the current and the previous
-source frame are held, and dropped frames are never converted to RGB.
+Frame-rate resampling is by timestamps, as ffmpeg's ``fps`` filter does it (round to nearest): each
+source frame goes to output slot ``round(t * fps)`` (t from the first frame), a slot shows the latest
+frame that went to it or before (so between two frames the earlier one is repeated, and of several
+frames in one slot the last one is kept), and the output ends where the last frame's own duration
+ends. Frames are streamed: only the latest source frame is held, and dropped frames are never
+converted to RGB.
 """
 
 from __future__ import annotations
@@ -73,32 +75,38 @@ class PreprocessedVideo:
             for _, raw in self.source.frames():
                 yield self._fit(raw)
             return
-        period = 1.0 / float(self.fps)
-        k = 0
-        prev: Optional[tuple[float, RawFrame]] = None
-        prev_out: Optional[np.ndarray] = None
+        fps = float(self.fps)
+        k = 0  # the next output slot
+        pending: Optional[RawFrame] = None  # the latest frame whose slot is <= k
+        pending_out: Optional[np.ndarray] = None
         t0: Optional[float] = None
+        t_last, d_last = 0.0, 1.0 / float(self.source.fps)
         for t, raw in self.source.frames():
             if t0 is None:
                 t0 = t
-            t = t - t0
-            if prev is not None:
-                t = max(t, prev[0])
-                midpoint = (prev[0] + t) / 2.0
-                while k * period <= midpoint + _EPS:
-                    if prev_out is None:
-                        prev_out = self._fit(prev[1])
-                    yield prev_out
+            t = max(t - t0, t_last)
+            slot = _slot(t * fps)
+            if pending is not None:
+                while k < slot:  # slots up to this frame's own show the latest earlier frame
+                    if pending_out is None:
+                        pending_out = self._fit(pending)
+                    yield pending_out
                     k += 1
-            prev, prev_out = (t, raw), None
-        if prev is None:
+            pending, pending_out = raw, None
+            t_last, d_last = t, raw.duration or d_last
+        if pending is None:
             return
-        end = prev[0] + 1.0 / float(self.source.fps)
-        while k * period < end - _EPS:
-            if prev_out is None:
-                prev_out = self._fit(prev[1])
-            yield prev_out
+        end = max(_slot((t_last + d_last) * fps), 1)  # the last frame lasts its own duration
+        while k < end:
+            if pending_out is None:
+                pending_out = self._fit(pending)
+            yield pending_out
             k += 1
+
+
+def _slot(x: float) -> int:
+    """ffmpeg's rounding of a time to an output slot (to nearest, halves away from zero)."""
+    return int(np.floor(x + 0.5 + _EPS))
 
 
 def preprocess(source: VideoSource, cfg: PreprocessConfig) -> PreprocessedVideo:

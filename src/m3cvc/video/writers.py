@@ -1,4 +1,5 @@
-"""Frame writers: .y4m (uncompressed 4:4:4, 10-bit full range: reads back to the exact RGB), anything PyAV encodes (.mp4, .mkv, ...),
+"""Frame writers: .y4m (uncompressed 4:4:4, 10-bit limited range BT.601: ffmpeg reads it back to the exact
+RGB), anything PyAV encodes (.mp4, .mkv, ...),
 and numbered PNG files (``out_%05d.png``, lossless RGB). Every file is written atomically."""
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ class Y4MWriter(FrameWriter):
         self._fh = open(path, "wb")
         self._fh.write(
             f"YUV4MPEG2 W{width} H{height} F{fps.numerator}:{fps.denominator} Ip A1:1 C444p10 "
-            "XCOLORRANGE=FULL\n".encode("ascii")
+            "XCOLORRANGE=LIMITED\n".encode("ascii")
         )
 
     def _write(self, frame: np.ndarray) -> None:
         self._fh.write(b"FRAME\n")
-        for plane in rgb_to_yuv444(frame, full_range=True, bits=10):
+        # limited range: swscale's 10-bit limited-range 4:4:4 -> RGB inverse is exact (full range is not)
+        for plane in rgb_to_yuv444(frame, full_range=False, bits=10):
             self._fh.write(plane.astype("<u2").tobytes())
 
     def close(self) -> None:
