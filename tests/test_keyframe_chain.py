@@ -78,7 +78,7 @@ def _restream(stream: Stream, keyframes) -> bytes:
     if len(keyframes) != header.num_keyframes:
         from dataclasses import replace
 
-        header = replace(header, num_keyframes=len(keyframes))
+        header = replace(header, num_keyframes=len(keyframes), max_clip=2 * header.max_clip)  # a unit left out
         motion = None
         return write_stream(Stream(header, tuple(keyframes), stream.keyframe_texts[: len(keyframes)],
                                    stream.clip_texts[: len(keyframes)], motion))  # fmt: skip

@@ -12,7 +12,8 @@ Layout (all integers are unsigned LEB128 varints unless noted)::
     unit = type (1 byte) | payload length | payload | CRC-32 of type+length+payload (4 bytes, BE)
 
     SEQUENCE_HEADER payload = width | height | fps numerator | fps denominator | frame count |
-        keyframe count | profile (string) | keyframe codec (stage) | clip reconstructor (stage)
+        keyframe count | longest clip (version 2) | profile (string) | keyframe codec (stage) |
+        clip reconstructor (stage)
     stage  = name (string) | params
     params = count | (key (string) | type byte | value)*, keys sorted; types: 0 signed int
              (zig-zag varint), 1 float (IEEE-754 binary64, BE), 2 string, 3 false, 4 true
@@ -29,6 +30,13 @@ keyframe images, clip motion (0 without hints), keyframe texts and clip texts (e
 framing counted with its section).
 Parsing is strict: any truncation, corruption (CRC), unknown version or unit, inconsistent
 count or trailing byte raises :class:`BitstreamError`.
+
+Bounds (no stream, however crafted, makes the decoder run away): the *longest clip* is the most
+frames the encoder's keyframe selector lets a clip have (``keyframes.max_interval``, or the fixed
+selector's interval), at most ``MAX_CLIP``; every clip of the stream (keyframe index deltas, and the
+frames after the last keyframe) must fit in it, so a stream's frame count is at most its keyframe
+count times that. Version 1 streams (no such field) are read with ``MAX_CLIP``. Decoding adds the
+user's limits on top (:class:`DecodeLimits`).
 """
 
 from __future__ import annotations
@@ -45,14 +53,16 @@ from .text import decode_texts, encode_texts, text_codec_name
 from .varint import read_uvarint, write_uvarint
 
 __all__ = [
-    "BitstreamError", "FORMAT_VERSION", "MAGIC", "Keyframe", "SequenceHeader", "StageInfo", "Stream",
+    "BitstreamError", "DecodeLimits", "FORMAT_VERSION", "MAGIC", "MAX_CLIP", "Keyframe", "SequenceHeader", "StageInfo", "Stream",
     "Unit", "UnitType", "motion_hints", "parse_units", "read_stream", "section_sizes", "write_stream",
 ]
 
 MAGIC = b"M3CV"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAX_DIMENSION = 1 << 16
 MAX_FRAMES = 1 << 31
+MAX_CLIP = 4096  # frames between two keyframes, at most (keyframes.max_interval is checked against it)
 
 
 class UnitType:
@@ -82,6 +92,26 @@ class SequenceHeader:
     profile: str
     keyframe_codec: StageInfo
     reconstructor: StageInfo
+    max_clip: int = MAX_CLIP  # the longest clip the encoder could produce (module doc, "Bounds")
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What a decoder agrees to make: at most ``max_frames`` frames of at most ``max_pixels`` pixels
+    (width x height). The defaults cover 35 hours at 8 fps and 8K video; ``m3cvc decode --max-frames /
+    --max-pixels`` change them."""
+
+    max_frames: int = 1_000_000
+    max_pixels: int = 7680 * 4320
+
+    def check(self, header: "SequenceHeader") -> None:
+        """Raise :class:`BitstreamError` (one line, before any frame is made) for a stream past the limits."""
+        if header.frames > self.max_frames:
+            raise BitstreamError(f"stream has {header.frames} frames, more than the limit of {self.max_frames} "
+                                 "(raise it with --max-frames if the stream is trusted)")  # fmt: skip
+        if header.width * header.height > self.max_pixels:
+            raise BitstreamError(f"stream frames are {header.width}x{header.height} = {header.width * header.height} "
+                                 f"pixels, more than the limit of {self.max_pixels} (--max-pixels)")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -202,7 +232,7 @@ def _unit(kind: int, payload: bytes) -> bytes:
 def _header_payload(h: SequenceHeader) -> bytes:
     fps = Fraction(h.fps)
     out = bytearray()
-    for value in (h.width, h.height, fps.numerator, fps.denominator, h.frames, h.num_keyframes):
+    for value in (h.width, h.height, fps.numerator, fps.denominator, h.frames, h.num_keyframes, h.max_clip):
         out += write_uvarint(value)
     out += _string(h.profile)
     for stage in (h.keyframe_codec, h.reconstructor):
@@ -219,7 +249,7 @@ def _validate(stream: Stream) -> None:
         raise ValueError(f"header says {h.num_keyframes} keyframes, stream has {n}")
     if len(stream.keyframe_texts) != n or len(stream.clip_texts) != n:
         raise ValueError("need exactly one keyframe text and one clip text per keyframe")
-    _check_indices([k.index for k in stream.keyframes], h.frames, ValueError)
+    _check_indices([k.index for k in stream.keyframes], h.frames, ValueError, h.max_clip)
     if (stream.clip_motion is not None) != motion_hints(h):
         raise ValueError("clip motion must be present exactly when the reconstructor params say motion_hints")
 
@@ -253,8 +283,9 @@ def parse_units(data: bytes) -> list[Unit]:
     if data[: len(MAGIC)] != MAGIC:
         raise BitstreamError("not an m3cvc bitstream (bad magic)")
     version = data[len(MAGIC)]
-    if version != FORMAT_VERSION:
-        raise BitstreamError(f"unsupported bitstream format version {version} (this m3cvc reads version {FORMAT_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise BitstreamError(f"unsupported bitstream format version {version} (this m3cvc reads versions "
+                             f"{', '.join(map(str, READABLE_VERSIONS))})")  # fmt: skip
     units = []
     pos = len(MAGIC) + 1
     while pos < len(data):
@@ -284,24 +315,33 @@ def _check_header(h: SequenceHeader) -> None:
         raise BitstreamError(f"sequence header has an invalid frame count {h.frames}")
     if not 0 < h.num_keyframes <= h.frames:
         raise BitstreamError(f"sequence header has an invalid keyframe count {h.num_keyframes}")
+    if not 0 < h.max_clip <= MAX_CLIP:
+        raise BitstreamError(f"sequence header has an invalid longest clip {h.max_clip} (at most {MAX_CLIP})")
+    if h.frames > h.num_keyframes * h.max_clip:
+        raise BitstreamError(f"sequence header claims {h.frames} frames: more than its {h.num_keyframes} keyframe(s) "
+                             f"with clips of at most {h.max_clip} frames can hold")  # fmt: skip
 
 
-def _check_indices(indices: Sequence[int], frames: int, exc: type[Exception]) -> None:
+def _check_indices(indices: Sequence[int], frames: int, exc: type[Exception], max_clip: int = MAX_CLIP) -> None:
     if not indices or indices[0] != 0:
         raise exc("the first keyframe must be frame 0")
     if any(b <= a for a, b in zip(indices, indices[1:])):
         raise exc("keyframe indices must increase strictly")
     if indices[-1] >= frames:
         raise exc(f"keyframe index {indices[-1]} is past the last frame ({frames - 1})")
+    longest = max(b - a for a, b in zip(indices, [*indices[1:], frames]))
+    if longest > max_clip:
+        raise exc(f"a clip of {longest} frames is longer than the stream's longest clip ({max_clip})")
 
 
-def _parse_header(payload: bytes) -> SequenceHeader:
+def _parse_header(payload: bytes, version: int = FORMAT_VERSION) -> SequenceHeader:
     pos = 0
     values = []
-    for _ in range(6):
+    for _ in range(6 if version == 1 else 7):
         value, pos = read_uvarint(payload, pos)
         values.append(value)
-    width, height, num, den, frames, nkf = values
+    width, height, num, den, frames, nkf = values[:6]
+    max_clip = values[6] if version >= 2 else MAX_CLIP
     if den == 0 or num == 0:
         raise BitstreamError("sequence header has an invalid frame rate")
     profile, pos = _read_string(payload, pos, "the profile name")
@@ -312,7 +352,7 @@ def _parse_header(payload: bytes) -> SequenceHeader:
         stages.append(StageInfo(name, params))
     if pos != len(payload):
         raise BitstreamError("sequence header has trailing bytes")
-    header = SequenceHeader(width, height, Fraction(num, den), frames, nkf, profile, stages[0], stages[1])
+    header = SequenceHeader(width, height, Fraction(num, den), frames, nkf, profile, stages[0], stages[1], max_clip)
     _check_header(header)
     return header
 
@@ -322,7 +362,7 @@ def read_stream(data: bytes) -> Stream:
     units = parse_units(data)
     if not units or units[0].type != UnitType.SEQUENCE_HEADER:
         raise BitstreamError("bitstream does not start with a sequence header")
-    header = _parse_header(units[0].payload)
+    header = _parse_header(units[0].payload, data[len(MAGIC)])
     has_motion = motion_hints(header)
     expected = 1 + header.num_keyframes + int(has_motion) + 2
     if len(units) != expected:
@@ -337,7 +377,7 @@ def read_stream(data: bytes) -> Stream:
             raise BitstreamError("keyframe indices must increase strictly")
         index += delta
         keyframes.append(Keyframe(index, unit.payload[pos:]))
-    _check_indices([k.index for k in keyframes], header.frames, BitstreamError)
+    _check_indices([k.index for k in keyframes], header.frames, BitstreamError, header.max_clip)
     clip_motion = None
     if has_motion:
         unit = units[1 + header.num_keyframes]

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
-from .bitstream import Keyframe, SequenceHeader, StageInfo, Stream, read_stream, write_stream
+from .bitstream import DecodeLimits, Keyframe, SequenceHeader, StageInfo, Stream, read_stream, write_stream
 from .config import M3Config
 from .describe import Describer, Descriptions, ManualDescriber, NoneDescriber, build_describer
 from .errors import BitstreamError, ConfigError, InputError
@@ -183,10 +183,15 @@ def assemble(
     header = SequenceHeader(
         width=width, height=height, fps=fps, frames=count, num_keyframes=len(keyframes), profile=config.profile,
         keyframe_codec=StageInfo(codec.name, codec.params()),
-        reconstructor=StageInfo(reconstructor.name, reconstructor.params()),
+        reconstructor=StageInfo(reconstructor.name, reconstructor.params()), max_clip=longest_clip(config.keyframes),
     )  # fmt: skip
     stream = Stream(header, tuple(keyframes), tuple(kf_texts), tuple(clip_texts), motion)
     return stream, write_stream(stream, config.text.codec)
+
+
+def longest_clip(keyframes: Any) -> int:
+    """The most frames a clip can have under a keyframe config (the selector forces a keyframe then)."""
+    return keyframes.interval if keyframes.selector == "fixed" else keyframes.max_interval
 
 
 def _estimated_count(source: VideoSource, fps: Fraction) -> Optional[int]:
@@ -394,11 +399,15 @@ class Decoder:
     """Decodes any .m3c stream: every backend and setting comes from the stream header (with the
     decoding machine's :class:`DecodeOverrides`, if any)."""
 
-    def __init__(self, overrides: Optional[DecodeOverrides] = None) -> None:
+    def __init__(self, overrides: Optional[DecodeOverrides] = None, limits: Optional[DecodeLimits] = None) -> None:
         self.overrides = overrides or DecodeOverrides()
+        self.limits = limits or DecodeLimits()
 
     def open(self, data: bytes) -> DecodedVideo:
+        """Parse and check the whole stream (structure, bounds, the user's limits, motion hints) before
+        any frame is made; frames are made as the returned video is iterated."""
         stream = read_stream(data)
+        self.limits.check(stream.header)
         return DecodedVideo(stream, self._frames(stream, self._motions(stream)))
 
     @staticmethod

@@ -366,7 +366,7 @@ def plan(
                 budget=budget or 0.0, tolerance=tolerance, deferred=interval != INTERVALS[-1],
             )  # fmt: skip
             track = _Track(cfg, build_selector(cfg.keyframes), codec, NoneDescriber(), False, hints)
-            tracks.append((interval, track, codec, hints, recon))
+            tracks.append((interval, track, codec, hints, recon, cfg))
         lead = tracks[-1][2]
         waiting = [t[2] for t in tracks[:-1]]
         count = 0
@@ -395,12 +395,12 @@ def plan(
             codec.release(codec)
     pixels = count * width * height
     candidates = []
-    for (interval, _, codec, hints, recon), (keyframes, kf_texts, clip_texts, frames_seen) in zip(tracks, finished):
+    for (interval, _, codec, hints, recon, cfg), (keyframes, kf_texts, clip_texts, frames_seen) in zip(tracks, finished):
         motion = hints.payload()
         for qp, units in codec.measured().items():
             kfs = [Keyframe(k.index, u) for k, u in zip(keyframes, units)]
             _, data = assemble(
-                config, width, height, Fraction(fps), frames_seen, codec.codecs[qp], recon, kfs, kf_texts, clip_texts, motion
+                cfg, width, height, Fraction(fps), frames_seen, codec.codecs[qp], recon, kfs, kf_texts, clip_texts, motion
             )
             candidates.append(Candidate(interval, qp, len(data), len(keyframes)))
     chosen, within = choose(candidates, target, pixels, tolerance)

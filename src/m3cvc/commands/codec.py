@@ -37,7 +37,10 @@ def add_preprocess_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-fps", action="store_true", help="keep every frame and the native frame rate")
     p.add_argument("--input-size", metavar="WxH", help="frame size of a raw .yuv input")
     p.add_argument("--input-fps", type=float, help="frame rate of a raw .yuv input")
-    p.add_argument("--input-pix-fmt", default="yuv420p", help="pixel format of a raw .yuv input (default yuv420p)")
+    p.add_argument("--input-pix-fmt", default="yuv420p",
+                   help="pixel format of a raw .yuv input: any that `ffmpeg -pix_fmts` lists (default yuv420p)")
+    p.add_argument("--stream", type=int, metavar="N",
+                   help="read the input's stream N (as ffprobe numbers them) instead of the one ffmpeg would pick")
 
 
 def add_keyframe_options(p: argparse.ArgumentParser) -> None:
@@ -60,6 +63,7 @@ def open_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "raw_size": parse_size(args.input_size) if args.input_size else None,
         "raw_fps": args.input_fps,
         "raw_pix_fmt": args.input_pix_fmt,
+        "stream": args.stream,
     }
 
 
@@ -194,6 +198,16 @@ def encode_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def decode_main(argv: Sequence[str]) -> int:
     p = _parser("decode", "Decode an .m3c bitstream into a video (.y4m exact frames, .mp4, or a %05d.png pattern).")
     p.add_argument("input", metavar="IN", help=".m3c bitstream")
@@ -202,6 +216,12 @@ def decode_main(argv: Sequence[str]) -> int:
     p.add_argument("--dtype", help="model precision instead of the stream's (float32, float16, bfloat16)")
     p.add_argument("--model-path", action="append", metavar="OLD=NEW",
                    help="a model path stored in the stream (see 'm3cvc info') = where it is on this machine; repeatable")
+    from ..bitstream import DecodeLimits
+
+    p.add_argument("--max-frames", type=_positive_int, default=DecodeLimits.max_frames, metavar="N",
+                   help=f"refuse streams of more frames (default {DecodeLimits.max_frames:,})")
+    p.add_argument("--max-pixels", type=_positive_int, default=DecodeLimits.max_pixels, metavar="N",
+                   help=f"refuse streams whose frames have more pixels, width x height (default {DecodeLimits.max_pixels:,}: 8K)")
     args = p.parse_args(argv)
     from ..pipeline import DecodeOverrides, Decoder
     from ..video import is_png_pattern, open_writer
@@ -211,7 +231,7 @@ def decode_main(argv: Sequence[str]) -> int:
     data = _read_input(args.input)
     start = time.perf_counter()
     overrides = DecodeOverrides(args.device, args.dtype, DecodeOverrides.parse_model_paths(args.model_path))
-    decoded = Decoder(overrides).open(data)
+    decoded = Decoder(overrides, DecodeLimits(args.max_frames, args.max_pixels)).open(data)
     h = decoded.header
     from ..pipeline import _progress
 

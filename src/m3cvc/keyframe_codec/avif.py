@@ -57,7 +57,11 @@ class AvifCodec(KeyframeCodec):
 
         try:
             with Image.open(io.BytesIO(data), formats=["AVIF"]) as img:
+                if img.size != (shape[1], shape[0]):  # checked before the pixels are decoded
+                    raise BitstreamError(f"keyframe image is {img.size[0]}x{img.size[1]}, header says {shape[1]}x{shape[0]}")
                 rgb = np.asarray(img.convert("RGB"))
+        except BitstreamError:
+            raise
         except Exception as exc:  # Pillow raises many types on damaged data
             raise BitstreamError(f"keyframe image cannot be decoded ({type(exc).__name__}: {exc})") from None
         if rgb.shape[:2] != tuple(shape):

@@ -174,8 +174,14 @@ class HevcChainCodec(KeyframeCodec):
         if self._decoder is None:
             self._decoder = av.CodecContext.create("hevc", "r")
             self._decoder.thread_count = 1
+            # a unit whose parameter sets claim a much larger picture than the header fails before that
+            # picture is allocated (the margin covers coding-block alignment; exact sizes are checked below)
+            self._decoder.options = {"max_pixels": str((shape[0] + 128) * (shape[1] + 128))}
         try:
             frames = self._decoder.decode(av.Packet(data))
+        except MemoryError:  # FFmpeg's ENOMEM: the max_pixels guard above
+            raise BitstreamError(f"keyframe access unit claims a picture much larger than the header's "
+                                 f"{shape[1]}x{shape[0]}") from None  # fmt: skip
         except (av.error.FFmpegError, ValueError) as exc:
             raise BitstreamError(f"keyframe access unit cannot be decoded ({type(exc).__name__}: {exc})") from None
         if len(frames) != 1:

@@ -118,8 +118,10 @@ class FixedSelector(KeyframeSelector):
     """A keyframe every ``interval`` frames (0, interval, 2*interval, ...): the paper's baseline."""
 
     def __init__(self, interval: int = 16) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise ConfigError(f"keyframes.interval must be an integer >= 1, got {interval!r}")
+        from ..bitstream import MAX_CLIP
+
+        if isinstance(interval, bool) or not isinstance(interval, int) or not 1 <= interval <= MAX_CLIP:
+            raise ConfigError(f"keyframes.interval must be an integer in 1..{MAX_CLIP}, got {interval!r}")
         self.interval = interval
         self.reset()
 
@@ -146,8 +148,10 @@ def check_weights(lambda1: float, lambda2: float, threshold: float) -> None:
 
 
 def check_intervals(max_interval: int, min_interval: int) -> None:
-    if max_interval < 1:
-        raise ConfigError(f"keyframes.max_interval must be >= 1, got {max_interval}")
+    from ..bitstream import MAX_CLIP
+
+    if not 1 <= max_interval <= MAX_CLIP:
+        raise ConfigError(f"keyframes.max_interval must be in 1..{MAX_CLIP} (frames per clip), got {max_interval}")
     if min_interval < 1:
         raise ConfigError(f"keyframes.min_interval must be >= 1, got {min_interval}")
     if min_interval > max_interval:

@@ -14,6 +14,7 @@ from .base import TextCoder
 
 MAX_BITS = 16
 MAX_CODES = 1 << MAX_BITS
+MAX_OUTPUT = 1 << 20  # decoded bytes a text unit may always reach (more for large units: 64 per coded byte)
 
 
 def _width(k: int) -> int:
@@ -58,22 +59,24 @@ def lzw_encode(data: bytes) -> bytes:
     return bytes(out)
 
 
-def lzw_decode(data: bytes) -> bytes:
+def lzw_decode(data: bytes, limit: int = 0) -> bytes:
+    """Inverse of :func:`lzw_encode`. Output beyond ``limit`` bytes (0: ``max(MAX_OUTPUT, 64 x input)``)
+    is a :class:`BitstreamError`: a crafted stream cannot make it grow quadratically."""
     if not data:
         return b""
+    limit = limit or max(MAX_OUTPUT, 64 * len(data))
     entries: list[bytes] = [bytes([i]) for i in range(256)]
     out = bytearray()
-    total_bits = len(data) * 8
-    pos = 0
-    k = 0
+    acc = nbits = i = k = 0
     prev: bytes | None = None
-    value = int.from_bytes(data, "big")
     while True:
         width = _width(k)
-        if total_bits - pos < width:
+        while nbits < width and i < len(data):
+            acc, nbits, i = (acc << 8) | data[i], nbits + 8, i + 1
+        if nbits < width:
             break
-        code = (value >> (total_bits - pos - width)) & ((1 << width) - 1)
-        pos += width
+        nbits -= width
+        code, acc = acc >> nbits, acc & ((1 << nbits) - 1)
         if code < len(entries):
             entry = entries[code]
         elif code == len(entries) and prev is not None:
@@ -83,9 +86,11 @@ def lzw_decode(data: bytes) -> bytes:
         if prev is not None and len(entries) < MAX_CODES:
             entries.append(prev + entry[:1])
         out += entry
+        if len(out) > limit:
+            raise BitstreamError(f"LZW text expands past {limit} bytes (a damaged or crafted stream)")
         prev = entry
         k += 1
-    if value & ((1 << (total_bits - pos)) - 1):
+    if acc:
         raise BitstreamError("LZW stream has non-zero padding")
     if k == 0:
         raise BitstreamError("LZW stream is truncated")
