@@ -134,3 +134,37 @@ def test_clip_motion_unit_round_trip_and_placement():
     cut = parse_units(extra)[4].offset
     with pytest.raises(BitstreamError):
         read_stream(extra[:cut] + data[units[4].offset : units[4].offset + units[4].size] + extra[cut:])
+
+
+def test_keyframe_triggers_round_trip_and_version_1_streams_still_read():
+    from dataclasses import replace
+
+    stream = make_stream()
+    triggered = replace(stream, keyframes=tuple(replace(k, trigger=t) for k, t in zip(stream.keyframes, (0, 2, 3))))
+    data = write_stream(triggered)
+    assert [k.trigger for k in read_stream(data).keyframes] == [0, 2, 3]
+    with pytest.raises(ValueError, match="triggers"):
+        write_stream(replace(stream, keyframes=(replace(stream.keyframes[0], trigger=4), *stream.keyframes[1:])))
+    # the same stream in format version 1: no longest-clip field, plain index deltas, every trigger 0
+    import struct
+    import zlib
+
+    def unit(kind: int, payload: bytes) -> bytes:
+        head = bytes([kind]) + write_uvarint(len(payload))
+        return head + payload + struct.pack(">I", zlib.crc32(head + payload))
+
+    units = parse_units(data)
+    header, pos, values = units[0].payload, 0, []
+    for _ in range(7):
+        v, pos = read_uvarint(header, pos)
+        values.append(v)
+    v1 = [unit(1, b"".join(write_uvarint(v) for v in values[:6]) + header[pos:])]
+    for u in units[1:]:
+        if u.type == 2:
+            value, p = read_uvarint(u.payload, 0)
+            v1.append(unit(2, write_uvarint(value >> 2) + u.payload[p:]))
+        else:
+            v1.append(unit(u.type, u.payload))
+    old = read_stream(MAGIC + b"\x01" + b"".join(v1))
+    assert [k.index for k in old.keyframes] == [0, 9, 19] and [k.trigger for k in old.keyframes] == [0, 0, 0]
+    assert old.header.max_clip == 4096 and old.keyframe_texts == stream.keyframe_texts

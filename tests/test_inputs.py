@@ -77,10 +77,11 @@ def test_display_matrix_is_applied_like_ffmpeg_autorotate(tmp_path, flags):
 def test_other_display_angles_rotate_about_the_centre_like_ffmpeg(tmp_path):
     land = source(tmp_path / "land.mp4", "96x64", 8, 0.5, "-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0")
     tilted = tmp_path / "tilted.mp4"
-    ff("-display_rotation", "45", "-i", str(land), "-c", "copy", str(tilted))
-    ours, theirs = m3cvc_preprocess(tilted, *NATIVE), ffmpeg_shows(tilted)
-    assert ours.shape == theirs.shape
-    assert float(np.abs(ours.astype(int) - theirs).mean()) < 5  # edge antialiasing differs; -45 degrees: ~40
+    for flags in (["-display_rotation", "45"], ["-display_rotation", "60"], ["-display_rotation", "30", "-display_hflip"]):
+        ff(*flags, "-i", str(land), "-c", "copy", str(tilted))
+        ours, theirs = m3cvc_preprocess(tilted, *NATIVE), ffmpeg_shows(tilted)
+        assert ours.shape == theirs.shape, flags  # the frame keeps its size (no transpose), nothing is mirrored
+        assert float(np.abs(ours.astype(int) - theirs).mean()) < 6, flags  # edge antialiasing differs; wrong: ~40
 
 
 # ------------------------------------------------------------------------------------ pixel aspect
@@ -151,13 +152,28 @@ def test_a_damaged_packet_is_skipped_and_reported_once(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------ timing
-def test_b_frames_in_avi_keep_presentation_order_and_the_fps_filter_length(tmp_path):
-    avi = source(tmp_path / "b.avi", "128x72", 25, 2, "-c:v", "libx264", "-bf", "3", "-g", "12", "-qp", "0",
-                 "-pix_fmt", "yuv444p")  # fmt: skip
+@pytest.mark.parametrize("rate,duration,extra,frames", [
+    (25, 2, ["-bf", "3", "-g", "12", "-qp", "0", "-pix_fmt", "yuv444p"], 16),
+    (10, 1, ["-bf", "2", "-g", "10"], 8),  # real B-frames: decode-order stamps, first frame at 0.2 s
+])  # fmt: skip
+def test_b_frames_in_avi_keep_presentation_order_and_the_fps_filter_length(tmp_path, rate, duration, extra, frames):
+    avi = source(tmp_path / "b.avi", "128x72", rate, duration, "-c:v", "libx264", *extra)
     theirs = ffmpeg_shows(avi, "-vf", "fps=8")
     ours = m3cvc_preprocess(avi, "--keep-size")
-    assert len(ours) == len(theirs) == 16
-    assert_same(ours, theirs)
+    assert len(ours) == len(theirs) == frames
+    assert_same(ours, theirs, tol=2)
+
+
+def test_h264_copied_into_avi_keeps_its_frame_rate(tmp_path):
+    mp4 = source(tmp_path / "v.mp4", "128x72", 10, 1, "-c:v", "libx264", "-bf", "0")
+    avi = tmp_path / "v.avi"
+    ff("-i", str(mp4), "-c", "copy", str(avi))
+    with open_video(avi) as src:
+        assert src.fps == 10
+    theirs = ffmpeg_shows(avi, "-vf", "fps=8")
+    ours = m3cvc_preprocess(avi, "--keep-size")
+    assert len(ours) == len(theirs) == 8
+    assert_same(ours, theirs, tol=2)
 
 
 def test_timestamps_with_a_gap_and_a_duplicate(tmp_path):
@@ -197,6 +213,14 @@ def test_a_timestamp_reset_continues_the_timeline(tmp_path):
     ours, theirs = m3cvc_preprocess(both, "--keep-size"), ffmpeg_shows(both, "-vf", "fps=8")
     assert len(ours) == len(theirs) == 16
     assert_same(ours, theirs)  # the second part (negated colours) follows the first, as ffmpeg shows it
+    # a forward jump of the MPEG-TS clock (50 s) is a discontinuity, not 50 s of a frozen frame
+    later = tmp_path / "a50.ts"
+    ff("-i", str(first), "-c", "copy", "-output_ts_offset", "50", str(later))
+    jumped = tmp_path / "jump.ts"
+    jumped.write_bytes((tmp_path / "b.ts").read_bytes() + later.read_bytes())
+    ours, theirs = m3cvc_preprocess(jumped, "--keep-size"), ffmpeg_shows(jumped, "-vf", "fps=8")
+    assert len(ours) == len(theirs) == 16
+    assert_same(ours, theirs)
 
 
 # ------------------------------------------------------------------------------------ y4m / raw

@@ -174,3 +174,26 @@ def test_fuzz_every_mutation_is_a_clean_error_or_a_valid_decode(tiny_stream):
     assert sum(outcomes.values()) == MUTATIONS >= 1000
     print(outcomes, f"slowest {slowest:.3f} s")
     assert outcomes["error"] > 500 and outcomes["decoded"] > 0, outcomes
+
+
+def test_frame_rates_and_png_patterns_are_checked(tiny_stream, tmp_path, capsys):
+    from m3cvc.bitstream import read_stream as parse
+
+    for fps in (2**32 - 1, 0):  # a crafted frame rate (numerator) is refused like any bad header field
+        with pytest.raises(BitstreamError, match="frame rate"):
+            parse(with_header_values(tiny_stream, fps_num=fps, fps_den=1))
+    path = tmp_path / "t.m3c"
+    path.write_bytes(tiny_stream)
+    clip = write_video(tmp_path / "c.y4m", synthetic_frames(4, width=32, height=16))
+    for bad in ("inf", "1e9", "1e-9", "nan", "0"):
+        assert cli_main(["preprocess", str(clip), "-o", str(tmp_path / "x.y4m"), "-y", "--fps", bad]) == 2, bad
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    assert cli_main(["decode", str(path), "-o", str(frames / "bad_%d%d.png")]) == 2
+    assert "exactly one frame-number field" in capsys.readouterr().err
+    assert cli_main(["decode", str(path), "-o", str(frames / "f_%05d.png"), "-q"]) == 0
+    before = (frames / "f_00003.png").read_bytes()
+    assert cli_main(["decode", str(path), "-o", str(frames / "f_%05d.png"), "-q"]) == 2  # kept without -y
+    assert "pass --overwrite" in capsys.readouterr().err and (frames / "f_00003.png").read_bytes() == before
+    assert cli_main(["decode", str(path), "-o", str(frames / "f_%05d.png"), "-q", "-y"]) == 0

@@ -18,8 +18,11 @@ Layout (all integers are unsigned LEB128 varints unless noted)::
     params = count | (key (string) | type byte | value)*, keys sorted; types: 0 signed int
              (zig-zag varint), 1 float (IEEE-754 binary64, BE), 2 string, 3 false, 4 true
     string = byte length | UTF-8
-    KEYFRAME payload = frame index minus previous keyframe's index (the first is 0) | the keyframe
-        codec's bytes (an HEVC access unit of the keyframe chain, an AVIF image, VQ indices)
+    KEYFRAME payload = (frame index minus previous keyframe's index (the first is 0)) x 4 + trigger
+        (version 2; version 1: the difference alone) | the keyframe codec's bytes (an HEVC access unit
+        of the keyframe chain, an AVIF image, VQ indices). trigger: what made the keyframe, 0 interval
+        (the first frame, max_interval, a fixed period, the tail), 1 the semantic term, 2 the motion
+        term, 3 a scene cut (m3cvc.keyframes.TRIGGERS)
     CLIP_MOTION payload = the encoder's motion hints of every clip, a bit string whose layout
         (fixed-point corner displacements, Exp-Golomb coded) is in m3cvc.reconstruct.motion;
         it is interpreted (and checked) by the decoder, which knows the clip lengths
@@ -62,6 +65,7 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MAX_DIMENSION = 1 << 16
 MAX_FRAMES = 1 << 31
+MIN_FPS, MAX_FPS = Fraction(1, 100), Fraction(1000)  # the preprocessor's range (m3cvc.video.preprocess)
 MAX_CLIP = 4096  # frames between two keyframes, at most (keyframes.max_interval is checked against it)
 
 
@@ -118,6 +122,7 @@ class DecodeLimits:
 class Keyframe:
     index: int  # frame index in the (preprocessed) video
     data: bytes  # the keyframe codec's bytes
+    trigger: int = 0  # what made it a keyframe: an index into m3cvc.keyframes.TRIGGERS (0..3)
 
 
 @dataclass(frozen=True)
@@ -250,6 +255,8 @@ def _validate(stream: Stream) -> None:
     if len(stream.keyframe_texts) != n or len(stream.clip_texts) != n:
         raise ValueError("need exactly one keyframe text and one clip text per keyframe")
     _check_indices([k.index for k in stream.keyframes], h.frames, ValueError, h.max_clip)
+    if any(not 0 <= k.trigger <= 3 for k in stream.keyframes):
+        raise ValueError("keyframe triggers are 0..3")
     if (stream.clip_motion is not None) != motion_hints(h):
         raise ValueError("clip motion must be present exactly when the reconstructor params say motion_hints")
 
@@ -262,7 +269,7 @@ def write_stream(stream: Stream, text_codec: str = "auto") -> bytes:
     out += _unit(UnitType.SEQUENCE_HEADER, _header_payload(stream.header))
     previous = 0
     for kf in stream.keyframes:
-        out += _unit(UnitType.KEYFRAME, write_uvarint(kf.index - previous) + kf.data)
+        out += _unit(UnitType.KEYFRAME, write_uvarint(4 * (kf.index - previous) + kf.trigger) + kf.data)
         previous = kf.index
     if stream.clip_motion is not None:
         out += _unit(UnitType.CLIP_MOTION, stream.clip_motion)
@@ -309,8 +316,8 @@ def _check_header(h: SequenceHeader) -> None:
     if not (0 < h.width <= MAX_DIMENSION and 0 < h.height <= MAX_DIMENSION):
         raise BitstreamError(f"sequence header has an invalid frame size {h.width}x{h.height}")
     fps = Fraction(h.fps)
-    if fps <= 0:
-        raise BitstreamError("sequence header has a non-positive frame rate")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise BitstreamError(f"sequence header has a frame rate of {float(fps):g} fps (a stream has {float(MIN_FPS):g}..{float(MAX_FPS):g})")
     if not 0 < h.frames <= MAX_FRAMES:
         raise BitstreamError(f"sequence header has an invalid frame count {h.frames}")
     if not 0 < h.num_keyframes <= h.frames:
@@ -362,7 +369,8 @@ def read_stream(data: bytes) -> Stream:
     units = parse_units(data)
     if not units or units[0].type != UnitType.SEQUENCE_HEADER:
         raise BitstreamError("bitstream does not start with a sequence header")
-    header = _parse_header(units[0].payload, data[len(MAGIC)])
+    version = data[len(MAGIC)]
+    header = _parse_header(units[0].payload, version)
     has_motion = motion_hints(header)
     expected = 1 + header.num_keyframes + int(has_motion) + 2
     if len(units) != expected:
@@ -372,11 +380,12 @@ def read_stream(data: bytes) -> Stream:
     for unit in units[1 : 1 + header.num_keyframes]:
         if unit.type != UnitType.KEYFRAME:
             raise BitstreamError("keyframe units are missing or out of order")
-        delta, pos = read_uvarint(unit.payload, 0)
+        value, pos = read_uvarint(unit.payload, 0)
+        delta, trigger = (value, 0) if version == 1 else (value >> 2, value & 3)
         if keyframes and delta == 0:
             raise BitstreamError("keyframe indices must increase strictly")
         index += delta
-        keyframes.append(Keyframe(index, unit.payload[pos:]))
+        keyframes.append(Keyframe(index, unit.payload[pos:], trigger))
     _check_indices([k.index for k in keyframes], header.frames, BitstreamError, header.max_clip)
     clip_motion = None
     if has_motion:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from .errors import M3cvcError
 
@@ -68,10 +69,27 @@ def run(fn: Callable[[Sequence[str]], int], argv: Sequence[str], prog: str = "m3
     logger.addHandler(handler)
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.WARNING)
+    previous = _on_sigterm()
     try:
         return _run(fn, argv, prog)
     finally:
         logger.removeHandler(handler)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``): unwinds like Ctrl-C, so partial outputs are removed."""
+
+
+def _on_sigterm() -> Any:
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
 
 
 def _run(fn: Callable[[Sequence[str]], int], argv: Sequence[str], prog: str) -> int:
@@ -90,6 +108,9 @@ def _run(fn: Callable[[Sequence[str]], int], argv: Sequence[str], prog: str) -> 
         except OSError:
             pass
         return 0
+    except _Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

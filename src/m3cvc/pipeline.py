@@ -19,7 +19,7 @@ from .config import M3Config
 from .describe import Describer, Descriptions, ManualDescriber, NoneDescriber, build_describer
 from .errors import BitstreamError, ConfigError, InputError
 from .keyframe_codec import build_keyframe_codec, keyframe_codec_from_params
-from .keyframes import build_selector
+from .keyframes import TRIGGERS, build_selector
 from .reconstruct import build_reconstructor, reconstructor_from_params
 from .reconstruct.motion import ClipMotion, decode_clip_motion, encode_clip_motion
 from .video import PreprocessedVideo, VideoSource, open_video, preprocess
@@ -151,7 +151,7 @@ class Encoder:
                 source.close()
         return Segmentation(
             tuple(k.index for k in keyframes), tuple(kf_texts), tuple(clip_texts), count,
-            frames.width, frames.height, Fraction(frames.fps),
+            frames.width, frames.height, Fraction(frames.fps), tuple(TRIGGERS[k.trigger] for k in keyframes),
         )
 
     def _run(
@@ -223,13 +223,22 @@ class _Track:
         self.count = 0
         selector.reset()
 
+    def _trigger(self, index: int) -> int:
+        """What made frame ``index`` a keyframe (an index into TRIGGERS; the selector's last score)."""
+        score = self.selector.last_score
+        if score is None or score.index != index or not score.keyframe:
+            return 0
+        name = score.trigger(getattr(self.selector, "lambda1", 1.0), getattr(self.selector, "lambda2", 0.0))
+        return TRIGGERS.index(name)
+
     def _add_keyframe(self, index: int, frame: np.ndarray) -> None:
         self.hints.keyframe(frame)
         if self.keyframes:
             self.clip_texts.append(self.describer.describe_clip(len(self.clip_texts), self.clip, self.kf_texts[-1]))
         text = self.describer.describe_keyframe(len(self.keyframes), frame, self.last_kf)
         # a keyframe after a scene cut is coded as a fresh intra picture (inter keyframe codecs)
-        self.keyframes.append(Keyframe(index, self.codec.compress(frame, text, intra=self.cuts.take())))
+        trigger = self._trigger(index)
+        self.keyframes.append(Keyframe(index, self.codec.compress(frame, text, intra=self.cuts.take()), trigger))
         self.kf_texts.append(text)
         self.last_kf, self.clip = frame, [frame]
 
@@ -272,6 +281,7 @@ class Segmentation:
     width: int
     height: int
     fps: Fraction
+    triggers: tuple[str, ...] = ()  # what made each keyframe (m3cvc.keyframes.TRIGGERS)
 
 
 class _NullCodec:

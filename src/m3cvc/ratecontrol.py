@@ -398,7 +398,7 @@ def plan(
     for (interval, _, codec, hints, recon, cfg), (keyframes, kf_texts, clip_texts, frames_seen) in zip(tracks, finished):
         motion = hints.payload()
         for qp, units in codec.measured().items():
-            kfs = [Keyframe(k.index, u) for k, u in zip(keyframes, units)]
+            kfs = [Keyframe(k.index, u, k.trigger) for k, u in zip(keyframes, units)]
             _, data = assemble(
                 cfg, width, height, Fraction(fps), frames_seen, codec.codecs[qp], recon, kfs, kf_texts, clip_texts, motion
             )

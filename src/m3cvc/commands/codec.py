@@ -167,6 +167,8 @@ def encode_main(argv: Sequence[str]) -> int:
         )
         tmp.write_bytes(result.data)
     h = result.stream.header
+    from ..keyframes import TRIGGERS
+
     summary = {
         "output": str(out),
         "frames": h.frames,
@@ -174,6 +176,7 @@ def encode_main(argv: Sequence[str]) -> int:
         "height": h.height,
         "fps": float(h.fps),
         "keyframes": list(result.keyframe_indices),
+        "keyframe_triggers": [TRIGGERS[k.trigger] for k in result.stream.keyframes],
         "bytes_total": len(result.data),
         "bpp": result.bpp,
         "kbps": 8.0 * len(result.data) / (h.frames / float(h.fps)) / 1000.0,
@@ -225,8 +228,11 @@ def decode_main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     from ..pipeline import DecodeOverrides, Decoder
     from ..video import is_png_pattern, open_writer
+    from ..video.writers import check_png_pattern
 
-    if not is_png_pattern(args.output):
+    if is_png_pattern(args.output):
+        check_png_pattern(args.output, args.overwrite)
+    else:
         check_new_output(args.output, [args.input], args.overwrite)
     data = _read_input(args.input)
     start = time.perf_counter()
@@ -256,8 +262,11 @@ def preprocess_main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     from ..pipeline import _progress
     from ..video import is_png_pattern, open_video, open_writer, preprocess
+    from ..video.writers import check_png_pattern
 
-    if not is_png_pattern(args.output):
+    if is_png_pattern(args.output):
+        check_png_pattern(args.output, args.overwrite)
+    else:
         check_new_output(args.output, [args.input], args.overwrite)
     cfg = config_from_args(args)
     with open_video(args.input, **open_kwargs(args)) as source:
@@ -294,7 +303,8 @@ def _picture_types(codec: str, keyframes: Sequence[Any]) -> list[str]:
 
 def stream_info(data: bytes) -> dict[str, Any]:
     """Everything ``m3cvc info --json`` prints."""
-    from ..bitstream import FORMAT_VERSION, read_stream, section_sizes, text_codecs_used
+    from ..bitstream import MAGIC, read_stream, section_sizes, text_codecs_used
+    from ..keyframes import TRIGGERS
 
     stream = read_stream(data)
     h = stream.header
@@ -302,7 +312,7 @@ def stream_info(data: bytes) -> dict[str, Any]:
     sections = section_sizes(data)
     clip_lengths = [(kfs[i + 1].index if i + 1 < len(kfs) else h.frames) - k.index for i, k in enumerate(kfs)]
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": data[len(MAGIC)],
         "profile": h.profile,
         "frames": h.frames,
         "width": h.width,
@@ -313,7 +323,11 @@ def stream_info(data: bytes) -> dict[str, Any]:
         "keyframes": [k.index for k in kfs],
         "keyframe_bytes": [len(k.data) for k in kfs],
         "keyframe_pictures": _picture_types(h.keyframe_codec.name, kfs),
+        # what made each keyframe (version 1 streams did not record it: all "interval")
+        "keyframe_triggers": [TRIGGERS[k.trigger] for k in kfs],
+        "trigger_counts": {t: sum(k.trigger == i for k in kfs) for i, t in enumerate(TRIGGERS)},
         "clip_lengths": clip_lengths,
+        "longest_clip": h.max_clip,
         "keyframe_codec": {"name": h.keyframe_codec.name, "params": dict(h.keyframe_codec.params)},
         "reconstructor": {"name": h.reconstructor.name, "params": dict(h.reconstructor.params)},
         "text_codecs": text_codecs_used(data),
@@ -350,10 +364,13 @@ def info_main(argv: Sequence[str]) -> int:
         share = 100.0 * size / info["bytes_total"]
         print(f"    {name:<16}{size:>9} bytes  {share:5.1f} %", file=out)
     print(f"  text codecs {info['text_codecs']}", file=out)
-    rows = zip(info["keyframes"], info["keyframe_bytes"], info["keyframe_pictures"], info["clip_lengths"])
-    for i, (idx, nbytes, picture, length) in enumerate(rows):
+    counts = ", ".join(f"{t} {n}" for t, n in info["trigger_counts"].items() if n)
+    print(f"  triggers   {counts} (longest clip allowed: {info['longest_clip']} frames)", file=out)
+    rows = zip(info["keyframes"], info["keyframe_bytes"], info["keyframe_pictures"], info["keyframe_triggers"],
+               info["clip_lengths"])  # fmt: skip
+    for i, (idx, nbytes, picture, trigger, length) in enumerate(rows):
         unit = "frame" if length == 1 else "frames"
-        print(f"  [{i}] frame {idx:>6}  {nbytes:>7} bytes  {picture:<5}  clip of {length} {unit}", file=out)
+        print(f"  [{i}] frame {idx:>6}  {nbytes:>7} bytes  {picture:<5}  {trigger:<8}  clip of {length} {unit}", file=out)
         if info["keyframe_texts"][i]:
             print(f"      keyframe: {info['keyframe_texts'][i]}", file=out)
         if info["clip_texts"][i]:

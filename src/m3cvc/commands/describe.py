@@ -113,6 +113,7 @@ def _transcript(path: str, cfg: Any, describer: Describer, seg: "Segmentation") 
         "fps": float(seg.fps),
         "frames": count,
         "keyframe_frames": indices,
+        "keyframe_triggers": list(seg.triggers),
         "clip_frames": clips,
         "backend": cfg.describe.backend,
         "model": dialogue.get("model", ""),

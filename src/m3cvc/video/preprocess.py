@@ -1,7 +1,8 @@
 """Preprocessing (paper III-A): centre-crop to the target aspect, resize, resample the frame rate.
 
 Frame-rate resampling is by timestamps, as ffmpeg's ``fps`` filter does it (round to nearest): each
-source frame goes to output slot ``round(t * fps)`` (t from the first frame), a slot shows the latest
+source frame goes to output slot ``round(t * fps)`` (t from the start of the container, as ffmpeg
+counts it, so a first frame at 0.2 s starts at slot 2 at 8 fps), a slot shows the latest
 frame that went to it or before (so between two frames the earlier one is repeated, and of several
 frames in one slot the last one is kept), and the output ends where the last frame's own duration
 ends. Frames are streamed: only the latest source frame is held, and dropped frames are never
@@ -10,6 +11,7 @@ converted to RGB.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Iterator, Optional
 
@@ -43,9 +45,13 @@ def fit_frame(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(crop, (width, height), interpolation=interp))
 
 
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # the frame rates a stream may have (m3cvc.bitstream checks the same)
+
+
 def fps_fraction(fps: float) -> Fraction:
-    if not fps > 0:
-        raise ConfigError(f"frame rate must be positive, got {fps}")
+    """A target frame rate as an exact fraction (denominator <= 1001), in MIN_FPS..MAX_FPS."""
+    if not (isinstance(fps, (int, float, Fraction)) and math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise ConfigError(f"frame rate must be a number from {MIN_FPS:g} to {MAX_FPS:g} fps, got {fps}")
     return Fraction(fps).limit_denominator(1001)
 
 
@@ -61,6 +67,9 @@ class PreprocessedVideo:
         self.cfg = cfg
         self.width = source.width if cfg.keep_size else cfg.width
         self.height = source.height if cfg.keep_size else cfg.height
+        if cfg.keep_fps and not MIN_FPS <= source.fps <= MAX_FPS:
+            raise ConfigError(f"the input's frame rate ({float(source.fps):g} fps) is outside {MIN_FPS:g}..{MAX_FPS:g}: "
+                              "resample it with --fps")  # fmt: skip
         self.fps: Fraction = source.fps if cfg.keep_fps else fps_fraction(cfg.fps)
         self.frame_count: Optional[int] = source.frame_count if cfg.keep_fps else None
 
@@ -76,16 +85,15 @@ class PreprocessedVideo:
                 yield self._fit(raw)
             return
         fps = float(self.fps)
-        k = 0  # the next output slot
+        k: Optional[int] = None  # the next output slot: the first frame's own, then on
         pending: Optional[RawFrame] = None  # the latest frame whose slot is <= k
         pending_out: Optional[np.ndarray] = None
-        t0: Optional[float] = None
-        t_last, d_last = 0.0, 1.0 / float(self.source.fps)
+        t_last, d_last = -np.inf, 1.0 / float(self.source.fps)
         for t, raw in self.source.frames():
-            if t0 is None:
-                t0 = t
-            t = max(t - t0, t_last)
+            t = max(t, t_last)
             slot = _slot(t * fps)
+            if k is None:
+                k = first = slot
             if pending is not None:
                 while k < slot:  # slots up to this frame's own show the latest earlier frame
                     if pending_out is None:
@@ -94,9 +102,9 @@ class PreprocessedVideo:
                     k += 1
             pending, pending_out = raw, None
             t_last, d_last = t, raw.duration or d_last
-        if pending is None:
+        if pending is None or k is None:
             return
-        end = max(_slot((t_last + d_last) * fps), 1)  # the last frame lasts its own duration
+        end = max(_slot((t_last + d_last) * fps), first + 1)  # the last frame lasts its own duration
         while k < end:
             if pending_out is None:
                 pending_out = self._fit(pending)

@@ -50,6 +50,7 @@ log = logging.getLogger("m3cvc.video")
 
 _Y4M_MAGIC = b"YUV4MPEG2"
 DEFAULT_SCORE = 5_000_000  # ffmpeg's bonus for the default disposition over the frame area
+DISCONT_S = 10.0  # ffmpeg's dts_delta_threshold: a larger jump of a discontinuous clock is not a gap
 NOPTS = None
 
 
@@ -145,8 +146,11 @@ def display_transform(frame: Any) -> tuple[int, bool, float]:
         return 0, False, 0.0
     angle = math.degrees(math.atan2(-b, a)) % 360.0
     k = int(round(angle / 90.0)) % 4
-    rest = angle - 90.0 * round(angle / 90.0)
-    return k, bool(flip), 0.0 if abs(rest) < 1.0 else rest
+    if abs(angle - 90.0 * round(angle / 90.0)) < 1.0:
+        return k, bool(flip), 0.0
+    # any other angle: ffmpeg rotates the stored picture by the matrix's rotation alone (no mirroring)
+    unflipped = math.degrees(math.atan2(-matrix[1], matrix[0])) % 360.0 if flip else angle
+    return 0, False, unflipped
 
 
 def _orient(rgb: np.ndarray, k: int, flip: bool, angle: float) -> np.ndarray:
@@ -223,7 +227,7 @@ class AVSource(VideoSource):
             container.close()
             raise
         self._pending.insert(0, first)
-        rate = chosen.average_rate or chosen.guessed_rate or chosen.base_rate
+        rate = chosen.guessed_rate or chosen.average_rate or chosen.base_rate  # ffmpeg's av_guess_frame_rate
         fps = Fraction(rate) if rate else Fraction(25)
         self._k, self._flip, self._angle = display_transform(first)
         sar = chosen.sample_aspect_ratio or chosen.codec_context.sample_aspect_ratio
@@ -235,6 +239,15 @@ class AVSource(VideoSource):
             w, h = h, w
         self._size = (first.width, first.height)
         self._time_base = chosen.time_base or Fraction(1, 90000)
+        fmt_flags = str(getattr(container.format, "flags", ""))
+        # containers without presentation timestamps (AVI: a B-frame keeps its packet's decode-order
+        # stamp): the decode clock is the display clock, as ffmpeg treats them
+        self._dts_clock = container.format.name == "avi"
+        # times count from the container's start, as ffmpeg's command line counts them
+        start = container.start_time
+        self._start = float(start) / 1e6 if start is not None else None
+        # containers whose clock may jump (MPEG-TS, PS, FLV): a jump over DISCONT_S is a discontinuity
+        self._discont = "TS_DISCONT" in fmt_flags or container.format.name in ("mpegts", "mpeg", "flv")
         super().__init__(path, w, h, fps, self._count(chosen, fps))
 
     @staticmethod
@@ -280,28 +293,37 @@ class AVSource(VideoSource):
         tb = float(self._time_base)
         best = _BestEffort()
         last_t: Optional[float] = None
-        last_d = 1.0 / float(self.fps)
+        period = last_d = 1.0 / float(self.fps)
         shift = 0.0
-        count = 0
+        count = missing = 0
+        origin: Optional[float] = None
         while True:
             frame = self._next_frame()
             if frame is None:
                 break
-            ts = best(frame.pts, frame.dts)
+            ts = frame.dts if self._dts_clock else best(frame.pts, frame.dts)
             duration = frame.duration * tb if frame.duration else None
+            if duration is not None and duration < 0.25 * period:  # a container tick, not a frame duration
+                duration = None
             if ts is None:
                 t = 0.0 if last_t is None else last_t + last_d
             else:
                 t = ts * tb + shift
-                if last_t is not None and t < last_t:  # a reset: continue the timeline
+                jump = last_t is not None and (t < last_t or (self._discont and t > last_t + last_d + DISCONT_S))
+                if jump:  # a reset or a discontinuity: continue the timeline
                     shift += last_t + last_d - t
                     t = last_t + last_d
+                elif last_t is not None:
+                    missing += max(0, round((t - last_t) / last_d) - 1)
             last_t, last_d = t, duration or last_d
             count += 1
-            yield t, RawFrame(lambda f=frame: self._rgb(f), duration)
+            if origin is None:
+                origin = self._start if self._start is not None and self._start <= t else t
+            yield t - origin, RawFrame(lambda f=frame: self._rgb(f), duration)
         if self.lost_packets:
-            log.warning(f"{self.path}: {self.lost_packets} damaged packet(s) could not be decoded and were "
-                        f"skipped (about {self.lost_packets} frame(s) lost, {count} decoded)")  # fmt: skip
+            lost = max(self.lost_packets, missing)
+            log.warning(f"{self.path}: {self.lost_packets} damaged packet(s) could not be decoded and were skipped: "
+                        f"{lost} frame(s) lost, {count} decoded")  # fmt: skip
 
     def close(self) -> None:
         self._container.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from abc import ABC, abstractmethod
 from fractions import Fraction
 from pathlib import Path
@@ -137,8 +138,30 @@ class PNGWriter(FrameWriter):
         self.written.append(Path(name))
 
 
+_PNG_FIELD = re.compile(r"%(0?)(\d*)d")
+
+
+def check_png_pattern(path: PathLike, overwrite: bool = False) -> Path:
+    """A PNG output pattern with exactly one integer field (``out_%05d.png``); without ``overwrite``, no
+    file it names may exist already. Raises :class:`InputError` otherwise."""
+    p = Path(path)
+    name = p.name.replace("%%", "")
+    fields = _PNG_FIELD.findall(name)
+    if len(fields) != 1 or name.count("%") != 1:
+        raise InputError(f"bad PNG pattern {p.name!r}: it needs exactly one frame-number field, e.g. out_%05d.png")
+    if not overwrite and p.parent.is_dir():
+        zero, width = fields[0]
+        digits = rf"\d{{{int(width)},}}" if zero and width else r"-?\d+"
+        regex = re.compile(re.escape(p.name.replace("%%", "%")).replace(re.escape(_PNG_FIELD.search(p.name).group(0)), digits))
+        taken = sorted(f.name for f in p.parent.iterdir() if regex.fullmatch(f.name))
+        if taken:
+            raise InputError(f"{p.parent / taken[0]} exists ({len(taken)} file(s) match {p.name}); pass --overwrite to replace them")
+    return p
+
+
 @contextlib.contextmanager
 def _png_writer(p: Path, width: int, height: int, fps: Fraction, inputs: Iterable[PathLike]) -> Iterator[FrameWriter]:
-    check_output_path(str(p) % 0 if "%" in p.name else p, inputs)
+    check_png_pattern(p, overwrite=True)
+    check_output_path(str(p) % 0, inputs)
     writer = PNGWriter(p, width, height, fps, [Path(i) for i in inputs])
     yield writer
