@@ -287,7 +287,7 @@ def test_ablation_rows_and_cli(video_folder, tmp_path, capsys, monkeypatch):
     assert any(r.group == "LMM" for r in rows)
     out = tmp_path / "abl"
     args = ["ablate", "--dataset", str(video_folder), "--out", str(out), "--size", f"{W}x{H}", "--max-frames", str(N),
-            "--points", "vvc=63,53,43", "--points", "m3cvc=0.05,0.1,0.2", "--metrics", "psnr", "-q", "--fixed-interval", "3"]  # fmt: skip
+            "--points", "vvc=63,53,43", "--points", "m3cvc=45,38,31", "--metrics", "psnr", "-q", "--fixed-interval", "3"]  # fmt: skip
     # the default metric is LPIPS (the paper's Table I metric): without its weights, one clean line, no work
     monkeypatch.delenv("M3CVC_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
@@ -299,6 +299,16 @@ def test_ablation_rows_and_cli(video_folder, tmp_path, capsys, monkeypatch):
     fixed = next(r for r in table if r["setting"] == "fixed-interval")
     assert fixed["mean_keyframes"] >= 2 and "bd_rate" in fixed
     assert "Ablation (Table I)" in capsys.readouterr().out
+    # the keyframe strategies are compared at equal keyframe counts, at every rate point (a QP sweep)
+    report = json.loads((out / "videos" / "ablation.json").read_text())
+    assert report["sweep"] == "keyframe_codec.hevc.qp"
+    counts = report["equal_keyframe_counts"]["shapes"]
+    per_row = {r["setting"]: r["keyframes_per_clip"]["shapes"] for r in table if r.get("keyframes_per_clip")}
+    composite = per_row["lambda1 != 0, lambda2 != 0"]
+    assert len(set(composite)) == 1 and composite[0] == counts["composite"]
+    for setting in ("fixed-interval", "lambda1 != 0, lambda2 = 0"):
+        assert per_row[setting] == [counts[setting]["keyframes"]] * 3
+        assert abs(counts[setting]["keyframes"] - counts["composite"]) <= 1, (setting, counts)
 
 
 def test_resume_redoes_points_missing_a_metric_and_refuses_other_metric_weights(video_folder, tmp_path, monkeypatch):

@@ -49,7 +49,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from .errors import BitstreamError
 from .text import decode_texts, encode_texts, text_codec_name
@@ -282,6 +282,11 @@ def write_stream(stream: Stream, text_codec: str = "auto") -> bytes:
 # reading
 def parse_units(data: bytes) -> list[Unit]:
     """Split a file into CRC-checked units (no interpretation beyond magic and version)."""
+    return list(_units(data))
+
+
+def _units(data: bytes) -> Iterator[Unit]:
+    """The units of a file, parsed (and CRC-checked) one at a time."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BitstreamError("bitstream must be bytes")
     data = bytes(data)
@@ -293,7 +298,6 @@ def parse_units(data: bytes) -> list[Unit]:
     if version not in READABLE_VERSIONS:
         raise BitstreamError(f"unsupported bitstream format version {version} (this m3cvc reads versions "
                              f"{', '.join(map(str, READABLE_VERSIONS))})")  # fmt: skip
-    units = []
     pos = len(MAGIC) + 1
     while pos < len(data):
         start = pos
@@ -307,9 +311,8 @@ def parse_units(data: bytes) -> list[Unit]:
             raise BitstreamError(f"bitstream is corrupted (CRC mismatch in unit at byte {start})")
         if kind not in UnitType.NAMES:
             raise BitstreamError(f"bitstream holds an unknown unit type {kind} at byte {start}")
-        units.append(Unit(kind, start, end + 4 - start, data[pos:end]))
+        yield Unit(kind, start, end + 4 - start, data[pos:end])
         pos = end + 4
-    return units
 
 
 def _check_header(h: SequenceHeader) -> None:
@@ -366,15 +369,26 @@ def _parse_header(payload: bytes, version: int = FORMAT_VERSION) -> SequenceHead
 
 def read_stream(data: bytes) -> Stream:
     """Parse and validate a whole stream; raises BitstreamError on any problem."""
-    units = parse_units(data)
-    if not units or units[0].type != UnitType.SEQUENCE_HEADER:
+    it = _units(data)
+    first = next(it, None)
+    if first is None or first.type != UnitType.SEQUENCE_HEADER:
         raise BitstreamError("bitstream does not start with a sequence header")
     version = data[len(MAGIC)]
-    header = _parse_header(units[0].payload, version)
+    header = _parse_header(first.payload, version)
     has_motion = motion_hints(header)
     expected = 1 + header.num_keyframes + int(has_motion) + 2
+    units = [first]
+    for unit in it:  # exactly the units the header announces; what follows them is not parsed as units
+        units.append(unit)
+        if len(units) == expected:
+            break
     if len(units) != expected:
-        raise BitstreamError(f"bitstream is truncated or padded: {len(units)} units, expected {expected}")
+        raise BitstreamError(f"bitstream is truncated: {len(units)} units, the header announces {expected}")
+    end = units[-1].offset + units[-1].size
+    if end != len(data):
+        if data[end : end + len(MAGIC)] == MAGIC:
+            raise BitstreamError(f"another m3cvc stream follows this one at byte {end} (files concatenated?)")
+        raise BitstreamError(f"bitstream has {len(data) - end} bytes after its last unit")
     keyframes = []
     index = 0
     for unit in units[1 : 1 + header.num_keyframes]:

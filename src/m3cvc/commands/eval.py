@@ -208,7 +208,11 @@ def ablate_main(argv: Sequence[str]) -> int:
     p = _parser("ablate", "Table I ablations (keyframe strategy, dialogue turns, reconstruction mode): BD-rate vs VVC.")
     p.add_argument("--profile", default="lite", help="m3cvc profile the rows modify (default lite)")
     p.add_argument("--metric", default="lpips", help="metric of the BD-rate (default lpips, the paper's Table I metric)")
-    p.add_argument("--fixed-interval", type=int, default=8, help="period of the fixed-interval row (default 8)")
+    p.add_argument("--fixed-interval", type=int, default=8,
+                   help="base period of the fixed-interval row; per clip it is replaced by the period whose keyframe "
+                        "count equals the composite selector's (default 8)")
+    p.epilog = ("With the HEVC keyframe chain the m3cvc rows sweep the keyframe QP (--points m3cvc=QP,...; default "
+                "49,45,41,37,33), so that keyframe counts stay equal at every rate point.")
     p.add_argument("--describer", help="LMM describer for the dialogue rows (qwen-vl or openai); without it they are skipped")
     _add_run_options(p)
     args = p.parse_args(argv)
@@ -235,13 +239,30 @@ def ablate_main(argv: Sequence[str]) -> int:
         opts.metrics = [*opts.metrics, metric]
     points = _point_overrides(args.points)
     rows = table_rows(args.fixed_interval, args.describer)
-    codecs, names = build_codecs(args.profile, rows, points.get("m3cvc"), args.sweep)
+    from ..eval.ablation import QP_POINTS, equal_keyframe_counts, equalised_rows
+    from ..eval.m3cvc_codec import M3cvcCodec
+    from ..eval.runner import load_clip
+
+    sweep, m3_points = args.sweep, points.get("m3cvc")
+    plain = M3cvcCodec(args.profile)
+    if sweep is None and plain.config.keyframe_codec.backend == "hevc":
+        # keyframe decisions must not change with the rate point: sweep the QP, not a rate-control target
+        sweep, m3_points = "keyframe_codec.hevc.qp", m3_points or list(QP_POINTS)
+    counts = equal_keyframe_counts(plain.config, [load_clip(seq, opts, opts.out) for seq in dataset.present().sequences])
+    rows = equalised_rows(rows, counts)
+    for clip, c in counts.items():
+        print(f"equal keyframe counts, {clip}: composite {c['composite']}, fixed-interval "
+              f"{c['fixed-interval']['keyframes']} (interval {c['fixed-interval']['overrides']['keyframes.interval']}), "
+              f"semantic-only {c['lambda1 != 0, lambda2 = 0']['keyframes']} "
+              f"(threshold {c['lambda1 != 0, lambda2 = 0']['overrides']['keyframes.threshold']:.3f})")  # fmt: skip
+    codecs, names = build_codecs(args.profile, rows, m3_points, sweep)
     anchor = build_codec("vvc", points.get("vvc"), **_codec_kwargs("vvc", args))
     csv_path = EvalRun(dataset, [anchor, *codecs], opts).run()
     results = group_by_dataset(csv_path.parent)[dataset.name]
     table = ablation_table(rows, names, results, "vvc", metric)
     print(format_table(table, "vvc", metric))
-    out = write_report({"dataset": dataset.name, "metric": metric, "anchor": "vvc", "rows": table}, csv_path.parent / "ablation.json")
+    out = write_report({"dataset": dataset.name, "metric": metric, "anchor": "vvc", "rows": table,
+                        "equal_keyframe_counts": counts, "sweep": sweep}, csv_path.parent / "ablation.json")  # fmt: skip
     print(f"ablation: {out}")
     return 0
 

@@ -82,6 +82,7 @@ class M3cvcCodec(EvalCodec):
         sweep: Optional[str] = None,
         overrides: Optional[Mapping[str, Any]] = None,
         name: Optional[str] = None,
+        per_clip: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ) -> None:
         if profile_or_config in PROFILES:
             base = load_config(profile=profile_or_config)
@@ -96,14 +97,19 @@ class M3cvcCodec(EvalCodec):
             raise ConfigError(f"--sweep {sweep} needs its rate points: --points m3cvc...=V1,V2,...")
         self.values = [_typed(self.config, self.sweep, v) for v in (points or default_points)]
         self.overrides = dict(overrides or {})
+        # clip name -> config overrides for that clip only (the ablation's equal keyframe counts)
+        self.per_clip = {k: dict(v) for k, v in (per_clip or {}).items()}
         self.name = name or f"m3cvc:{profile_or_config}"
 
     def rate_points(self) -> list[RatePoint]:
         short = self.sweep.rsplit(".", 1)[-1]
         return [RatePoint(f"{short}{v}", {self.sweep: v}) for v in self.values]
 
-    def point_config(self, point: RatePoint) -> M3Config:
-        return from_dict(M3Config, nested(point.params), "", self.config)
+    def point_config(self, point: RatePoint, clip: Optional[str] = None) -> M3Config:
+        config = from_dict(M3Config, nested(point.params), "", self.config)
+        if clip is not None and clip in self.per_clip:
+            config = from_dict(M3Config, nested(self.per_clip[clip]), "", config)
+        return config
 
     def describe(self) -> dict[str, Any]:
         from .. import __version__
@@ -117,13 +123,14 @@ class M3cvcCodec(EvalCodec):
                 f"({self.config.reconstruct.mode}); rate points sweep {self.sweep}"
             ),
             "versions": {"m3cvc": __version__},
-            "settings": {"config": cfg, "sweep": self.sweep, "overrides": self.overrides},
+            "settings": {"config": cfg, "sweep": self.sweep, "overrides": self.overrides,
+                         **({"per_clip": self.per_clip} if self.per_clip else {})},
         }
 
     def run(self, clip: Clip, point: RatePoint) -> CodedVideo:
         from ..pipeline import Decoder, Encoder
 
-        encoder = Encoder(self.point_config(point))
+        encoder = Encoder(self.point_config(point, clip.name))
         start = time.perf_counter()
         result = encoder.encode(ArraySource(clip.frames, clip.fps, clip.name))
         encode_s = time.perf_counter() - start
