@@ -369,3 +369,27 @@ def test_core_install_says_what_is_missing_before_any_work(video_folder, tmp_pat
     assert "no plots" in printed.out and (out / "videos" / "results.csv").is_file()
     point = json.loads((out / "videos" / "x264.json").read_text())["sequences"]["shapes"]["points"][0]
     assert point["metrics"]["lpips"] is None and point["metrics"]["vmaf"] is not None
+
+
+def test_ablation_dialogue_rows_run_through_an_openai_compatible_server(video_folder, tmp_path, capsys, monkeypatch):
+    """The LMM rows (single prompt vs multi-round dialogue) end to end against a local test server:
+    speed and rate only, no quality claims (the lite decoder ignores texts)."""
+    from describe_helpers import fake_vlm_server
+
+    with fake_vlm_server((W, H)) as server:
+        monkeypatch.setenv("M3CVC_OPENAI_BASE_URL", server.url)
+        out = tmp_path / "abl"
+        args = ["ablate", "--dataset", str(video_folder), "--out", str(out), "--size", f"{W}x{H}", "--max-frames", str(N),
+                "--points", "vvc=63,53,43", "--points", "m3cvc=45,38,31", "--metrics", "psnr", "--metric", "psnr", "-q",
+                "--describer", "openai"]  # fmt: skip
+        assert cli_main(args) == 0, capsys.readouterr().err
+        turns = len(server.requests)
+    table = {r["setting"]: r for r in json.loads((out / "videos" / "ablation.json").read_text())["rows"]}
+    single, dialogue = table["openai: single"], table["openai: dialogue"]
+    assert single["bd_rate"] is not None and dialogue["bd_rate"] is not None
+    assert turns > 0  # the descriptions really came from the server
+    # the same keyframes; the dialogue's texts are longer, so its rate (not its pixels) is higher
+    assert single["keyframes_per_clip"] == dialogue["keyframes_per_clip"]
+    codecs = {c: json.loads(next((out / "videos").glob(f"*{c}*.json")).read_text()) for c in ("single", "dialogue")}
+    bpp = {c: [p["bpp"] for p in d["sequences"]["shapes"]["points"]] for c, d in codecs.items()}
+    assert all(d >= s for s, d in zip(bpp["single"], bpp["dialogue"]))
