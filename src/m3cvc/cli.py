@@ -55,8 +55,14 @@ class _Warnings(logging.Handler):
         self.prog = prog
 
     def emit(self, record: logging.LogRecord) -> None:
+        line = f"{self.prog}: warning: {record.getMessage()}"
         try:
-            print(f"{self.prog}: warning: {record.getMessage()}", file=sys.stderr)
+            try:
+                from tqdm import tqdm  # a progress bar may be on the line: print above it
+
+                tqdm.write(line, file=sys.stderr)
+            except ImportError:
+                print(line, file=sys.stderr)
         except Exception:  # never let a warning break the command
             pass
 
