@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,11 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from m3cvc.config import PreprocessConfig  # noqa: E402
-from m3cvc.eval.bdrate import compare, sequence_curve  # noqa: E402
+from m3cvc.eval.bdrate import compare  # noqa: E402
 from m3cvc.eval.codecs import build_codec  # noqa: E402
 from m3cvc.eval.datasets import load_dataset  # noqa: E402
 from m3cvc.eval.m3cvc_codec import M3cvcCodec  # noqa: E402
-from m3cvc.eval.metrics import METRIC_NAMES, SPECS, MetricOptions, parse_metrics  # noqa: E402
+from m3cvc.eval.metrics import SPECS, MetricOptions, parse_metrics  # noqa: E402
 from m3cvc.eval.results import group_by_dataset  # noqa: E402
 from m3cvc.eval.runner import EvalOptions, EvalRun  # noqa: E402
 from m3cvc.samples import sample_clip_path  # noqa: E402

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from conftest import synthetic_frames, write_video
 from m3cvc.cli import main as cli_main

@@ -51,7 +51,6 @@ log = logging.getLogger("m3cvc.video")
 _Y4M_MAGIC = b"YUV4MPEG2"
 DEFAULT_SCORE = 5_000_000  # ffmpeg's bonus for the default disposition over the frame area
 DISCONT_S = 10.0  # ffmpeg's dts_delta_threshold: a larger jump of a discontinuous clock is not a gap
-NOPTS = None
 
 
 class RawFrame:
