@@ -393,3 +393,16 @@ def test_ablation_dialogue_rows_run_through_an_openai_compatible_server(video_fo
     codecs = {c: json.loads(next((out / "videos").glob(f"*{c}*.json")).read_text()) for c in ("single", "dialogue")}
     bpp = {c: [p["bpp"] for p in d["sequences"]["shapes"]["points"]] for c, d in codecs.items()}
     assert all(d >= s for s, d in zip(bpp["single"], bpp["dialogue"]))
+
+
+def test_ablation_refuses_bad_options_before_any_work(video_folder, tmp_path, capsys):
+    out = tmp_path / "abl"
+    base = ["ablate", "--dataset", str(video_folder), "--out", str(out), "--size", f"{W}x{H}", "--max-frames", str(N),
+            "--points", "vvc=63,53,43", "--metrics", "psnr", "--metric", "psnr", "-q"]  # fmt: skip
+    for bad, message in ((["--points", "m3cvc=45,nan"], "finite"), (["--points", "m3cvc=45,,40"], "numbers"),
+                         (["--points", "foo=1,2"], "vvc and m3cvc only"), (["--fixed-interval", "0"], ">= 1"),
+                         (["--points", "m3cvc=99,100"], "0..51")):  # fmt: skip
+        assert cli_main(base + bad) == 2, bad
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (bad, err)
+        assert not list(out.rglob("*.json")), bad  # refused before any codec ran

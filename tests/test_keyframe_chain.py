@@ -203,7 +203,7 @@ def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     assert cli_main(args + ["-y", "--target-bpp", "0.01", "--target-kbps", "3"]) == 2
     assert "not allowed with" in capsys.readouterr().err
     # values that can never make a stream, and options that rate control would silently override
-    for bad in (["--target-bpp", "inf"], ["--target-bpp", "nan"], ["--target-kbps", "1e308"],
+    for bad in (["--target-bpp", "inf"], ["--target-bpp", "nan"], ["--target-kbps", "1e308"], ["--target-kbps", "5e-324"],
                 ["--target-bpp", "0.01", "--keyframe-qp", "30"], ["--keyframe-quality", "50"]):  # fmt: skip
         assert cli_main(args + ["-y", *bad]) == 2, bad
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
@@ -211,8 +211,10 @@ def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     inf_cfg.write_text("rate: {target_bpp: .inf}\n")
     assert cli_main(args + ["-y", "--config", str(inf_cfg)]) == 2
     assert "finite" in capsys.readouterr().err
-    # the fixed selector: rate control chooses its period
-    assert cli_main(args + ["-y", "--interval", "2", "--target-bpp", "0.3"]) == 0
+    # the fixed selector: rate control chooses its period (an explicit --interval would be overridden: refused)
+    assert cli_main(args + ["-y", "--interval", "2", "--target-bpp", "0.3"]) == 2
+    assert "--interval and a target rate exclude each other" in capsys.readouterr().err
+    assert cli_main(args + ["-y", "--selector", "fixed", "--target-bpp", "0.3"]) == 0
     fixed = json.loads(capsys.readouterr().out)
     period = fixed["rate_control"]["max_interval"]
     assert period < 24 and fixed["keyframes"][:-1] == list(range(0, 24, period))[: len(fixed["keyframes"]) - 1]

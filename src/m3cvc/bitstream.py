@@ -22,7 +22,7 @@ Layout (all integers are unsigned LEB128 varints unless noted)::
         (version 2; version 1: the difference alone) | the keyframe codec's bytes (an HEVC access unit
         of the keyframe chain, an AVIF image, VQ indices). trigger: what made the keyframe, 0 interval
         (the first frame, max_interval, a fixed period, the tail), 1 the semantic term, 2 the motion
-        term, 3 a scene cut (m3cvc.keyframes.TRIGGERS)
+        term, 3 reserved for a keyframe forced by a scene cut (m3cvc.keyframes.TRIGGERS)
     CLIP_MOTION payload = the encoder's motion hints of every clip, a bit string whose layout
         (fixed-point corner displacements, Exp-Golomb coded) is in m3cvc.reconstruct.motion;
         it is interpreted (and checked) by the decoder, which knows the clip lengths

@@ -113,6 +113,8 @@ def target_bpp(config: M3Config, width: int, height: int, fps: Fraction) -> Opti
     if rate.target_bpp and rate.target_kbps:
         raise ConfigError("set rate.target_bpp or rate.target_kbps, not both")
     target = rate.target_kbps * 1000.0 / (float(fps) * width * height) if rate.target_kbps else rate.target_bpp
+    if rate.target_kbps and not target > 0:
+        raise ConfigError(f"rate.target_kbps {rate.target_kbps:g} is too small to be a rate at {width}x{height}, {float(fps):g} fps")
     if target and not (math.isfinite(target) and target <= MAX_BPP):
         raise ConfigError(f"a target of {target:g} bpp is beyond any keyframe chain (at most {MAX_BPP} bpp)")
     return target or None

@@ -85,6 +85,9 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
     if getattr(args, "selector", None):
         kf["selector"] = args.selector
     if getattr(args, "interval", None) is not None:
+        if getattr(args, "target_bpp", None) is not None or getattr(args, "target_kbps", None) is not None:
+            raise ConfigError("--interval and a target rate exclude each other: rate control chooses the keyframe "
+                              "period (--selector fixed lets it choose the fixed selector's)")  # fmt: skip
         kf["interval"] = args.interval
         kf.setdefault("selector", "fixed")
     recon = {"mode": args.mode} if getattr(args, "mode", None) else {}

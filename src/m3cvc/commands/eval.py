@@ -238,6 +238,11 @@ def ablate_main(argv: Sequence[str]) -> int:
     if metric not in opts.metrics:
         opts.metrics = [*opts.metrics, metric]
     points = _point_overrides(args.points)
+    unknown = sorted(set(points) - {"vvc", "m3cvc"})
+    if unknown:
+        raise InputError(f"--points {unknown[0]}=...: ablate runs vvc and m3cvc only")
+    if args.fixed_interval < 1:
+        raise InputError(f"--fixed-interval must be >= 1, got {args.fixed_interval}")
     rows = table_rows(args.fixed_interval, args.describer)
     from ..eval.ablation import QP_POINTS, equal_keyframe_counts, equalised_rows
     from ..eval.m3cvc_codec import M3cvcCodec
@@ -248,6 +253,15 @@ def ablate_main(argv: Sequence[str]) -> int:
     if sweep is None and plain.config.keyframe_codec.backend == "hevc":
         # keyframe decisions must not change with the rate point: sweep the QP, not a rate-control target
         sweep, m3_points = "keyframe_codec.hevc.qp", m3_points or list(QP_POINTS)
+    if sweep is not None:  # every rate point must make a valid config, before any work is done
+        from ..keyframe_codec import build_keyframe_codec
+
+        probe = M3cvcCodec(args.profile, points=m3_points, sweep=sweep)
+        for point in probe.rate_points():
+            build_keyframe_codec(probe.point_config(point).keyframe_codec)
+    if sweep not in (None, "keyframe_codec.hevc.qp", "keyframe_codec.avif.quality"):
+        print(f"note: --sweep {sweep} may change the keyframes per rate point, so the keyframe strategies are "
+              "matched at the profile's own settings only; see keyframes_per_clip in ablation.json", file=sys.stderr)
     counts = equal_keyframe_counts(plain.config, [load_clip(seq, opts, opts.out) for seq in dataset.present().sequences])
     rows = equalised_rows(rows, counts)
     for clip, c in counts.items():

@@ -11,6 +11,7 @@ or ``m3cvc:PATH.yaml`` (a config file).
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -97,12 +98,13 @@ CODECS.register("m3cvc", "m3cvc.eval.m3cvc_codec:M3cvcCodec")
 
 
 def parse_values(text: str) -> list[float]:
+    items = text.split(",")
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in items]
     except ValueError:
         raise ConfigError(f"rate points must be comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise ConfigError("empty list of rate points")
+    if not values or any(not math.isfinite(v) for v in values):
+        raise ConfigError(f"rate points must be finite numbers, got {text!r}")
     return values
 
 

@@ -97,8 +97,9 @@ class KeyframeScore:
         return "motion" if motion > semantic else "semantic"
 
 
-# What made each keyframe, as stored in the stream (2 bits per keyframe, m3cvc.bitstream): ``cut`` is
-# a keyframe the encoder put on a scene cut that the selector's own score had not chosen.
+# What made each keyframe, as stored in the stream (2 bits per keyframe, m3cvc.bitstream). ``cut`` is
+# reserved for a keyframe forced by the scene-cut detector where the score had not chosen one; no
+# selector of this version emits it (a missed cut is coded as an IDR at the next keyframe).
 TRIGGERS = ("interval", "semantic", "motion", "cut")
 
 
