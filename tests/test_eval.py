@@ -260,6 +260,7 @@ def test_cli_eval_bdrate_plots(video_folder, tmp_path, capsys):
     assert report["videos"]["vmaf"][0]["test"] == "x265" and "lpips" in report["videos"]["missing_metrics"]
     printed = capsys.readouterr().out
     assert "videos / vmaf vs x264" in printed and "x265" in printed
+    assert "of seqs" in printed and row["mean_sequence_count"] == "1/1"  # how many sequences the mean covers
     assert group_by_dataset(out)["videos"].keys() == {"x264", "x265"}
     # another tool's curve imported from CSV joins the comparison
     rows = [r.split(",") for r in (out / "videos" / "results.csv").read_text().splitlines()]

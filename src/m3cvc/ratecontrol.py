@@ -99,7 +99,7 @@ class RatePlan:
         where = "within 10 %" if self.within else ("below reach" if c.bpp(self.pixels) > self.target_bpp else "closest below")
         return (
             f"rate control: target {self.target_bpp:.5f} bpp -> max_interval {c.interval}, QP {c.qp}: "
-            f"{self.predicted_bpp:.5f} bpp ({where}; {len(self.candidates)} candidates measured)"
+            f"{self.predicted_bpp:.5f} bpp ({where}; {len(self.candidates)} candidate{'s' if len(self.candidates) != 1 else ''} measured)"
         )
 
 

@@ -172,6 +172,7 @@ def compare(anchor: dict[str, Any], test: dict[str, Any], metric: str) -> dict[s
         "test": test["codec"]["name"],
         "dataset_curve": overall.as_dict(),
         "mean_sequence_bd_rate": float(np.mean(rates)) if rates else None,
+        "mean_sequence_count": f"{len(rates)}/{len(per_seq)}",  # sequences with a BD-rate / shared ones
         "sequences": {k: v.as_dict() for k, v in per_seq.items()},
     }
 

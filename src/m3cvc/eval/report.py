@@ -44,14 +44,15 @@ def format_bd(report: dict[str, Any]) -> str:
             if metric == "missing_metrics" or not rows:
                 continue
             lines.append(f"{dataset} / {metric} vs {rows[0]['anchor']}")
-            lines.append(f"  {'codec':<28} {'BD-rate %':>10} {'BD-quality':>11} {'overlap q/r':>12} {'seq mean %':>11}  note")
+            lines.append(f"  {'codec':<28} {'BD-rate %':>10} {'BD-quality':>11} {'overlap q/r':>12} {'seq mean %':>11} "
+                         f"{'of seqs':>8}  note")  # fmt: skip
             for r in rows:
                 c = r["dataset_curve"]
                 overlap = f"{c['overlap_quality']:.2f}/{c['overlap_rate']:.2f}"
                 digits = SPECS[metric].digits if metric in SPECS else 4
                 lines.append(
                     f"  {r['test']:<28} {_fmt(c['bd_rate'], 1, True):>10} {_fmt(c['bd_quality'], digits, True):>11} "
-                    f"{overlap:>12} {_fmt(r['mean_sequence_bd_rate'], 1, True):>11}  {c['note']}"
+                    f"{overlap:>12} {_fmt(r['mean_sequence_bd_rate'], 1, True):>11} {r.get('mean_sequence_count', ''):>8}  {c['note']}"
                 )
         if missing:
             lines.append(f"{dataset}: no BD for {', '.join(missing)} (metric missing for some codec)")
