@@ -84,8 +84,7 @@ def triggers(frames: list[np.ndarray], kcfg) -> dict[str, int]:
     counts = dict.fromkeys(TRIGGERS, 0)
     for i, f in enumerate(frames):
         if selector.is_keyframe(i, f):
-            s = selector.last_score
-            counts[s.trigger(kcfg.lambda1, kcfg.lambda2 if kcfg.motion != "none" else 0.0)] += 1
+            counts[selector.last_score.trigger] += 1
     return counts
 
 

@@ -228,8 +228,7 @@ class _Track:
         score = self.selector.last_score
         if score is None or score.index != index or not score.keyframe:
             return 0
-        name = score.trigger(getattr(self.selector, "lambda1", 1.0), getattr(self.selector, "lambda2", 0.0))
-        return TRIGGERS.index(name)
+        return TRIGGERS.index(score.trigger)
 
     def _add_keyframe(self, index: int, frame: np.ndarray) -> None:
         self.hints.keyframe(frame)

@@ -86,15 +86,10 @@ class KeyframeScore:
     keyframe: bool
     reason: str  # first | score | max_interval | min_interval | fixed | none
 
-    def trigger(self, lambda1: float = 1.0, lambda2: float = 0.0) -> str:
-        """What made a keyframe (:data:`TRIGGERS`): the first frame, ``max_interval`` and the fixed
-        period are ``interval``; a score decision is ``semantic`` or ``motion``, whichever term
-        contributed more to D (its weight times its value)."""
-        if self.reason != "score":
-            return "interval"
-        semantic = lambda1 * (1.0 - self.similarity) if self.similarity is not None else 0.0
-        motion = lambda2 * self.motion if self.motion is not None else 0.0
-        return "motion" if motion > semantic else "semantic"
+    # what made a keyframe (TRIGGERS): the first frame, max_interval and the fixed period are "interval";
+    # a score decision is "semantic" or "motion", whichever term contributed more to D (the selector,
+    # which knows its weights, sets it)
+    trigger: str = "interval"
 
 
 # What made each keyframe, as stored in the stream (2 bits per keyframe, m3cvc.bitstream). ``cut`` is

@@ -96,7 +96,10 @@ class CompositeSelector(KeyframeSelector):
                 + self.lambda2 * (motion if motion is not None else 0.0)
                 - self.threshold
             )
-            score = KeyframeScore(index, self._last, similarity, motion, distance, distance > 0, "score")
+            semantic_term = self.lambda1 * (1.0 - similarity) if similarity is not None else 0.0
+            motion_term = self.lambda2 * motion if motion is not None else 0.0
+            trigger = "motion" if motion_term > semantic_term else "semantic"
+            score = KeyframeScore(index, self._last, similarity, motion, distance, distance > 0, "score", trigger)
         self.last_score = score
         if score.keyframe:
             self._last, self._embedding, self._flow_input = index, embedding, flow_input
