@@ -21,11 +21,19 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Factory] = {}
+        self._traits: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str, factory: Factory) -> None:
+    def register(self, name: str, factory: Factory, **traits: Any) -> None:
+        """Add a backend; ``traits`` are facts about it that callers may read without importing it
+        (e.g. ``uses_text=True``: the backend's output depends on the decoded texts)."""
         if name in self._entries:
             raise ValueError(f"{self.kind} backend {name!r} registered twice")
         self._entries[name] = factory
+        self._traits[name] = dict(traits)
+
+    def trait(self, name: str, key: str, default: Any = None) -> Any:
+        """A trait given at registration (``default`` for an unknown backend or trait); imports nothing."""
+        return self._traits.get(name, {}).get(key, default)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

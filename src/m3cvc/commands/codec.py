@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 from ..config import PROFILES, M3Config, dump_yaml, load_config, with_overrides
 from ..errors import ConfigError, InputError
 from ..fileio import atomic_path, check_input_file, check_output_path, write_bytes_atomic
+from ..info import stream_info  # noqa: F401  (re-exported: `info --json` is built there)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -293,55 +294,6 @@ def _read_input(path: str) -> bytes:
         return p.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
-
-
-def _picture_types(codec: str, keyframes: Sequence[Any]) -> list[str]:
-    """Per keyframe: ``IDR`` / ``P`` for the HEVC chain, ``intra`` for image codecs."""
-    if codec != "hevc":
-        return ["intra"] * len(keyframes)
-    from ..keyframe_codec.hevc import picture_type
-
-    return [picture_type(k.data) for k in keyframes]
-
-
-def stream_info(data: bytes) -> dict[str, Any]:
-    """Everything ``m3cvc info --json`` prints."""
-    from ..bitstream import MAGIC, read_stream, section_sizes, text_codecs_used
-    from ..keyframes import TRIGGERS
-
-    stream = read_stream(data)
-    h = stream.header
-    kfs = stream.keyframes
-    sections = section_sizes(data)
-    clip_lengths = [(kfs[i + 1].index if i + 1 < len(kfs) else h.frames) - k.index for i, k in enumerate(kfs)]
-    return {
-        "format_version": data[len(MAGIC)],
-        "profile": h.profile,
-        "frames": h.frames,
-        "width": h.width,
-        "height": h.height,
-        "fps": float(h.fps),
-        "fps_fraction": f"{h.fps.numerator}/{h.fps.denominator}",
-        "duration_seconds": h.frames / float(h.fps),
-        "keyframes": [k.index for k in kfs],
-        "keyframe_bytes": [len(k.data) for k in kfs],
-        "keyframe_pictures": _picture_types(h.keyframe_codec.name, kfs),
-        # what made each keyframe (version 1 streams did not record it: all "interval")
-        "keyframe_triggers": [TRIGGERS[k.trigger] for k in kfs],
-        "trigger_counts": {t: sum(k.trigger == i for k in kfs) for i, t in enumerate(TRIGGERS)},
-        "clip_lengths": clip_lengths,
-        "longest_clip": h.max_clip,
-        "keyframe_codec": {"name": h.keyframe_codec.name, "params": dict(h.keyframe_codec.params)},
-        "reconstructor": {"name": h.reconstructor.name, "params": dict(h.reconstructor.params)},
-        "text_codecs": text_codecs_used(data),
-        "keyframe_texts": list(stream.keyframe_texts),
-        "clip_texts": list(stream.clip_texts),
-        "motion_hints": stream.clip_motion is not None,
-        "bytes_total": len(data),
-        "bpp": 8.0 * len(data) / (h.frames * h.width * h.height),
-        "kbps": 8.0 * len(data) / (h.frames / float(h.fps)) / 1000.0,
-        "sections": sections,
-    }
 
 
 def info_main(argv: Sequence[str]) -> int:

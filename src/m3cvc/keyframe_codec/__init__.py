@@ -10,9 +10,10 @@ from .avif import AvifCodec
 from .base import KEYFRAME_CODECS, KeyframeCodec
 from .hevc import HevcChainCodec
 
-KEYFRAME_CODECS.register("hevc", HevcChainCodec)
-KEYFRAME_CODECS.register("avif", AvifCodec)
-KEYFRAME_CODECS.register("vq-diffusion", "m3cvc.keyframe_codec.vq_diffusion:VQDiffusionCodec")
+# uses_text: whether the keyframe text D^F changes the decoded keyframe
+KEYFRAME_CODECS.register("hevc", HevcChainCodec, uses_text=False)
+KEYFRAME_CODECS.register("avif", AvifCodec, uses_text=False)
+KEYFRAME_CODECS.register("vq-diffusion", "m3cvc.keyframe_codec.vq_diffusion:VQDiffusionCodec", uses_text=True)
 
 
 def build_keyframe_codec(cfg: KeyframeCodecConfig) -> KeyframeCodec:

@@ -14,12 +14,13 @@ from typing import Any, Mapping
 from ..config import ReconstructConfig
 from .base import MODES, RECONSTRUCTORS, ClipReconstructor
 
-RECONSTRUCTORS.register("flow", "m3cvc.reconstruct.flow:FlowReconstructor")
-RECONSTRUCTORS.register("blend", "m3cvc.reconstruct.blend:BlendReconstructor")
+# uses_text: whether the clip text D^C changes the decoded frames (reports say so when it does not)
+RECONSTRUCTORS.register("flow", "m3cvc.reconstruct.flow:FlowReconstructor", uses_text=False)
+RECONSTRUCTORS.register("blend", "m3cvc.reconstruct.blend:BlendReconstructor", uses_text=False)
 # video diffusion (diffusers; torch is imported only when one of these is used)
-RECONSTRUCTORS.register("ltx", "m3cvc.reconstruct.ltx:LtxReconstructor")
-RECONSTRUCTORS.register("wan", "m3cvc.reconstruct.wan:WanReconstructor")
-RECONSTRUCTORS.register("cogvideox", "m3cvc.reconstruct.cogvideox:CogVideoXReconstructor")
+RECONSTRUCTORS.register("ltx", "m3cvc.reconstruct.ltx:LtxReconstructor", uses_text=True)
+RECONSTRUCTORS.register("wan", "m3cvc.reconstruct.wan:WanReconstructor", uses_text=True)
+RECONSTRUCTORS.register("cogvideox", "m3cvc.reconstruct.cogvideox:CogVideoXReconstructor", uses_text=True)
 
 
 def build_reconstructor(cfg: ReconstructConfig) -> ClipReconstructor:
