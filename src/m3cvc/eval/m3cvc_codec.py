@@ -19,8 +19,9 @@ import numpy as np
 
 from ..config import M3Config, PROFILES, from_dict, load_config, to_dict
 from ..errors import ConfigError
+from ..fileio import write_bytes_atomic
 from ..video import RawFrame, VideoSource
-from .codecs import Clip, CodedVideo, EvalCodec, RatePoint
+from .codecs import Clip, CodedVideo, EvalCodec, RatePoint, slug
 
 # A profile's rate points by keyframe codec: the HEVC chain sweeps the rate-control target (points
 # spread over the anchors' ultra-low range at 512x320 / 8 fps), AVIF its quality, the others the spacing.
@@ -137,5 +138,9 @@ class M3cvcCodec(EvalCodec):
         start = time.perf_counter()
         frames = list(Decoder().decode(result.data))
         decode_s = time.perf_counter() - start
-        info = {"keyframes": len(result.keyframe_indices), "keyframe_indices": list(result.keyframe_indices)}
+        # the stream is kept beside the anchors' (deleted with the work folder unless --keep-streams)
+        stream = f"{slug(self.name)}_{slug(point.label)}.m3c"
+        clip.workdir.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(clip.workdir / stream, result.data)
+        info = {"keyframes": len(result.keyframe_indices), "keyframe_indices": list(result.keyframe_indices), "stream": stream}
         return CodedVideo(len(result.data), frames, encode_s, decode_s, info)

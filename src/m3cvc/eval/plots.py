@@ -16,7 +16,8 @@ from .metrics import LABELS, LOWER_IS_BETTER
 _MARKERS = "osD^v<>ph*"
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend, SVG ids salted for repeatable files (BackendError if absent)."""
     try:
         import matplotlib
     except ImportError:
@@ -28,16 +29,16 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_metric(dataset: str, results: dict[str, dict[str, Any]], metric: str, folder: Path) -> list[Path]:
-    """Write ``folder/<dataset>_<metric>.png`` and ``.svg``; return the paths (none if no data)."""
+def rd_figure(dataset: str, results: dict[str, dict[str, Any]], metric: str) -> Any:
+    """The R-D figure of one dataset and metric (every codec's dataset curve), or None without data."""
     curves = []
     for name in sorted(results):
         c = dataset_curve(results[name], metric).clean()
         if c.rates:
             curves.append((name, c))
     if not curves:
-        return []
-    plt = _pyplot()
+        return None
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 3.6), dpi=120)
     for i, (name, c) in enumerate(curves):
         ax.plot(c.rates, c.values, marker=_MARKERS[i % len(_MARKERS)], linewidth=1.5, markersize=5, label=name)
@@ -47,15 +48,25 @@ def plot_metric(dataset: str, results: dict[str, dict[str, Any]], metric: str, f
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Any, path: Path, fmt: str) -> Path:
+    """Write ``fig`` as ``fmt`` (png, svg) atomically; SVGs carry no date, so the same figure gives the same bytes."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+    return path
+
+
+def plot_metric(dataset: str, results: dict[str, dict[str, Any]], metric: str, folder: Path) -> list[Path]:
+    """Write ``folder/<dataset>_<metric>.png`` and ``.svg``; return the paths (none if no data)."""
+    fig = rd_figure(dataset, results, metric)
+    if fig is None:
+        return []
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
     stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in f"{dataset}_{metric}")
-    for ext in ("png", "svg"):
-        path = folder / f"{stem}.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, metadata={"Date": None} if ext == "svg" else None)
-        paths.append(path)
-    plt.close(fig)
+    paths = [save_figure(fig, folder / f"{stem}.{ext}", ext) for ext in ("png", "svg")]
+    pyplot().close(fig)
     return paths
 
 
