@@ -7,7 +7,7 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 # (read in place, never copied). Elsewhere m3cvc looks in torchvision's cache; see `m3cvc metrics`.
 export M3CVC_WEIGHTS ?= $(wildcard $(abspath ../shared/weights/lpips))
 
-.PHONY: setup setup-models demo test bench bench-rd clean
+.PHONY: setup setup-models browser demo test bench bench-rd clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,12 @@ setup-models: $(VENV)/.models
 demo: $(VENV)/.core
 	$(BIN)/python -m m3cvc.demo
 
-test: $(VENV)/.models $(VENV)/calibration/ResultsCalibra/ref_dir/I19.bmp
-	$(BIN)/python -m pytest -q
+# Debian's chromium for the report's browser test (apt-get, as root); as root the test requires it.
+browser:
+	bash scripts/install-browser.sh
+
+test: $(VENV)/.models $(VENV)/calibration/ResultsCalibra/ref_dir/I19.bmp browser
+	M3CVC_REQUIRE_BROWSER=$$([ "$$(id -u)" = 0 ] && echo 1) $(BIN)/python -m pytest -q
 
 bench: $(VENV)/.models
 	$(BIN)/python benchmarks/lite.py

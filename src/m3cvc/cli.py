@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("m3cvc.commands.eval:metrics_main", "list the quality metrics, which can run here and why not, and their weights"),
     "bdrate": ("m3cvc.commands.eval:bdrate_main", "BD-rate / BD-quality against an anchor from eval results (+ R-D plots)"),
     "ablate": ("m3cvc.commands.eval:ablate_main", "the paper's Table I ablations as configs, BD-rate vs VVC"),
+    "report": ("m3cvc.commands.report:report_main", "an HTML page of a stream (video, keyframes, texts, bits) or of eval results"),
 }
 
 

