@@ -354,8 +354,8 @@ def test_core_install_says_what_is_missing_before_any_work(video_folder, tmp_pat
     order = []
     from m3cvc.eval import runner
 
-    real_run_sequence = runner.EvalRun._run_sequence
-    monkeypatch.setattr(runner.EvalRun, "_run_sequence", lambda self, *a: order.append("work") or real_run_sequence(self, *a))
+    real_run_point = runner.run_point
+    monkeypatch.setattr(runner, "run_point", lambda job: order.append("work") or real_run_point(job))
     monkeypatch.setattr(runner, "_stderr", lambda msg: order.append(msg))
     out = tmp_path / "res"
     args = ["eval", "--dataset", str(video_folder), "--out", str(out), "--codecs", "x264", "--size", f"{W}x{H}",

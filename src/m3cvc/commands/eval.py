@@ -37,6 +37,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="recompute points that are already in --out")
     p.add_argument("--keep-streams", action="store_true", help="keep the coded streams under OUT/<dataset>/_work")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .batch import add_executor_options
+
+    add_executor_options(p)
+
+
+def _run_eval(dataset: Any, codecs: list, opts: Any, args: argparse.Namespace) -> tuple[Path, list]:
+    """The eval tasks on the executor the options name: ``(CSV path, failures)``."""
+    from ..eval.runner import EvalRun
+    from .batch import executor_from_args
+
+    with executor_from_args(args) as executor:
+        run = EvalRun(dataset, codecs, opts, executor=executor, retries=args.retries, gpus_per_task=args.gpus_per_task)
+        return run.run(), run.failures
 
 
 def _add_metric_options(p: argparse.ArgumentParser) -> None:
@@ -156,7 +169,6 @@ def eval_main(argv: Sequence[str]) -> int:
     _add_run_options(p)
     args = p.parse_args(argv)
     from ..eval.codecs import build_codec
-    from ..eval.runner import EvalRun
 
     dataset, opts = _prepare(args)
     points = _point_overrides(args.points)
@@ -166,8 +178,11 @@ def eval_main(argv: Sequence[str]) -> int:
         raise InputError(f"--points names codec(s) not in --codecs: {', '.join(sorted(unknown_points))}")
     codecs = [build_codec(n, points.get(n), **_codec_kwargs(n, args)) for n in names]
     missing = announce_missing_tools()
-    _finish(EvalRun(dataset, codecs, opts).run(), missing)
-    return 0
+    csv_path, failures = _run_eval(dataset, codecs, opts, args)
+    _finish(csv_path, missing)
+    from .batch import report_failures
+
+    return report_failures(failures, "points")
 
 
 def bdrate_main(argv: Sequence[str]) -> int:
@@ -220,7 +235,6 @@ def ablate_main(argv: Sequence[str]) -> int:
     from ..eval.codecs import build_codec
     from ..eval.report import write_report
     from ..eval.results import group_by_dataset
-    from ..eval.runner import EvalRun
 
     from ..eval.metrics import MetricSuite, parse_metrics
 
@@ -271,7 +285,11 @@ def ablate_main(argv: Sequence[str]) -> int:
               f"(threshold {c['lambda1 != 0, lambda2 = 0']['overrides']['keyframes.threshold']:.3f})")  # fmt: skip
     codecs, names = build_codecs(args.profile, rows, m3_points, sweep)
     anchor = build_codec("vvc", points.get("vvc"), **_codec_kwargs("vvc", args))
-    csv_path = EvalRun(dataset, [anchor, *codecs], opts).run()
+    csv_path, failures = _run_eval(dataset, [anchor, *codecs], opts, args)
+    if failures:
+        from .batch import report_failures
+
+        return report_failures(failures, "points")
     results = group_by_dataset(csv_path.parent)[dataset.name]
     table = ablation_table(rows, names, results, "vvc", metric)
     print(format_table(table, "vvc", metric))

@@ -115,7 +115,9 @@ class ResultsFile:
         seq = self.data["sequences"].setdefault(sequence, dict(meta, points=[]))
         seq.update(meta)
         seq["points"] = [p for p in seq["points"] if p["point"] != point["point"]] + [point]
-        seq["points"].sort(key=lambda p: p["bpp"])
+        # a fixed order whatever order the points finish in (parallel executors): by rate, then label
+        seq["points"].sort(key=lambda p: (p["bpp"], p["point"]))
+        self.data["sequences"] = dict(sorted(self.data["sequences"].items()))
         self.save()
 
     def save(self) -> None:

@@ -76,17 +76,56 @@ def point_record(
     }
 
 
-class EvalRun:
-    """One ``m3cvc eval`` invocation: a dataset, codecs, options."""
+@dataclass(frozen=True)
+class PointJob:
+    """One eval task: a codec at one rate point on one sequence (what travels to a worker)."""
 
-    def __init__(self, dataset: Dataset, codecs: Sequence[EvalCodec], opts: EvalOptions, log: Optional[Log] = None) -> None:
+    seq: Any
+    codec: EvalCodec
+    point: RatePoint
+    opts: EvalOptions
+    workdir: Path
+
+
+def suite_key(opts: EvalOptions) -> tuple:
+    return ("suite", tuple(opts.metrics), repr(opts.metric_options))
+
+
+def run_point(job: PointJob) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Code, decode and measure one point in a worker: ``(sequence meta, point record)``. The worker
+    keeps the metric models and the latest preprocessed clip, so a sequence is read once per worker."""
+    from ..executors import worker_cache
+
+    opts = job.opts
+    suite = worker_cache(suite_key(opts), lambda: MetricSuite(opts.metrics, opts.metric_options))
+    key = (str(job.seq.path), job.seq, opts.preprocess, opts.max_frames, str(job.workdir))
+    clip = worker_cache(key, lambda: load_clip(job.seq, opts, job.workdir), slot="clip")
+    coded = job.codec.run(clip, job.point)
+    values, per_frame = suite.measure(clip.frames, coded.frames)
+    meta = {
+        "frames": len(clip.frames), "width": clip.width, "height": clip.height,
+        "fps": float(clip.fps), "source": str(job.seq.path),
+    }  # fmt: skip
+    return meta, point_record(clip, job.point, coded, values, per_frame, suite.seconds)
+
+
+class EvalRun:
+    """One ``m3cvc eval`` invocation: a dataset, codecs, options; its (sequence, codec, rate point)
+    tasks run on an executor (default: here, in order) and are stored as each one finishes."""
+
+    def __init__(
+        self, dataset: Dataset, codecs: Sequence[EvalCodec], opts: EvalOptions, log: Optional[Log] = None,
+        executor: Any = None, retries: int = 1, gpus_per_task: Optional[float] = None,
+    ) -> None:  # fmt: skip
         names = [c.name for c in codecs]
         if len(set(names)) != len(names):
             raise InputError(f"codec listed twice: {', '.join(names)}")
         self.dataset, self.codecs, self.opts, self.log = dataset, list(codecs), opts, log or _stderr
+        self.executor, self.retries, self.gpus_per_task = executor, retries, gpus_per_task
         self.folder = opts.out / slug(dataset.name)
         self.suite: Optional[MetricSuite] = None
         self.files: dict[str, ResultsFile] = {}
+        self.failures: list[tuple[str, str]] = []  # (task key, error) of points that failed for good
 
     def _header(self, codec: EvalCodec) -> dict[str, Any]:
         pp = self.opts.preprocess
@@ -127,42 +166,52 @@ class EvalRun:
             (c, p) for c in self.codecs for p in c.rate_points() if not self.files[c.name].done(seq_name, p.label, need)
         ]
 
+    def _resources(self, codec: EvalCodec, executor: Any) -> Any:
+        from ..executors import model_devices, task_resources
+
+        devices = [self.opts.metric_options.device] + (model_devices(codec.config) if hasattr(codec, "config") else [])
+        return task_resources(devices, executor, self.gpus_per_task)
+
     def run(self) -> Path:
+        from ..executors import LocalExecutor, Task, clear_worker_cache, worker_cache
+
         dataset = self._check_dataset()
         self.suite = build_suite(self.opts, self.log)
         for codec in self.codecs:
             self.files[codec.name] = ResultsFile(self.folder / f"{slug(codec.name)}.json", self._header(codec), self.opts.force)
-        from tqdm import tqdm
-
-        todo = {s.name: self._todo(s.name) for s in dataset.sequences}
-        total = sum(len(v) for v in todo.values())
-        if total == 0:
+        executor = self.executor or LocalExecutor()
+        local = isinstance(executor, LocalExecutor)
+        if local:  # tasks run in this process: they use the suite loaded above
+            worker_cache(suite_key(self.opts), lambda: self.suite)
+        tasks, left = [], {}
+        for seq in dataset.sequences:
+            workdir = self.folder / "_work" / slug(seq.name)
+            todo = self._todo(seq.name)
+            left[seq.name] = len(todo)
+            for codec, point in todo:
+                job = PointJob(seq, codec, point, self.opts, workdir)
+                tasks.append(Task(f"{seq.name}/{codec.name}/{point.label}", run_point, (job,), self._resources(codec, executor)))
+        if not tasks:
             self.log(f"all {dataset.name} points already done (resume); nothing to run")
-        with tqdm(total=total, desc=f"eval {dataset.name}", unit="point", disable=not self.opts.progress) as bar:
-            for seq in dataset.sequences:
-                if todo[seq.name]:
-                    self._run_sequence(seq, todo[seq.name], bar)
+
+        def store(outcome: Any) -> None:
+            job = outcome.task.args[0]
+            if outcome.ok:
+                meta, record = outcome.value
+                self.files[job.codec.name].add(job.seq.name, meta, record)
+            else:
+                self.failures.append((outcome.task.key, outcome.error))
+                self.log(f"failed: {outcome.task.key}: {outcome.error}")
+            left[job.seq.name] -= 1
+            if left[job.seq.name] == 0 and not self.opts.keep_streams:
+                shutil.rmtree(job.workdir, ignore_errors=True)
+
+        try:
+            executor.run(tasks, store, retries=self.retries, desc=f"eval {dataset.name}", progress=self.opts.progress)
+        finally:
+            if local:
+                clear_worker_cache()  # the clip and models the tasks kept here
         work = self.folder / "_work"
         if work.is_dir() and not any(work.iterdir()):
             work.rmdir()
         return write_csv(self.folder)
-
-    def _run_sequence(self, seq: Any, todo: list[tuple[EvalCodec, RatePoint]], bar: Any) -> None:
-        workdir = self.folder / "_work" / slug(seq.name)
-        clip = load_clip(seq, self.opts, workdir)
-        meta = {
-            "frames": len(clip.frames), "width": clip.width, "height": clip.height,
-            "fps": float(clip.fps), "source": str(seq.path),
-        }  # fmt: skip
-        try:
-            for codec, point in todo:
-                bar.set_postfix_str(f"{seq.name} {codec.name} {point.label}")
-                coded = codec.run(clip, point)
-                values, per_frame = self.suite.measure(clip.frames, coded.frames)
-                record = point_record(clip, point, coded, values, per_frame, self.suite.seconds)
-                self.files[codec.name].add(seq.name, meta, record)
-                bar.update(1)
-        finally:
-            if not self.opts.keep_streams:
-                shutil.rmtree(workdir, ignore_errors=True)
-
