@@ -7,7 +7,7 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 # (read in place, never copied). Elsewhere m3cvc looks in torchvision's cache; see `m3cvc metrics`.
 export M3CVC_WEIGHTS ?= $(wildcard $(abspath ../shared/weights/lpips))
 
-.PHONY: setup setup-models browser demo test bench bench-rd clean
+.PHONY: setup setup-models browser demo test bench bench-rd bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 # Model backends + test tools. torch is installed first, pinned, so nothing pulls another build.
 $(VENV)/.models: pyproject.toml $(VENV)/.core
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[models,dev,demo]' $(TORCH)
+	$(BIN)/pip install -q -e '.[models,dev,demo,scale]' $(TORCH)
 	touch $@
 
 # Test data: pyiqa's LPIPS / DISTS calibration image pairs, from its pinned wheel (not copied into the repo).
@@ -47,6 +47,10 @@ bench: $(VENV)/.models
 # lite vs VVC / x265 per real clip on every metric (about 40 minutes on 2 cores; DISTS dominates)
 bench-rd: $(VENV)/.models
 	$(BIN)/python benchmarks/lite_rd.py
+
+# eval on 1 vs 2 workers: local, process pool, local Ray (a few minutes on 2 cores)
+bench-scale: $(VENV)/.models
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("m3cvc.commands.codec:preprocess_main", "write exactly the frames the encoder sees"),
     "info": ("m3cvc.commands.codec:info_main", "describe an .m3c bitstream (header, keyframes, bytes, bpp)"),
     "config": ("m3cvc.commands.codec:config_main", "print a profile's full default config as YAML"),
+    "batch": ("m3cvc.commands.batch:main", "encode or decode every file of a folder (process pool or Ray), with a manifest"),
     "dataset": ("m3cvc.commands.dataset:main", "build a keyframe image + text training set from a folder of videos"),
     "train": ("m3cvc.commands.train:main", "train the generative keyframe codec (keyframe-encoder, keyframe-decoder)"),
     "describe": ("m3cvc.commands.describe:main", "select keyframes and describe them with a VLM dialogue (JSON transcript)"),

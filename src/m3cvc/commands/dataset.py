@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from ..config import with_overrides
 from .codec import _parser, add_config_options, add_preprocess_options, config_from_args
+from .batch import add_executor_options, executor_from_args, report_failures
 from .subcommands import dispatch
 
 _USAGE = "usage: m3cvc dataset build VIDEOS_DIR -o DATASET_DIR [options]"
@@ -21,7 +22,9 @@ def build_main(argv: Sequence[str]) -> int:
     p.add_argument("--describer", metavar="NAME", help="describer backend (none, manual, qwen-vl, openai)")
     p.add_argument("--descriptions", metavar="FILE", help="texts for the manual describer")
     p.add_argument("--threshold", type=float, help="semantic keyframe threshold (default: the config's)")
+    p.add_argument("--force", action="store_true", help="redo videos an earlier run already did (default: resume)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_executor_options(p)
     args = p.parse_args(argv)
     from ..keyframe_codec.dataset import build_dataset
 
@@ -31,11 +34,14 @@ def build_main(argv: Sequence[str]) -> int:
         describe["backend"] = "manual"
     kf = {"threshold": args.threshold} if args.threshold is not None else {}
     cfg = with_overrides(cfg, describe=describe, keyframes=kf)
-    samples = build_dataset(args.videos, args.output, cfg, progress=not args.quiet)
+    with executor_from_args(args) as executor:
+        result = build_dataset(args.videos, args.output, cfg, not args.quiet, executor, args.retries,
+                               args.gpus_per_task, args.force)  # fmt: skip
     if not args.quiet:
-        videos = len({s.video for s in samples})
-        print(f"{len(samples)} keyframes from {videos} videos -> {args.output}")
-    return 0
+        videos = len({s.video for s in result.samples})
+        done = f" ({result.skipped} done by an earlier run)" if result.skipped else ""
+        print(f"{len(result.samples)} keyframes from {videos} videos -> {args.output}{done}")
+    return report_failures(result.failed, "videos")
 
 
 SUBCOMMANDS = {"build": build_main}

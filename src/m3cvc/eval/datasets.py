@@ -32,11 +32,11 @@ from typing import Any, Optional, Union
 import yaml
 
 from ..errors import ConfigError, InputError
+from ..video.files import VIDEO_SUFFIXES
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 SHIPPED = ("uvg", "mcl-jcv", "hevc-b", "hevc-c")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".gif")
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
 from ..config import M3Config
 from ..errors import InputError
 from ..fileio import write_bytes_atomic, write_text_atomic
+from ..video.files import find_videos
 
 MANIFEST = "manifest.jsonl"
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".y4m", ".mpg", ".mpeg", ".ts", ".flv")
 
 
 @dataclass(frozen=True)
@@ -33,16 +33,6 @@ class Sample:
     text: str
     video: str
     frame: int
-
-
-def find_videos(folder: Union[str, Path]) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder} is not a folder of videos")
-    videos = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-    if not videos:
-        raise InputError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) found in {folder}")
-    return videos
 
 
 def semantic_only(cfg: M3Config) -> M3Config:
@@ -73,33 +63,106 @@ def video_keyframes(path: Path, cfg: M3Config, selector, describer) -> Iterator[
         previous = frame
 
 
-def build_dataset(videos_dir: Union[str, Path], out_dir: Union[str, Path], cfg: M3Config, progress: bool = True) -> list[Sample]:
-    from tqdm.auto import tqdm
+@dataclass(frozen=True)
+class DatasetJob:
+    """One dataset-build task: the keyframes of one video (what travels to a worker)."""
 
+    path: Path
+    rel: str  # the video's path relative to the videos folder
+    out: Path
+    config: M3Config
+
+
+def dataset_video(job: DatasetJob) -> list[dict]:
+    """Select, describe and write the keyframes of one video in a worker; the worker keeps one
+    selector and describer (their models) per config."""
+    from ..config import to_dict
     from ..describe import build_describer
+    from ..executors import worker_cache
     from ..keyframes import build_selector
 
+    key = json.dumps(to_dict(job.config), sort_keys=True)
+    selector = worker_cache(("selector", key), lambda: build_selector(job.config.keyframes))
+    describer = worker_cache(("describer", key), lambda: build_describer(job.config.describe))
+    name = Path(job.rel).with_suffix("").as_posix().replace("/", "_")
+    samples = []
+    for index, frame, text in video_keyframes(job.path, job.config, selector, describer):
+        rel = f"images/{name}_{index:06d}.png"
+        write_bytes_atomic(job.out / rel, _png(frame))
+        samples.append(Sample(rel, text, job.rel, index).__dict__)
+    return samples
+
+
+@dataclass
+class BuildResult:
+    samples: list[Sample]
+    failed: list[tuple[str, str]]  # (video, one-line error)
+    skipped: int  # videos done by an earlier run (resume)
+
+
+def build_dataset(
+    videos_dir: Union[str, Path], out_dir: Union[str, Path], cfg: M3Config, progress: bool = True,
+    executor: Any = None, retries: int = 1, gpus_per_task: Optional[float] = None, force: bool = False,
+) -> BuildResult:  # fmt: skip
+    """Keyframes of every video under ``videos_dir`` as image + text pairs in ``out_dir``, one task per
+    video on ``executor``. Each video's samples are stored (``out_dir/.parts/``) as it finishes, so a
+    rerun resumes; the manifest lists every video's samples in video order. A video that fails is
+    reported in ``failed`` and left out; the others go on."""
+    import hashlib
+
+    from ..config import to_dict
+    from ..executors import LocalExecutor, Task, clear_worker_cache, model_devices, task_resources
+
+    videos_dir = Path(videos_dir)
     videos = find_videos(videos_dir)
     out = Path(out_dir)
-    if out.resolve() == Path(videos_dir).resolve():
+    if out.resolve() == videos_dir.resolve():
         raise InputError("the dataset folder must not be the videos folder")
     (out / "images").mkdir(parents=True, exist_ok=True)
+    parts = out / ".parts"
+    parts.mkdir(exist_ok=True)
     cfg = semantic_only(cfg)
-    selector = build_selector(cfg.keyframes)
-    describer = build_describer(cfg.describe)
-    samples: list[Sample] = []
+    key = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+    executor = executor or LocalExecutor()
+    resources = task_resources(model_devices(cfg), executor, gpus_per_task)
+
+    def part_of(rel: str) -> Path:
+        return parts / (hashlib.sha256(rel.encode()).hexdigest()[:20] + ".json")
+
+    def stored(rel: str) -> Optional[list[dict]]:
+        try:
+            data = json.loads(part_of(rel).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data["samples"] if data.get("settings_key") == key and data.get("video") == rel else None
+
+    tasks, skipped = [], 0
+    for path in videos:
+        rel = path.relative_to(videos_dir).as_posix()
+        if not force and stored(rel) is not None:
+            skipped += 1
+            continue
+        tasks.append(Task(rel, dataset_video, (DatasetJob(path, rel, out, cfg),), resources))
+    failed: list[tuple[str, str]] = []
+
+    def store(o: Any) -> None:
+        if o.ok:
+            write_text_atomic(part_of(o.task.key), json.dumps({"settings_key": key, "video": o.task.key, "samples": o.value}))
+        else:
+            failed.append((o.task.key, o.error or ""))
+
     try:
-        for path in tqdm(videos, desc="dataset", unit="video", disable=not progress):
-            name = path.relative_to(videos_dir).with_suffix("").as_posix().replace("/", "_")
-            for index, frame, text in video_keyframes(path, cfg, selector, describer):
-                rel = f"images/{name}_{index:06d}.png"
-                write_bytes_atomic(out / rel, _png(frame))
-                samples.append(Sample(rel, text, path.relative_to(videos_dir).as_posix(), index))
+        executor.run(tasks, store, retries=retries, desc="dataset", progress=progress)
     finally:
-        describer.close()
+        if isinstance(executor, LocalExecutor):
+            clear_worker_cache()  # closes this process's describer
+    samples = []
+    for path in videos:
+        for s in stored(path.relative_to(videos_dir).as_posix()) or []:
+            samples.append(Sample(**s))
     manifest = "".join(json.dumps(s.__dict__, ensure_ascii=False) + "\n" for s in samples)
     write_text_atomic(out / MANIFEST, manifest)
-    return samples
+    return BuildResult(samples, failed, skipped)
 
 
 def read_manifest(folder: Union[str, Path]) -> list[Sample]:

@@ -1,0 +1,250 @@
+"""Executors (local, process pool, a real local Ray cluster): the same bytes and metrics as a sequential
+run, failures reported without stopping the others, bounded retries, resume after an interruption,
+models loaded once per worker; and the commands on top (eval, batch encode / decode, dataset build)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import synthetic_frames, write_video
+from m3cvc.cli import main as cli_main
+from m3cvc.errors import InputError
+from m3cvc.executors import LocalExecutor, Resources, Task, create_executor, worker_cache
+from m3cvc.executors.process import ProcessExecutor
+
+W, H = 96, 64
+TIMINGS = {"encode_s", "decode_s", "measure_s", "seconds", "wall_seconds"}
+
+
+# ----------------------------------------------------------------- task functions (module level)
+def square(x: int) -> int:
+    return x * x
+
+
+def bad_input(x: int) -> int:
+    raise InputError(f"input {x} is broken")
+
+
+def flaky(marker: str) -> str:
+    """Fails unexpectedly until it has been called twice (a marker file counts the calls)."""
+    path = Path(marker)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    if calls < 3:
+        raise RuntimeError(f"transient failure {calls}")
+    return f"ok after {calls}"
+
+
+def crash_once(marker: str) -> int:
+    """Kills its worker process the first time (as an out-of-memory kill would)."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("crashed")
+        os._exit(3)
+    return os.getpid()
+
+
+def cached_pid(key: str) -> tuple[int, int]:
+    """(pid, object id) of something built once per worker process."""
+    return os.getpid(), id(worker_cache(("test", key), lambda: object()))
+
+
+def _strip(value):
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in TIMINGS}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- the executors
+@pytest.mark.parametrize("name", ["local", "process"])
+def test_executor_runs_every_task_reports_failures_and_retries_only_unexpected_ones(name, tmp_path):
+    executor = LocalExecutor() if name == "local" else ProcessExecutor(2, gpus=[])
+    tasks = [Task(f"sq{i}", square, (i,)) for i in range(5)]
+    tasks.insert(2, Task("bad", bad_input, (7,)))
+    tasks.append(Task("flaky", flaky, (str(tmp_path / "flaky"),)))
+    seen = []
+    with executor:
+        outcomes = executor.run(tasks, seen.append, retries=2, progress=False)
+    assert [o.task.key for o in outcomes] == [t.key for t in tasks]  # task order, whatever finished first
+    assert sorted(o.task.key for o in seen) == sorted(t.key for t in tasks)  # every outcome reached the driver
+    values = {o.task.key: o.value for o in outcomes if o.ok}
+    assert values == {**{f"sq{i}": i * i for i in range(5)}, "flaky": "ok after 3"}
+    bad = next(o for o in outcomes if o.task.key == "bad")
+    assert bad.error == "InputError: input 7 is broken" and bad.attempts == 1  # a bad input is not retried
+    assert next(o for o in outcomes if o.task.key == "flaky").attempts == 3
+    # with fewer retries the transient failure is reported with its error
+    (tmp_path / "flaky").unlink()
+    with (LocalExecutor() if name == "local" else ProcessExecutor(2, gpus=[])) as executor:
+        (out,) = executor.run([Task("flaky", flaky, (str(tmp_path / "flaky"),))], retries=1, progress=False)
+    assert not out.ok and out.attempts == 2 and out.error.startswith("RuntimeError: transient failure 2")
+
+
+def test_process_pool_survives_a_dead_worker_and_keeps_models_per_worker(tmp_path):
+    with ProcessExecutor(2, gpus=[]) as executor:
+        outcomes = executor.run([Task("crash", crash_once, (str(tmp_path / "m"),))], retries=1, progress=False)
+        assert outcomes[0].ok and outcomes[0].attempts == 2 and outcomes[0].value != os.getpid()
+        pids = executor.run([Task(f"c{i}", cached_pid, ("model",)) for i in range(8)], progress=False)
+    by_pid: dict[int, set[int]] = {}
+    for o in pids:
+        by_pid.setdefault(o.value[0], set()).add(o.value[1])
+    assert os.getpid() not in by_pid and all(len(ids) == 1 for ids in by_pid.values())  # built once per worker
+
+
+def test_process_workers_are_pinned_to_gpus_round_robin():
+    with ProcessExecutor(3, gpus=["0", "1"]) as executor:
+        outcomes = executor.run([Task(f"t{i}", os.getenv, ("CUDA_VISIBLE_DEVICES",)) for i in range(12)], progress=False)
+    assert {o.value for o in outcomes} <= {"0", "1"}
+
+
+def test_executor_options_are_checked(capsys):
+    from m3cvc.errors import ConfigError
+    from m3cvc.executors import model_devices, task_resources
+    from m3cvc.config import load_config
+
+    for kwargs, message in [({"name": "local", "workers": 2}, "--workers needs"), ({"name": "process", "workers": 0}, ">= 1"),
+                            ({"name": "local", "ray_address": "auto"}, "--ray-address needs --executor ray")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            create_executor(**kwargs)
+    assert model_devices(load_config(profile="lite")) == []
+    full = load_config(profile="full")
+    assert "auto" in model_devices(full)
+    assert task_resources(model_devices(load_config(profile="lite")), LocalExecutor()) == Resources(1.0, 0.0)
+    assert task_resources(["cuda:1"], LocalExecutor()) == Resources(1.0, 1.0)
+    assert task_resources([], LocalExecutor(), 0.25) == Resources(1.0, 0.25)  # fractional GPUs
+    assert cli_main(["batch", "encode", "x", "-o", "y", "--executor", "local", "--workers", "3"]) == 2
+    assert "--workers needs --executor process or ray" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- the jobs
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    """Two tiny clips (eval's dataset: a folder's own videos) and a third in a subfolder (batch jobs
+    search recursively)."""
+    root = tmp_path_factory.mktemp("videos")
+    write_video(root / "pan.y4m", synthetic_frames(12, W, H))
+    write_video(root / "cut.y4m", synthetic_frames(12, W, H, cut_at=6, seed=3))
+    (root / "sub").mkdir()
+    write_video(root / "sub" / "other.y4m", synthetic_frames(8, W, H, seed=5))
+    return root
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real local Ray cluster of 2 CPUs, shared by the tests of this module."""
+    ray = pytest.importorskip("ray", reason="pip install 'm3cvc[scale]'")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": str(_threads())}})  # fmt: skip
+    yield ray
+    ray.shutdown()
+
+
+def _threads() -> int:
+    from m3cvc.executors.ray_cluster import driver_threads
+
+    return driver_threads()
+
+
+def _eval(videos: Path, out: Path, *executor: str) -> int:
+    return cli_main(["eval", "--dataset", str(videos), "--out", str(out), "--codecs", "m3cvc:lite,x264",
+                     "--size", f"{W}x{H}", "--max-frames", "12", "--points", "x264=45,38",
+                     "--points", "m3cvc:lite=0.03,0.08", "--metrics", "psnr,ms_ssim,lpips", "--keep-streams", "-q",
+                     *executor])  # fmt: skip
+
+
+def test_eval_on_process_pool_and_ray_equals_the_local_run(videos, ray_cluster, tmp_path):
+    runs = {"local": [], "process": ["--executor", "process", "--workers", "2"], "ray": ["--executor", "ray"]}
+    for name, options in runs.items():
+        assert _eval(videos, tmp_path / name, *options) == 0, name
+    for codec in ("m3cvc-lite.json", "x264.json"):
+        docs = {n: json.loads((tmp_path / n / videos.name / codec).read_text()) for n in runs}
+        assert _strip(docs["process"]) == _strip(docs["local"]) == _strip(docs["ray"]), codec
+        assert sum(len(s["points"]) for s in docs["local"]["sequences"].values()) == 4  # 2 clips x 2 points
+    streams = sorted((tmp_path / "local" / videos.name / "_work").rglob("*.m3c"))
+    assert len(streams) == 4
+    for path in streams:  # the coded streams, byte for byte
+        rel = path.relative_to(tmp_path / "local")
+        assert (tmp_path / "process" / rel).read_bytes() == path.read_bytes() == (tmp_path / "ray" / rel).read_bytes()
+
+
+def test_eval_resumes_after_an_interrupted_run(videos, tmp_path, monkeypatch):
+    from m3cvc.eval import runner
+
+    real = runner.run_point
+    calls = []
+
+    def interrupted(job):
+        calls.append(job.point.label)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(runner, "run_point", interrupted)
+    assert _eval(videos, tmp_path / "r") == 130  # Ctrl-C
+    stored = [json.loads((tmp_path / "r" / videos.name / f).read_text()) for f in ("m3cvc-lite.json", "x264.json")]
+    assert sum(len(s["points"]) for d in stored for s in d["sequences"].values()) == 3  # what finished is on disk
+    calls.clear()
+    monkeypatch.setattr(runner, "run_point", lambda job: calls.append(job.point.label) or real(job))
+    assert _eval(videos, tmp_path / "r") == 0
+    assert len(calls) == 8 - 3  # only what was missing ran
+    assert _eval(videos, tmp_path / "local") == 0
+    for codec in ("m3cvc-lite.json", "x264.json"):
+        assert _strip(json.loads((tmp_path / "r" / videos.name / codec).read_text())) == \
+            _strip(json.loads((tmp_path / "local" / videos.name / codec).read_text()))  # fmt: skip
+
+
+def test_batch_encode_on_ray_equals_local_reports_bad_files_and_resumes(videos, ray_cluster, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for path in videos.rglob("*.y4m"):
+        dest = src / path.relative_to(videos)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(path.read_bytes())
+    (src / "broken.mp4").write_bytes(b"not a video at all")
+    args = ["--size", f"{W}x{H}", "-q"]
+    assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "local"), *args]) == 1
+    err = capsys.readouterr().err
+    assert "failed: broken.mp4: InputError" in err and "1 files failed" in err
+    assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "ray"), "--executor", "ray", *args]) == 1
+    for rel in ("pan.m3c", "cut.m3c", "sub/other.m3c"):
+        assert (tmp_path / "ray" / rel).read_bytes() == (tmp_path / "local" / rel).read_bytes()
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    files = manifest["files"]
+    assert files["pan.y4m"]["status"] == "ok" and files["pan.y4m"]["bytes"] == (tmp_path / "ray" / "pan.m3c").stat().st_size
+    assert files["pan.y4m"]["bpp"] == pytest.approx(8 * files["pan.y4m"]["bytes"] / (12 * W * H))
+    assert files["broken.mp4"]["status"] == "failed" and files["broken.mp4"]["attempts"] == 1
+    assert manifest["summary"]["ok"] == 3 and manifest["summary"]["failed"] == 1
+    assert _strip(manifest) == _strip(json.loads((tmp_path / "local" / "manifest.json").read_text()))
+    assert not (tmp_path / "ray" / "broken.m3c").exists()
+    # a rerun skips what is done and tries the failed file again
+    capsys.readouterr()
+    assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "ray"), "--size", f"{W}x{H}"]) == 1
+    assert "ran 1, skipped 3 done before" in capsys.readouterr().out
+    # other settings into the same folder are refused; --force redoes everything
+    assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "ray"), "-q"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    # batch decode of the streams, y4m holding exactly what `m3cvc decode` writes
+    assert cli_main(["batch", "decode", str(tmp_path / "ray"), "-o", str(tmp_path / "dec"), "--executor", "ray", "-q"]) == 0
+    assert cli_main(["decode", str(tmp_path / "ray" / "sub" / "other.m3c"), "-o", str(tmp_path / "o.y4m"), "-q"]) == 0
+    assert (tmp_path / "dec" / "sub" / "other.y4m").read_bytes() == (tmp_path / "o.y4m").read_bytes()
+    assert json.loads((tmp_path / "dec" / "manifest.json").read_text())["summary"]["ok"] == 3
+    assert cli_main(["batch", "decode", str(tmp_path / "ray"), "-o", str(tmp_path / "ray" / "x"), "-q"]) == 2
+
+
+def test_dataset_build_on_a_process_pool_equals_local_and_resumes(videos, tmp_path, capsys):
+    assert cli_main(["dataset", "build", str(videos), "-o", str(tmp_path / "a"), "--size", f"{W}x{H}", "-q"]) == 0
+    assert cli_main(["dataset", "build", str(videos), "-o", str(tmp_path / "b"), "--size", f"{W}x{H}", "-q",
+                     "--executor", "process", "--workers", "2"]) == 0  # fmt: skip
+    manifest = (tmp_path / "a" / "manifest.jsonl").read_text()
+    assert manifest == (tmp_path / "b" / "manifest.jsonl").read_text() and manifest.count("\n") >= 3
+    for line in manifest.splitlines():
+        image = json.loads(line)["image"]
+        assert (tmp_path / "a" / image).read_bytes() == (tmp_path / "b" / image).read_bytes()
+    assert cli_main(["dataset", "build", str(videos), "-o", str(tmp_path / "a"), "--size", f"{W}x{H}"]) == 0
+    assert "(3 done by an earlier run)" in capsys.readouterr().out
+    assert (tmp_path / "a" / "manifest.jsonl").read_text() == manifest
