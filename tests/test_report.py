@@ -236,6 +236,57 @@ def test_report_refuses_a_stream_too_long_to_hold(coded, tmp_path, monkeypatch, 
     assert "in memory for a report page" in capsys.readouterr().err
 
 
+def test_report_never_replaces_what_it_did_not_write(coded, eval_results, tmp_path, capsys):
+    import shutil
+
+    stream = str(coded["stream"])
+    # a media folder of someone else's is kept unless -y
+    (tmp_path / "page_files").mkdir()
+    (tmp_path / "page_files" / "thesis.tex").write_text("precious")
+    assert cli_main(["report", stream, "-o", str(tmp_path / "page.html"), "-q"]) == 2
+    assert "page_files exists and was not written by m3cvc report" in capsys.readouterr().err
+    assert (tmp_path / "page_files" / "thesis.tex").read_text() == "precious" and not (tmp_path / "page.html").exists()
+    assert cli_main(["report", stream, "-o", str(tmp_path / "page.html"), "-q", "-y"]) == 0
+    assert (tmp_path / "page_files" / ".m3cvc-report").is_file() and not (tmp_path / "page_files" / "thesis.tex").exists()
+    # a file where the media folder goes is refused before any work, even with -y
+    (tmp_path / "f_files").write_text("x")
+    assert cli_main(["report", stream, "--reference", str(coded["video"]), "-o", str(tmp_path / "f.html"), "-y", "-q"]) == 2
+    assert "f_files exists and is not a folder" in capsys.readouterr().err and (tmp_path / "f_files").read_text() == "x"
+    # an input inside the media folder (an eval folder named like it) is refused, and kept
+    results = tmp_path / "res_files"
+    shutil.copytree(eval_results, results)
+    assert cli_main(["report", str(results), "-o", str(tmp_path / "res.html"), "-y", "-q"]) == 2
+    assert "lies in the report's media folder" in capsys.readouterr().err
+    assert (results / "videos" / "x264.json").is_file()
+    # -o FOLDER/ means FOLDER/index.html; a failed report leaves no folder it made
+    assert cli_main(["report", stream, "-o", str(tmp_path / "site") + "/", "-q"]) == 0
+    assert (tmp_path / "site" / "index.html").is_file() and (tmp_path / "site" / "index_files" / "decoded.mp4").is_file()
+    assert cli_main(["report", stream, "--reference", stream, "-o", str(tmp_path / "new" / "deep" / "p.html"), "-q"]) == 2
+    assert "is an m3cvc stream; give the video" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    assert cli_main(["report", stream, "--metrics", "psnr", "-o", str(tmp_path / "m.html"), "-q"]) == 2
+    assert "--metrics needs --reference" in capsys.readouterr().err
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_sequences_whose_names_slug_alike_get_their_own_work_folders():
+    from m3cvc.eval.codecs import work_name
+
+    assert work_name("pan") == "pan" and work_name("a b") != work_name("a-b") and work_name("a-b") == "a-b"
+
+
+def test_eval_page_goes_on_when_a_kept_stream_cannot_be_shown(eval_results, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "results"
+    shutil.copytree(eval_results, broken)
+    victim = sorted((broken / "videos" / "_work").rglob("*.m3c"))[0]
+    victim.write_bytes(victim.read_bytes()[:40])  # truncated
+    assert cli_main(["report", str(broken), "-o", str(tmp_path / "e.html"), "--anchor", "x264", "-q"]) == 0
+    assert "no stream page: " in capsys.readouterr().err
+    page = (tmp_path / "e.html").read_text(encoding="utf-8")
+    assert page.count(">page</a>") == 3 and page.count(">no page</span>") == 1
+
+
 # ------------------------------------------------------------------------------- a real browser
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's chromium without the network chatter that a closed network refuses (see stack notes)
@@ -316,9 +367,9 @@ def test_stream_page_in_chromium(browser, coded, tmp_path):
     # playback advances all videos together
     page.click("#play")
     page.wait_for_function("document.querySelector('video').currentTime > 0.6", timeout=10_000)
-    page.click("#play")
+    page.click("#play")  # pausing puts every video on the same frame
     t = page.evaluate("[...document.querySelectorAll('video')].map(v => v.currentTime)")
-    assert max(t) - min(t) < 1.0 / 8
+    assert max(t) == min(t) and page.text_content("#frame-label") == f"frame {int(t[0] * 8)} / {N - 1}"
     # the wipe and difference views
     page.click("button[data-view=wipe]")
     page.fill("#wipe", "30")
@@ -350,3 +401,37 @@ def test_eval_page_and_its_stream_pages_in_chromium(browser, eval_results, tmp_p
     assert page.url == out.resolve().as_uri()
     _check_clean(seen)
     page.close()
+
+
+def test_stream_page_with_url_characters_in_its_name_and_over_a_plain_web_server(browser, coded, tmp_path):
+    """A name with '#' (links are percent-encoded), then the page served by a server without HTTP range
+    requests (python -m http.server): the videos still seek (the page loads them whole)."""
+    import functools
+    import http.server
+    import threading
+
+    out = tmp_path / "run #2.html"
+    assert cli_main(["report", str(coded["stream"]), "--reference", str(coded["video"]), "-o", str(out), "--metrics", "psnr", "-q"]) == 0
+    page, seen = _open(browser, out)
+    page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 3)", timeout=30_000)
+    assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    _check_clean(seen)
+    page.close()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"http://127.0.0.1:{server.server_port}/run%20%232.html")
+        page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 3 && v.src.startsWith('blob:'))",
+                               timeout=30_000)  # fmt: skip
+        page.click("#kf1")
+        frame = stream_info(coded["stream"].read_bytes())["keyframes"][1]
+        page.wait_for_function(f"[...document.querySelectorAll('video')].every(v => Math.abs(v.currentTime - {(frame + 0.5) / 8}) < 1e-6)",
+                               timeout=10_000)  # fmt: skip
+        assert errors == []
+        page.close()
+    finally:
+        server.shutdown()

@@ -15,13 +15,15 @@ def report_main(argv: Sequence[str]) -> int:
     p = _parser("report", "Write an HTML report of an .m3c stream or of an eval results folder (works offline).")
     p.add_argument("input", metavar="IN", help=".m3c stream, or a results folder written by `m3cvc eval --out`")
     p.add_argument("-o", "--output", required=True, metavar="OUT.html",
-                   help="the page; its videos and figures go beside it in OUT_files/ (an earlier report there is replaced)")
-    p.add_argument("-y", "--overwrite", action="store_true", help="replace OUT.html even if m3cvc did not write it")
+                   help="the page (a folder: FOLDER/index.html); its videos and figures go beside it in OUT_files/ "
+                        "(an earlier report there is replaced)")  # fmt: skip
+    p.add_argument("-y", "--overwrite", action="store_true",
+                   help="replace OUT.html and OUT_files/ even if m3cvc report did not write them")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     g = p.add_argument_group("stream pages")
     g.add_argument("--reference", metavar="VIDEO",
                    help="the video the stream was encoded from: side-by-side, wipe and difference views, per-frame curves")
-    g.add_argument("--metrics", default="lpips,psnr,vmaf", help="per-frame metrics with --reference (default lpips,psnr,vmaf)")
+    g.add_argument("--metrics", help="per-frame metrics with --reference (default lpips,psnr,vmaf)")
     g.add_argument("--stream", type=int, metavar="N", help="read the reference's stream N (as ffprobe numbers them)")
     _add_metric_options(g)
     e = p.add_argument_group("eval pages")
@@ -30,16 +32,20 @@ def report_main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     source = Path(args.input)
     if source.is_dir():
-        if args.reference:
-            raise InputError("--reference is for a stream's page; an eval folder's pages find their sources themselves")
+        if args.reference or args.metrics:
+            raise InputError("--reference and --metrics are for a stream's page; an eval folder's pages use the run's "
+                             "sources and per-frame values")  # fmt: skip
         from ..report.evaluation import write_eval_report
 
         out = write_eval_report(str(source), args.output, args.anchor, args.overwrite, not args.no_stream_pages,
                                 progress=not args.quiet)  # fmt: skip
     else:
         from ..eval.metrics import parse_metrics
-        from ..report import write_stream_report
+        from ..report import DEFAULT_METRICS, write_stream_report
 
+        if args.metrics and not args.reference:
+            raise InputError("--metrics needs --reference: per-frame quality compares the decoded frames with the original")
+        args.metrics = args.metrics or ",".join(DEFAULT_METRICS)
         out = write_stream_report(
             args.input, args.output, args.reference, args.overwrite, parse_metrics(args.metrics), metric_options(args),
             progress=not args.quiet, open_kwargs={"stream": args.stream} if args.stream is not None else None,

@@ -119,6 +119,13 @@ def build_codec(spec: str, points: Optional[Sequence[float]] = None, **kwargs: A
     return CODECS.create(base, points=points, **kwargs)
 
 
+def work_name(name: str) -> str:
+    """The folder of a sequence under ``_work/``: its slug, plus a hash of the name where the slug
+    changed it (so ``a b`` and ``a-b`` do not share a folder)."""
+    s = slug(name)
+    return s if s == name else f"{s}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def slug(name: str) -> str:
     """A file-name-safe form of a codec name (``m3cvc:lite`` -> ``m3cvc-lite``)."""
     out = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from ..config import PreprocessConfig
 from ..errors import InputError
-from .codecs import Clip, CodedVideo, EvalCodec, RatePoint, slug
+from .codecs import Clip, CodedVideo, EvalCodec, RatePoint, slug, work_name
 from .datasets import Dataset
 from .metrics import METRIC_NAMES, MetricOptions, MetricSuite
 from .results import SCHEMA, ResultsFile, write_csv
@@ -185,7 +185,7 @@ class EvalRun:
             worker_cache(suite_key(self.opts), lambda: self.suite)
         tasks, left = [], {}
         for seq in dataset.sequences:
-            workdir = self.folder / "_work" / slug(seq.name)
+            workdir = self.folder / "_work" / work_name(seq.name)
             todo = self._todo(seq.name)
             left[seq.name] = len(todo)
             for codec, point in todo:

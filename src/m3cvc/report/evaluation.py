@@ -9,11 +9,14 @@ BD-rates are computed by :func:`m3cvc.eval.report.bd_report` (the ``bjontegaard`
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
+from urllib.parse import quote
 
-from ..errors import InputError
-from ..eval.codecs import slug
+from ..errors import InputError, M3cvcError
+from ..eval.codecs import slug, work_name
 from ..eval.metrics import LABELS, LOWER_IS_BETTER, METRIC_NAMES, SPECS
 from ..eval.results import iter_results
 from .site import GENERATOR, Site, environment
@@ -27,12 +30,26 @@ def load_results(root: Path) -> tuple[dict[str, dict[str, Any]], dict[tuple[str,
     grouped: dict[str, dict[str, Any]] = {}
     paths: dict[tuple[str, str], Path] = {}
     for path, data in iter_results(root):
+        _check(path, data)
         dataset, codec = data["dataset"]["name"], data["codec"]["name"]
         grouped.setdefault(dataset, {})[codec] = data
         paths[(dataset, codec)] = path
     if not grouped:
         raise InputError(f"no m3cvc results files under {root} (write them with `m3cvc eval --out {root}`)")
     return grouped, paths
+
+
+def _check(path: Path, data: dict[str, Any]) -> None:
+    """The fields a page reads, so that a hand-edited file fails in one line, not deep in a template."""
+    try:
+        assert isinstance(data["dataset"]["name"], str) and isinstance(data["codec"]["name"], str)
+        for seq in data["sequences"].values():
+            for point in seq["points"]:
+                assert isinstance(point["metrics"], dict) and isinstance(point["point"], str)
+                float(point["bpp"]), int(point["bytes"])
+    except (AssertionError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"results file {path} lacks what a report needs ({type(exc).__name__}: {exc}); "
+                         "was it edited by hand?") from None
 
 
 def _metrics_with_values(results: dict[str, Any]) -> list[str]:
@@ -66,21 +83,22 @@ def kept_streams(grouped: dict[str, dict[str, Any]], paths: dict[tuple[str, str]
             for seq_name, seq in r["sequences"].items():
                 for point in seq["points"]:
                     name = (point.get("info") or {}).get("stream")
-                    path = paths[(dataset, codec)].parent / "_work" / slug(seq_name) / Path(name).name if name else None
+                    path = paths[(dataset, codec)].parent / "_work" / work_name(seq_name) / Path(name).name if name else None
                     if path is not None and path.suffix == ".m3c" and path.is_file():  # anchors keep theirs too
                         out[(dataset, codec, seq_name, point["point"])] = path
     return out
 
 
-def _reference_frames(results: dict[str, Any], sequence: str, count: int) -> Optional[list[Any]]:
-    """The sequence's frames as the eval run preprocessed them, when its source is still there."""
+def _reference_frames(results: dict[str, Any], sequence: str, count: int) -> tuple[Optional[list[Any]], str]:
+    """The sequence's frames as the eval run preprocessed them, when its source is still there;
+    else None and why not."""
     from ..config import PreprocessConfig
     from ..video import open_video, preprocess
 
     seq = results["sequences"][sequence]
     source = Path(seq.get("source", ""))
     if not source.is_file():
-        return None
+        return None, f"the sequence's source {source} was not found here, so there is no original to compare with"
     pp = results.get("preprocess", {})
     cfg = PreprocessConfig(
         width=pp.get("width", seq["width"]), height=pp.get("height", seq["height"]), fps=pp.get("fps", seq["fps"]),
@@ -93,12 +111,17 @@ def _reference_frames(results: dict[str, Any], sequence: str, count: int) -> Opt
                 frames.append(frame)
                 if len(frames) == count:
                     break
-    except InputError:
-        return None
-    return frames if len(frames) == count else None
+    except InputError as exc:
+        return None, f"the sequence's source {source} could not be read ({exc})"
+    if len(frames) != count:
+        return None, f"the sequence's source {source} now gives {len(frames)} frames, the run coded {count}"
+    return frames, ""
 
 
-def build_eval_page(root: Path, site: Site, anchor: str, streams: bool = True, step: Optional[Step] = None) -> str:
+def build_eval_page(
+    root: Path, site: Site, anchor: str, streams: bool = True, step: Optional[Step] = None,
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+) -> str:  # fmt: skip
     """Write the figures (and kept streams' pages) into ``site.media`` and return the page's HTML."""
     from ..eval.plots import pyplot, rd_figure, save_figure
     from .stream import StreamPageInputs, build_stream_page
@@ -120,6 +143,8 @@ def build_eval_page(root: Path, site: Site, anchor: str, streams: bool = True, s
                 pyplot().close(fig)
                 plots.append({"metric": metric, "label": LABELS.get(metric, metric), "src": site.url(name)})
         tables, bd_note = _bd_tables(results, anchor, metrics)
+        if bd_note:
+            log(f"note: {dataset}: {bd_note}")
         codecs = [{"name": name, "description": r["codec"].get("description", ""),
                    "settings_key": r["codec"].get("settings_key", ""), "file": str(paths[(dataset, name)]),
                    "notes": r.get("metric_notes", {})} for name, r in sorted(results.items())]  # fmt: skip
@@ -127,25 +152,32 @@ def build_eval_page(root: Path, site: Site, anchor: str, streams: bool = True, s
         for codec, r in sorted(results.items()):
             for seq_name, seq in r["sequences"].items():
                 entry = sequences.setdefault(seq_name, {"name": seq_name, "meta": seq, "rows": []})
-                for point in sorted(seq["points"], key=lambda p: p["bpp"]):
-                    link = None
+                for point in sorted(seq["points"], key=lambda p: (p["bpp"], p["point"])):
+                    link, problem = None, ""
                     stream = kept.get((dataset, codec, seq_name, point["point"]))
                     if stream is not None:
                         step(f"{dataset}: stream {seq_name} {codec} {point['point']}")
                         sub = f"streams/{slug(dataset)}/{slug(seq_name)}/{slug(codec)}_{slug(point['point'])}"
                         folder = site.media / sub
                         folder.mkdir(parents=True)
-                        ref = _reference_frames(r, seq_name, seq["frames"])
+                        ref, why = _reference_frames(r, seq_name, seq["frames"])
+                        if why:
+                            log(f"note: {seq_name} / {codec} / {point['point']}: {why}")
                         depth = "../" * (sub.count("/") + 2)
                         page = StreamPageInputs(
                             name=f"{seq_name} / {codec} / {point['point']}", data=stream.read_bytes(), reference=ref,
-                            reference_label=Path(seq.get("source", "")).name,
+                            reference_label=Path(seq.get("source", "")).name, reference_note=why,
                             per_frame=point.get("per_frame") or None,
-                            links=[("back to the eval report", f"{depth}{site.output.name}")],
+                            links=[("back to the eval report", depth + quote(site.output.name))],
                         )  # fmt: skip
-                        (folder / "index.html").write_text(build_stream_page(page, folder, ""), encoding="utf-8")
-                        link = site.url(f"{sub}/index.html")
-                    entry["rows"].append({"codec": codec, "point": point, "link": link})
+                        try:
+                            (folder / "index.html").write_text(build_stream_page(page, folder, ""), encoding="utf-8")
+                            link = site.url(f"{sub}/index.html")
+                        except M3cvcError as exc:  # one stream that does not fit its sequence: say so, go on
+                            shutil.rmtree(folder, ignore_errors=True)
+                            problem = f"no stream page: {exc}"
+                            log(f"note: {seq_name} / {codec} / {point['point']}: {problem}")
+                    entry["rows"].append({"codec": codec, "point": point, "link": link, "problem": problem})
         datasets.append({
             "name": dataset, "metrics": metrics, "plots": plots, "bd_tables": tables, "bd_note": bd_note,
             "codecs": codecs, "sequences": list(sequences.values()),
@@ -172,5 +204,5 @@ def write_eval_report(root: str, output: str, anchor: str = "vvc", overwrite: bo
     folder = Path(root)
     grouped, paths = load_results(folder)  # nothing to report: fail before any work
     steps = len(grouped) + 1 + (len(kept_streams(grouped, paths)) if streams else 0)
-    with Site(output, [], overwrite) as site, _Steps(progress, steps) as step:
+    with Site(output, [folder], overwrite) as site, _Steps(progress, steps) as step:
         return site.finish(build_eval_page(folder, site, anchor, streams, step))

@@ -2,8 +2,8 @@
 
 Browsers play H.264 (yuv420p, even sizes) in MP4 everywhere and VP9 in WebM in Chromium and Firefox;
 :func:`write_browser_video` writes H.264 when PyAV's FFmpeg has libx264, else VP9. Frames of odd
-width or height are padded by repeating the last column / row (yuv420p needs even sizes); the page
-shows the picture at the stream's size either way.
+width or height are padded by repeating the last column / row (yuv420p needs even sizes), so such a
+video is one pixel wider or taller than the stream; thumbnails and metrics use the exact frames.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import quote
 
 from ..errors import BackendError, InputError
 from ..fileio import check_output_path
@@ -70,36 +71,68 @@ def is_report(path: Path) -> bool:
     return f'<meta name="generator" content="{GENERATOR}'.encode() in head
 
 
+MARKER = ".m3cvc-report"  # in every media folder a report wrote: it may be replaced without -y
+
+
+def resolve_output(output: Any) -> Path:
+    """``-o DIR/`` or an existing folder means ``DIR/index.html``; anything else must end in .html."""
+    text = str(output)
+    out = Path(output)
+    if text.endswith(("/", os.sep)) or out.is_dir():
+        out = out / "index.html"
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"report output {out} must be an .html file or a folder (the media go beside the page in {out.stem}_files/)")
+    return out
+
+
 class Site:
     """A report under construction: ``with Site(out) as site: ...; site.finish(html)``.
 
-    ``site.media`` is the (temporary) folder the page's files go to; ``site.url(name)`` the relative
-    URL the page uses for one of them. Leaving the block without :meth:`finish` discards everything.
+    ``site.media`` is the (temporary) folder the page's files go to; ``site.url(name)`` the relative,
+    percent-encoded URL the page uses for one of them. Leaving the block without :meth:`finish`
+    discards everything, including folders it created for the output. An existing page or media
+    folder is replaced only if an earlier report wrote it, or with ``overwrite``; inputs may not lie
+    in the media folder (it is replaced whole).
     """
 
     def __init__(self, output: Any, inputs: Iterable[Any] = (), overwrite: bool = False) -> None:
-        parent = Path(output).parent
+        out = resolve_output(output)
+        media = out.parent / f"{out.stem}_files"
+        for p in (Path(str(x)) for x in inputs):
+            if p.resolve().is_relative_to(media.resolve()):
+                raise InputError(f"input {p} lies in the report's media folder {media}, which a report replaces; "
+                                 "write the report elsewhere")  # fmt: skip
+        if media.is_symlink() or (media.exists() and not media.is_dir()):
+            raise InputError(f"{media} exists and is not a folder; the report's media go there: move it away first")
+        if media.is_dir() and not overwrite and not (media / MARKER).is_file():
+            raise InputError(f"{media} exists and was not written by m3cvc report; pass --overwrite (-y) to replace it")
+        self._made: list[Path] = []
+        missing = [d for d in [out.parent, *out.parent.parents] if not d.exists()]
         try:  # `-o report/index.html` makes report/
-            parent.mkdir(parents=True, exist_ok=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"cannot create the report's folder {parent}: {exc.strerror or exc}") from None
-        out = check_output_path(output, inputs)
-        if out.suffix.lower() not in (".html", ".htm"):
-            raise InputError(f"report output {out} must be an .html file (its media go beside it in {out.stem}_files/)")
-        if out.exists() and not (overwrite or is_report(out)):
-            raise InputError(f"output {out} exists and is not an m3cvc report; pass --overwrite (-y) to replace it")
+            raise InputError(f"cannot create the report's folder {out.parent}: {exc.strerror or exc}") from None
+        self._made = missing  # removed again if the report fails
+        try:
+            out = check_output_path(out, inputs)
+            if out.exists() and not (overwrite or is_report(out)):
+                raise InputError(f"output {out} exists and is not an m3cvc report; pass --overwrite (-y) to replace it")
+            try:
+                self._tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+            except OSError as exc:
+                raise InputError(f"cannot write in {out.parent}: {exc.strerror or exc}") from None
+        except BaseException:
+            self._remove_made()
+            raise
         self.output = out
-        self.media_name = f"{out.stem}_files"
-        for p in (str(x) for x in inputs):
-            if Path(p).resolve().is_relative_to((out.parent / self.media_name).resolve()):
-                raise InputError(f"input {p} lies inside the report's media folder {out.parent / self.media_name}")
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+        self.media_name = media.name
         self.media = self._tmp / self.media_name
         self.media.mkdir()
+        (self.media / MARKER).write_text("written by m3cvc report; replaced whole by the next report here\n")
         self._done = False
 
     def url(self, name: str) -> str:
-        return f"{self.media_name}/{name}"
+        return quote(f"{self.media_name}/{name}")
 
     def finish(self, html: str) -> Path:
         """Put the media folder and then the page in place (the page last: it is what a reader opens)."""
@@ -109,7 +142,7 @@ class Site:
         old = self._tmp / ".previous"
         if final_media.is_dir() and not final_media.is_symlink():
             os.rename(final_media, old)
-        elif final_media.exists() or final_media.is_symlink():
+        elif final_media.exists() or final_media.is_symlink():  # appeared while the report was built
             raise InputError(f"{final_media} exists and is not a folder; move it away first")
         os.rename(self.media, final_media)
         mask = os.umask(0)
@@ -119,9 +152,17 @@ class Site:
         self._done = True
         return self.output
 
+    def _remove_made(self) -> None:
+        for d in self._made:  # deepest first
+            try:
+                d.rmdir()
+            except OSError:
+                break
+
     def __enter__(self) -> "Site":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
-
+        if not self._done:
+            self._remove_made()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
+from urllib.parse import quote
 
 import numpy as np
 
@@ -47,6 +48,7 @@ class StreamPageInputs:
     metrics: Sequence[str] = DEFAULT_METRICS
     metric_options: MetricOptions = field(default_factory=MetricOptions)
     links: Sequence[tuple[str, str]] = ()  # (text, url) shown at the top, e.g. back to an eval page
+    reference_note: str = ""  # why there is no reference, when the caller knows (shown instead of the --reference hint)
 
 
 def decode_frames(data: bytes) -> list[np.ndarray]:
@@ -62,6 +64,12 @@ def read_reference(path: str, info: Mapping[str, Any], **open_kwargs: Any) -> li
     from ..config import PreprocessConfig
     from ..video import read_frames
 
+    from ..bitstream import MAGIC
+    from ..fileio import check_input_file
+
+    with open(check_input_file(path), "rb") as fh:
+        if fh.read(len(MAGIC)) == MAGIC:
+            raise InputError(f"reference {path} is an m3cvc stream; give the video the stream was encoded from")
     fps = Fraction(info["fps_fraction"])
     cfg = PreprocessConfig(width=info["width"], height=info["height"], fps=float(fps))
     frames = read_frames(path, cfg, **open_kwargs)
@@ -112,7 +120,7 @@ def build_stream_page(inputs: StreamPageInputs, media: Path, media_url: str, ste
     fps = Fraction(info["fps_fraction"])
     _, _, mime = browser_codec()
     ext = "mp4" if "mp4" in mime else "webm"
-    url = (lambda name: f"{media_url}/{name}") if media_url else (lambda name: name)
+    url = (lambda name: quote(f"{media_url}/{name}")) if media_url else quote
 
     step("videos")
     videos = {"decoded": url(write_browser_video(media / f"decoded.{ext}", decoded, fps).name)}
@@ -189,6 +197,7 @@ def build_stream_page(inputs: StreamPageInputs, media: Path, media_url: str, ste
         budget_chart=budget,
         diff_gain=DIFF_GAIN,
         links=list(inputs.links),
+        reference_note=inputs.reference_note,
         page_data={"fps": float(fps), "frames": info["frames"], "keyframes": keyframes, "per_frame": dict(per_frame)},
     )
 
