@@ -24,15 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMINGS = {"encode_s", "decode_s", "measure_s", "seconds"}
+sys.path.insert(0, str(ROOT / "src"))
 
-
-def _strip(value):
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in TIMINGS}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
+from m3cvc.eval.results import without_timings  # noqa: E402
 
 
 def run(out: Path, args: argparse.Namespace, executor: list[str]) -> float:
@@ -65,7 +59,7 @@ def main() -> int:
         for name, options in configs.items():
             out = Path(tmp) / name.replace(" ", "_")
             times[name] = run(out, args, options)
-            docs[name] = {f.name: _strip(json.loads(f.read_text())) for f in sorted((out / "quick").glob("*.json"))}
+            docs[name] = {f.name: without_timings(json.loads(f.read_text())) for f in sorted((out / "quick").glob("*.json"))}
             print(f"{name:<11} {times[name]:7.1f} s", flush=True)
     same = {name: docs[name] == docs["local"] for name in configs}
     points = sum(len(s["points"]) for d in docs["local"].values() for s in d["sequences"].values())

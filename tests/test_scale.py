@@ -13,11 +13,11 @@ import pytest
 from conftest import synthetic_frames, write_video
 from m3cvc.cli import main as cli_main
 from m3cvc.errors import InputError
+from m3cvc.eval.results import without_timings as _strip
 from m3cvc.executors import LocalExecutor, Resources, Task, create_executor, worker_cache
 from m3cvc.executors.process import ProcessExecutor
 
 W, H = 96, 64
-TIMINGS = {"encode_s", "decode_s", "measure_s", "seconds", "wall_seconds"}
 
 
 # ----------------------------------------------------------------- task functions (module level)
@@ -51,14 +51,6 @@ def crash_once(marker: str) -> int:
 def cached_pid(key: str) -> tuple[int, int]:
     """(pid, object id) of something built once per worker process."""
     return os.getpid(), id(worker_cache(("test", key), lambda: object()))
-
-
-def _strip(value):
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in TIMINGS}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
 
 
 # ----------------------------------------------------------------------------- the executors

@@ -54,6 +54,20 @@ CSV_FIELDS = (
 _LOCATION_FIELDS = {"path", "found_by", "ffmpeg"}
 
 
+# fields that record how long something took: they differ from run to run, nothing else may
+TIMING_FIELDS = frozenset({"encode_s", "decode_s", "measure_s", "seconds", "wall_seconds"})
+
+
+def without_timings(value: Any) -> Any:
+    """A results document (or manifest) without its timing fields: what must be equal between two runs
+    of the same job, whatever executor ran it."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMING_FIELDS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
 def _map_leaves(value: Any, fn: Any) -> Any:
     if isinstance(value, dict):
         return {k: _map_leaves(v, fn) for k, v in value.items()}
