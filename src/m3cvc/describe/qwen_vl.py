@@ -55,11 +55,14 @@ class QwenVLChat(ChatBackend):
         else:
             raise ConfigError(f"describe.qwen_vl.dtype: unknown dtype {options.dtype!r}")
         self.device = device
-        kw: dict[str, Any] = {"local_files_only": options.local_files_only}
+        from ..hub import resolve_model
+
+        source, local = resolve_model(options.model, "describe.qwen_vl.model", options.local_files_only)
+        kw: dict[str, Any] = {"local_files_only": local}
         try:
-            self.processor = AutoProcessor.from_pretrained(options.model, **kw)
+            self.processor = AutoProcessor.from_pretrained(source, **kw)
             net = AutoModelForImageTextToText.from_pretrained(
-                options.model, dtype=dtype, attn_implementation=options.attn_implementation, **kw
+                source, dtype=dtype, attn_implementation=options.attn_implementation, **kw
             )
         except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
             raise BackendError(

@@ -108,15 +108,19 @@ class LatentDiffusionDecoder:
         dtype: str = "float32",
         local_files_only: bool = False,
     ) -> "LatentDiffusionDecoder":
+        from ..hub import resolve_model
+
+        base, local_base = resolve_model(base, "keyframe_codec.vq_diffusion.diffusion", local_files_only)
         if mode == "finetuned":
             if not unet:
                 raise BackendError("decoder=finetuned needs a fine-tuned UNet folder (keyframe_codec.vq_diffusion.unet; "
                                    "train one with `m3cvc train keyframe-decoder`, or use decoder=img2img)")
-            net = load_unet(unet, local_files_only=local_files_only)
+            unet, local_unet = resolve_model(unet, "keyframe_codec.vq_diffusion.unet", local_files_only)
+            net = load_unet(unet, local_files_only=local_unet)
         else:
-            net = load_unet(base, "unet", local_files_only=local_files_only)
-        tok, enc = load_text_encoder(base, local_files_only)
-        sched = load_scheduler(base, scheduler, local_files_only)
+            net = load_unet(base, "unet", local_files_only=local_base)
+        tok, enc = load_text_encoder(base, local_base)
+        sched = load_scheduler(base, scheduler, local_base)
         dt = torch_dtype(dtype)
         net.to(device=device, dtype=dt).requires_grad_(False)
         enc.to(device=device, dtype=dt)

@@ -104,7 +104,10 @@ def load_vae(
     else:
         import diffusers
 
+        from ..hub import resolve_model
+
         cls = diffusers.AutoencoderKL if kind == "autoencoderkl" else diffusers.AutoencoderTiny
+        source, local_files_only = resolve_model(source, "keyframe_codec.vq_diffusion.vae", local_files_only)
         try:
             model = cls.from_pretrained(source, subfolder=_diffusers_subfolder(source, subfolder),
                                         torch_dtype=torch_dtype(dtype), local_files_only=local_files_only)

@@ -32,10 +32,13 @@ class ClipSemantic(SemanticBackend):
         self.dtype = TORCH_DTYPES[dtype]
         from transformers import AutoProcessor, CLIPModel
 
+        from ..hub import resolve_model
+
+        source, local_files_only = resolve_model(model, "keyframes.clip.model", local_files_only)
         try:
-            self.processor = AutoProcessor.from_pretrained(model, local_files_only=local_files_only)
+            self.processor = AutoProcessor.from_pretrained(source, local_files_only=local_files_only)
             self.model = CLIPModel.from_pretrained(
-                model, local_files_only=local_files_only, dtype=self.dtype
+                source, local_files_only=local_files_only, dtype=self.dtype
             )
         except (OSError, ValueError) as exc:
             raise BackendError(

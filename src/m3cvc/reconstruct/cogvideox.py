@@ -24,7 +24,7 @@ class CogVideoXReconstructor(VideoDiffusionReconstructor):
     def load_pipeline(self, model: str, dtype: Any) -> Any:
         from diffusers import CogVideoXImageToVideoPipeline
 
-        return load_pretrained(CogVideoXImageToVideoPipeline, model, dtype, self.runtime.local_files_only)
+        return load_pretrained(CogVideoXImageToVideoPipeline, model, dtype, self.runtime.local_files_only, "reconstruct.cogvideox.model")
 
     def frame_multiple(self, pipe: Any) -> int:
         return int(pipe.vae_scale_factor_temporal)

@@ -29,7 +29,7 @@ class LtxReconstructor(VideoDiffusionReconstructor):
     def load_pipeline(self, model: str, dtype: Any) -> Any:
         from diffusers import LTXConditionPipeline
 
-        return load_pretrained(LTXConditionPipeline, model, dtype, self.runtime.local_files_only)
+        return load_pretrained(LTXConditionPipeline, model, dtype, self.runtime.local_files_only, "reconstruct.ltx.model")
 
     def frame_multiple(self, pipe: Any) -> int:
         return int(pipe.vae_temporal_compression_ratio)

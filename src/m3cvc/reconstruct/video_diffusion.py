@@ -134,8 +134,12 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     return getattr(torch, dtype)
 
 
-def load_pretrained(pipeline_class: Any, model: str, dtype: Any, local_files_only: bool) -> Any:
-    """``pipeline_class.from_pretrained`` with errors turned into a one-line :class:`BackendError`."""
+def load_pretrained(pipeline_class: Any, model: str, dtype: Any, local_files_only: bool, key: str = "reconstruct.model") -> Any:
+    """``pipeline_class.from_pretrained`` of ``model`` (config key ``key``) with errors turned into a
+    one-line :class:`BackendError`; a model that is neither here nor reachable fails in seconds."""
+    from ..hub import resolve_model
+
+    model, local_files_only = resolve_model(model, key, local_files_only)
     try:
         from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401  (diffusers >= 0.36)
 

@@ -49,7 +49,7 @@ class WanReconstructor(VideoDiffusionReconstructor):
 
         if dtype != torch.float32:  # Wan's VAE and CLIP image encoder are meant to run in float32
             dtype = {"default": dtype, "vae": torch.float32, "image_encoder": torch.float32}
-        return load_pretrained(WanImageToVideoPipeline, model, dtype, self.runtime.local_files_only)
+        return load_pretrained(WanImageToVideoPipeline, model, dtype, self.runtime.local_files_only, "reconstruct.wan.model")
 
     def frame_multiple(self, pipe: Any) -> int:
         return int(pipe.vae_scale_factor_temporal)

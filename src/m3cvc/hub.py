@@ -1,0 +1,94 @@
+"""Where a model comes from: one resolver for every model-backed stage (CLIP, RAFT, Qwen-VL, Stable
+Diffusion parts, video diffusion), so that a missing model fails in seconds with one line.
+
+A model setting is either a local folder or a Hugging Face hub id. :func:`resolve_model` returns
+``(source, local_files_only)`` for ``from_pretrained``:
+
+- a path (absolute, ``./``, ``../``, ``~``, or an existing folder): the folder, which must exist;
+- a hub id already in the HF cache: the id, loaded from the cache only (no network);
+- a hub id not cached: the id, if the hub answers within :data:`PROBE_SECONDS` (the library then
+  downloads it); else, or with ``local_files_only`` / ``HF_HUB_OFFLINE=1``, a
+  :class:`~m3cvc.errors.BackendError` naming the model, the config key that sets it and how to use a
+  local folder instead (no retry storm: transformers / diffusers retry a dead hub for minutes).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from .errors import BackendError
+
+PROBE_SECONDS = 3.0
+_reachable: dict[str, bool] = {}  # endpoint -> answered, once per process
+
+
+def looks_like_path(model: str) -> bool:
+    """A folder, not a hub id (``name`` or ``org/name``): ``/...``, ``./``, ``../``, ``~``, deeper paths,
+    or anything that exists here."""
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or Path(model).expanduser().exists()
+
+
+def _cached(model: str, revision: Optional[str]) -> bool:
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers / diffusers
+        return False
+    try:
+        snapshot_download(model, revision=revision, local_files_only=True)
+        return True
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return False
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_reachable(endpoint: Optional[str] = None, timeout: float = PROBE_SECONDS) -> bool:
+    """Whether the hub answers its model-listing API within ``timeout`` seconds (asked once per process).
+    A refused or silent connection, or something else answering (a captive proxy's 404), is unreachable;
+    401 / 403 are a hub that wants a token, so reachable."""
+    import urllib.error
+    import urllib.request
+
+    endpoint = endpoint or hub_endpoint()
+    if endpoint not in _reachable:
+        try:
+            urllib.request.urlopen(urllib.request.Request(endpoint + "/api/models?limit=1", method="HEAD"), timeout=timeout)
+            _reachable[endpoint] = True
+        except urllib.error.HTTPError as exc:
+            _reachable[endpoint] = exc.code in (401, 403)
+        except (OSError, ValueError):  # refused, no route, DNS, timeout
+            _reachable[endpoint] = False
+    return _reachable[endpoint]
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve_model(model: str, key: str, local_files_only: bool = False, revision: Optional[str] = None) -> tuple[str, bool]:
+    """``(source, local_files_only)`` to load ``model`` (the value of config key ``key``) with, or a
+    one-line BackendError when it cannot be had here."""
+    if not model:
+        raise BackendError(f"{key} is empty: set it to a hub id or a local folder")
+    if looks_like_path(model):
+        path = Path(model).expanduser()
+        if not path.is_dir():
+            raise BackendError(f"{key}: the local folder {path} does not exist (set {key} to a folder holding the "
+                               "model's files, or to a hub id)")  # fmt: skip
+        return str(path), True
+    if _cached(model, revision):
+        return model, True
+    how = (f"download it where the hub is reachable (huggingface-cli download {model}) and copy the HF cache here, "
+           f"or set {key} to a local folder with its files")  # fmt: skip
+    if local_files_only or offline():
+        why = "local_files_only is set" if local_files_only else "HF_HUB_OFFLINE is set"
+        raise BackendError(f"model {model} ({key}) is not in the HF cache and {why}: {how}")
+    if not hub_reachable():
+        raise BackendError(f"model {model} ({key}) is not in the HF cache and the hub ({hub_endpoint()}) cannot be "
+                           f"reached: {how}")  # fmt: skip
+    return model, False
