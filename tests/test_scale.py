@@ -240,3 +240,17 @@ def test_dataset_build_on_a_process_pool_equals_local_and_resumes(videos, tmp_pa
     assert cli_main(["dataset", "build", str(videos), "-o", str(tmp_path / "a"), "--size", f"{W}x{H}"]) == 0
     assert "(3 done by an earlier run)" in capsys.readouterr().out
     assert (tmp_path / "a" / "manifest.jsonl").read_text() == manifest
+
+
+def test_ray_refuses_at_once_a_task_asking_for_more_than_the_cluster_has(ray_cluster):
+    from m3cvc.executors.ray_cluster import RayExecutor
+
+    executor = RayExecutor()
+    tasks = [Task("gpu", square, (3,), Resources(1.0, 1.0)), Task("cpus", square, (3,), Resources(64.0, 0.0))]
+    outcomes = executor.run(tasks, progress=False)  # returns instead of waiting for a GPU forever
+    assert [o.ok for o in outcomes] == [False, False]
+    assert outcomes[0].error == ("ResourceError: the task asks for 1 GPUs, the Ray cluster has 0 "
+                                 "(--gpus-per-task sets what a task asks for)")  # fmt: skip
+    assert "asks for 64 CPUs, the Ray cluster has 2" in outcomes[1].error
+    executor.close()
+    assert ray_cluster.is_initialized()  # a cluster it joined is left running

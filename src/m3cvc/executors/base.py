@@ -129,6 +129,10 @@ class Executor(ABC):
         """How many tasks to keep in flight."""
         return self.workers
 
+    def unsatisfiable(self, task: Task) -> Optional[str]:
+        """Why ``task`` can never be scheduled here (it asks for more than there is), or None."""
+        return None
+
     def gpu_count(self) -> int:
         """GPUs the workers can use (this machine's; a Ray cluster's)."""
         from .process import visible_gpus
@@ -158,7 +162,16 @@ class Executor(ABC):
             while queue or running:
                 while queue and len(running) < self.capacity():
                     task = queue.pop(0)
-                    outcomes[task.key].attempts += 1
+                    out = outcomes[task.key]
+                    out.attempts += 1
+                    why = self.unsatisfiable(task)
+                    if why is not None:  # would wait for resources forever: fail it now
+                        out.error = f"ResourceError: {why}"
+                        failed += 1
+                        if on_outcome is not None:
+                            on_outcome(out)
+                        bar.update(1)
+                        continue
                     running[self._submit(task)] = task
                 for handle, (ok, value, seconds, retryable) in self._wait(list(running)):
                     task = running.pop(handle)

@@ -79,6 +79,18 @@ class RayExecutor(Executor):
             return max(1, int(self._ray.cluster_resources().get("CPU", self.workers))) * 2
         return self.workers * 2
 
+    def unsatisfiable(self, task: Task) -> Optional[str]:
+        """A task asking for more CPUs or GPUs than the whole cluster has would wait forever in Ray's
+        queue; it fails at once instead (an autoscaling cluster: bring its GPU nodes up first)."""
+        self._start()
+        have = self._ray.cluster_resources()
+        r = task.resources
+        for name, want, key in (("CPUs", r.num_cpus, "CPU"), ("GPUs", r.num_gpus, "GPU")):
+            if want > have.get(key, 0.0) + 1e-9:
+                return (f"the task asks for {want:g} {name}, the Ray cluster has {have.get(key, 0.0):g} "
+                        f"(--gpus-per-task sets what a task asks for)")  # fmt: skip
+        return None
+
     def _submit(self, task: Task) -> Any:
         self._start()
         r = task.resources
