@@ -71,6 +71,10 @@ def test_single_strategy_and_one_frame_clip(tiny_model):
 
 def test_missing_model_is_a_backend_error(tmp_path):
     cfg = DescribeConfig(backend="qwen-vl", qwen_vl=QwenVLOptions(model=str(tmp_path / "nope"), local_files_only=True))
+    with pytest.raises(BackendError, match=r"describe.qwen_vl.model: the local folder .*nope does not exist"):
+        build_describer(cfg)
+    (tmp_path / "empty").mkdir()  # a folder without the model's files
+    cfg = DescribeConfig(backend="qwen-vl", qwen_vl=QwenVLOptions(model=str(tmp_path / "empty")))
     with pytest.raises(BackendError, match="cannot load the Qwen-VL model"):
         build_describer(cfg)
 

@@ -340,8 +340,11 @@ def test_clip_backend_drives_keyframe_selection(tiny_clip_dir):
 
 def test_clip_backend_errors(tmp_path):
     pytest.importorskip("transformers")
-    with pytest.raises(BackendError, match="cannot load CLIP model"):
+    with pytest.raises(BackendError, match=r"keyframes.clip.model: the local folder .*missing does not exist"):
         build_selector(KeyframeConfig(semantic="clip", clip=ClipOptions(model=str(tmp_path / "missing"), local_files_only=True)))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BackendError, match="cannot load CLIP model"):  # a folder without the model's files
+        build_selector(KeyframeConfig(semantic="clip", clip=ClipOptions(model=str(tmp_path / "empty"))))
     with pytest.raises(ConfigError, match="dtype"):
         build_selector(KeyframeConfig(semantic="clip", clip=ClipOptions(dtype="int3")))
     with pytest.raises(ConfigError, match="device"):

@@ -77,10 +77,23 @@ def test_executor_runs_every_task_reports_failures_and_retries_only_unexpected_o
     assert not out.ok and out.attempts == 2 and out.error.startswith("RuntimeError: transient failure 2")
 
 
+def slow_square(x: int) -> int:
+    import time
+
+    time.sleep(0.3)
+    return x * x
+
+
 def test_process_pool_survives_a_dead_worker_and_keeps_models_per_worker(tmp_path):
     with ProcessExecutor(2, gpus=[]) as executor:
-        outcomes = executor.run([Task("crash", crash_once, (str(tmp_path / "m"),))], retries=1, progress=False)
-        assert outcomes[0].ok and outcomes[0].attempts == 2 and outcomes[0].value != os.getpid()
+        # one worker dies while the other has a task in flight: both are retried on a new pool
+        tasks = [Task("slow0", slow_square, (2,)), Task("crash", crash_once, (str(tmp_path / "m"),)),
+                 Task("slow1", slow_square, (3,)), Task("slow2", slow_square, (4,))]  # fmt: skip
+        outcomes = executor.run(tasks, retries=1, progress=False)
+        assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+        crash = outcomes[1]
+        assert crash.attempts == 2 and crash.value != os.getpid()
+        assert [o.value for o in outcomes if o.task.key.startswith("slow")] == [4, 9, 16]
         pids = executor.run([Task(f"c{i}", cached_pid, ("model",)) for i in range(8)], progress=False)
     by_pid: dict[int, set[int]] = {}
     for o in pids:
@@ -201,7 +214,7 @@ def test_batch_encode_on_ray_equals_local_reports_bad_files_and_resumes(videos, 
     args = ["--size", f"{W}x{H}", "-q"]
     assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "local"), *args]) == 1
     err = capsys.readouterr().err
-    assert "failed: broken.mp4: InputError" in err and "1 files failed" in err
+    assert "failed: broken.mp4: InputError" in err and "1 file failed" in err
     assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "ray"), "--executor", "ray", *args]) == 1
     for rel in ("pan.m3c", "cut.m3c", "sub/other.m3c"):
         assert (tmp_path / "ray" / rel).read_bytes() == (tmp_path / "local" / rel).read_bytes()
@@ -254,3 +267,60 @@ def test_ray_refuses_at_once_a_task_asking_for_more_than_the_cluster_has(ray_clu
     assert "asks for 64 CPUs, the Ray cluster has 2" in outcomes[1].error
     executor.close()
     assert ray_cluster.is_initialized()  # a cluster it joined is left running
+
+
+def test_batch_names_that_would_collide_resume_checks_and_bad_manifests(videos, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.y4m").write_bytes((videos / "pan.y4m").read_bytes())
+    write_video(src / "a.mkv", synthetic_frames(8, W, H, seed=9))
+    out = tmp_path / "out"
+    assert cli_main(["batch", "encode", str(src), "-o", str(out), "--size", f"{W}x{H}", "-q"]) == 0
+    assert sorted(p.name for p in out.glob("*.m3c")) == ["a.mkv.m3c", "a.y4m.m3c"]  # not one over the other
+    assert (out / "a.mkv.m3c").read_bytes() != (out / "a.y4m.m3c").read_bytes()
+    # a changed input and an altered output are coded again; the rest is skipped
+    write_video(src / "a.mkv", synthetic_frames(6, W, H, seed=11))
+    capsys.readouterr()
+    assert cli_main(["batch", "encode", str(src), "-o", str(out), "--size", f"{W}x{H}"]) == 0
+    assert "ran 1, skipped 1" in capsys.readouterr().out
+    (out / "a.y4m.m3c").write_bytes(b"junk")
+    assert cli_main(["batch", "encode", str(src), "-o", str(out), "--size", f"{W}x{H}"]) == 0
+    assert "ran 1, skipped 1" in capsys.readouterr().out and (out / "a.y4m.m3c").read_bytes() != b"junk"
+    # a decode into an encode's folder, and a manifest that is not one, are refused; nothing is replaced
+    assert cli_main(["batch", "decode", str(out), "-o", str(out / "x"), "-q"]) == 2
+    (tmp_path / "dec").mkdir()
+    (tmp_path / "dec" / "manifest.json").write_text("[]")
+    assert cli_main(["batch", "decode", str(out), "-o", str(tmp_path / "dec"), "-q"]) == 2
+    assert "not a readable m3cvc batch manifest" in capsys.readouterr().err
+    assert cli_main(["batch", "decode", str(out), "-o", str(tmp_path / "out2"), "-q"]) == 0
+    assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "out2"), "-q"]) == 2
+    assert "records a batch decode" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "afile"), "-q"]) == 2
+    for options, message in [(["--gpus-per-task", "1"], "--gpus-per-task needs --executor ray"),
+                             (["--executor", "ray", "--gpus-per-task", "nan"], "must be a number >= 0"),
+                             (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),
+                             (["--executor", "ray", "--ray-address", "auto", "--workers", "2"], "a cluster at --ray-address has its own")]:  # fmt: skip
+        capsys.readouterr()
+        assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "o3"), "-q", *options]) == 2, options
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o3").exists()  # a refused run leaves no folder
+
+
+def test_dataset_build_keeps_videos_apart_and_refuses_other_settings(tmp_path, capsys):
+    src = tmp_path / "in"
+    (src / "x").mkdir(parents=True)
+    (src / "x_y").mkdir()
+    write_video(src / "x" / "y_z.y4m", synthetic_frames(6, W, H, seed=1))
+    write_video(src / "x_y" / "z.y4m", synthetic_frames(6, W, H, seed=2))
+    out = tmp_path / "ds"
+    assert cli_main(["dataset", "build", str(src), "-o", str(out), "--size", f"{W}x{H}", "-q"]) == 0
+    samples = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len({s["image"] for s in samples}) == len(samples) == len(list((out / "images").iterdir()))
+    assert cli_main(["dataset", "build", str(src), "-o", str(out), "--size", f"{W}x{H}", "--threshold", "0.01", "-q"]) == 2
+    assert "built with other settings" in capsys.readouterr().err
+    assert cli_main(["dataset", "build", str(src), "-o", str(out), "--size", f"{W}x{H}", "--threshold", "0.01", "-q", "--force"]) == 0
+    samples = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(s["image"] for s in samples) == sorted(f"images/{p.name}" for p in (out / "images").iterdir())  # no orphans
+    assert cli_main(["dataset", "build", str(src), "-o", str(src / "ds"), "-q"]) == 2

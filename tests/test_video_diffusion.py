@@ -232,6 +232,10 @@ def test_missing_model_is_a_backend_error(tmp_path):
     pytest.importorskip("diffusers")
     first, following = _frames()
     recon = _reconstructor("ltx", str(tmp_path / "no-such-model"), "interpolation")
+    with pytest.raises(BackendError, match=r"reconstruct.ltx.model: the local folder .*no-such-model does not exist"):
+        list(recon.reconstruct(first, following, 4))
+    (tmp_path / "empty").mkdir()  # a folder without the pipeline's files
+    recon = _reconstructor("ltx", str(tmp_path / "empty"), "interpolation")
     with pytest.raises(BackendError, match="cannot load"):
         list(recon.reconstruct(first, following, 4))
 

@@ -5,13 +5,16 @@ file on any executor, with a manifest.
 ``OUT_DIR/manifest.json`` (rewritten atomically as each file finishes)::
 
     {"kind": "m3cvc-batch", "operation": "encode", "settings": {...}, "settings_key": "3f2a...",
-     "files": {"a/clip.mp4": {"output": "a/clip.m3c", "status": "ok", "bytes": 16547, "bpp": 0.0101,
-                              "frames": 80, "seconds": 1.2, "attempts": 1, "error": null}, ...},
+     "files": {"a/clip.mp4": {"output": "a/clip.m3c", "status": "ok", "input": {"size": 1048576, "mtime_ns": ...},
+                              "bytes": 16547, "bpp": 0.0101, "frames": 80, "output_bytes": 16547,
+                              "seconds": 1.2, "attempts": 1, "error": null}, ...},
      "summary": {"files": 2, "ok": 1, "failed": 1, "bytes": 16547, "seconds": 1.2}}
 
 A file that fails is recorded with its one-line error and skipped; the others go on. Re-running the
-same command resumes: files already coded with the same settings (and whose output is still there)
-are skipped, failed ones are tried again; ``--force`` redoes everything. Outputs are written
+same command resumes: a file is skipped when it was coded with the same settings from an input of the
+same size and modification time, and its output is still there with the size written; everything
+else (failed, changed, new, output deleted or altered) is coded again; ``--force`` redoes everything.
+Inputs whose outputs would share a name (``a.mp4``, ``a.mkv``) keep their suffix (``a.mp4.m3c``). Outputs are written
 atomically, so an interrupted run never leaves a partial ``.m3c``.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +80,12 @@ def decode_file(job: DecodeJob) -> dict[str, Any]:
     return {"bytes": len(data), "bpp": 8.0 * len(data) / (h.frames * h.width * h.height), "frames": h.frames}
 
 
+def input_stamp(path: Path) -> dict[str, int]:
+    """What resume compares to tell an input unchanged: size and modification time (ns)."""
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 class Manifest:
     """``OUT_DIR/manifest.json``: per input file its output, status, numbers and error."""
 
@@ -84,20 +94,32 @@ class Manifest:
         self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         self.data: dict[str, Any] = {"kind": "m3cvc-batch", "operation": operation, "settings": settings,
                                      "settings_key": self.key, "files": {}}  # fmt: skip
-        if self.path.is_file() and not force:
+        if self.path.exists() and not force:
             try:
                 old = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
-                old = {}
-            if old.get("kind") == "m3cvc-batch" and old.get("operation") == operation:
-                if old.get("settings_key") != self.key:
-                    raise InputError(f"{self.path} records a batch made with other settings; use another output "
-                                     "folder or --force to redo it")  # fmt: skip
-                self.data["files"] = dict(old.get("files", {}))
+                old = None
+            if not (isinstance(old, dict) and old.get("kind") == "m3cvc-batch" and isinstance(old.get("files"), dict)):
+                raise InputError(f"{self.path} is not a readable m3cvc batch manifest; move it away, or pass --force "
+                                 "to start this folder anew")  # fmt: skip
+            if old.get("operation") != operation:
+                raise InputError(f"{self.path} records a batch {old.get('operation')}; write the {operation} into "
+                                 "another folder")  # fmt: skip
+            if old.get("settings_key") != self.key:
+                raise InputError(f"{self.path} records a batch made with other settings; use another output "
+                                 "folder or --force to redo it")  # fmt: skip
+            self.data["files"] = dict(old["files"])
 
-    def done(self, rel: str, output: Path) -> bool:
+    def done(self, rel: str, source: Path, output: Path) -> bool:
+        """Coded before from this very input (same size and time), and the output is still what was written."""
         entry = self.data["files"].get(rel)
-        return bool(entry and entry.get("status") == "ok" and output.is_file())
+        if not (isinstance(entry, dict) and entry.get("status") == "ok" and output.is_file()):
+            return False
+        return entry.get("input") == input_stamp(source) and entry.get("output_bytes") == output.stat().st_size
+
+    def keep_only(self, rels: set[str]) -> None:
+        """Forget inputs that are no longer there."""
+        self.data["files"] = {k: v for k, v in self.data["files"].items() if k in rels}
 
     def record(self, rel: str, entry: dict[str, Any]) -> None:
         self.data["files"][rel] = entry
@@ -113,6 +135,17 @@ class Manifest:
         self.data["files"] = dict(sorted(self.data["files"].items()))
         self.data["summary"] = self.summary()
         write_text_atomic(self.path, json.dumps(self.data, indent=1) + "\n")
+
+
+def output_paths(sources: list[Path], in_dir: Path, out_dir: Path, suffix: str) -> dict[Path, Path]:
+    """Each input's output: the same relative path with ``suffix``; inputs whose outputs would be the
+    same file (``a.mp4`` and ``a.mkv``) keep their own suffix in the name (``a.mp4.m3c``, ``a.mkv.m3c``)."""
+    plain = {src: out_dir / src.relative_to(in_dir).with_suffix(suffix) for src in sources}
+    seen: dict[str, int] = {}
+    for out in plain.values():
+        seen[str(out).lower()] = seen.get(str(out).lower(), 0) + 1  # case-insensitive file systems too
+    return {src: (out if seen[str(out).lower()] == 1 else out_dir / (src.relative_to(in_dir).as_posix() + suffix))
+            for src, out in plain.items()}  # fmt: skip
 
 
 @dataclass
@@ -133,13 +166,26 @@ def _run(
 
     if out_dir.resolve() == in_dir.resolve() or in_dir.resolve() in out_dir.resolve().parents:
         raise InputError(f"the output folder {out_dir} must not be (inside) the input folder {in_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(out_dir, operation, settings, force)
+    executor = executor or LocalExecutor()
+    executor.start()
+    made = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot make the output folder {out_dir}: {exc.strerror or exc}") from None
+    try:
+        manifest = Manifest(out_dir, operation, settings, force)
+        manifest.keep_only({src.relative_to(in_dir).as_posix() for src in sources})
+        manifest.save()  # from the start: a second run with other settings is refused even after an early stop
+    except BaseException:
+        if made:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     tasks, skipped = [], 0
     for src in sources:
         rel = src.relative_to(in_dir).as_posix()
         out = output_for(src)
-        if manifest.done(rel, out):
+        if manifest.done(rel, src, out):
             skipped += 1
             continue
         tasks.append(Task(rel, fn, (job_for(src, out),), resources))
@@ -148,15 +194,16 @@ def _run(
     def store(o: Any) -> None:
         job = o.task.args[0]
         entry = {"output": job.output.relative_to(out_dir).as_posix(), "status": "ok" if o.ok else "failed",
-                 "seconds": round(o.seconds, 3), "attempts": o.attempts, "error": o.error}  # fmt: skip
+                 "input": input_stamp(job.source), "seconds": round(o.seconds, 3), "attempts": o.attempts,
+                 "error": o.error}  # fmt: skip
         if o.ok:
-            entry.update(o.value)
+            entry.update(o.value, output_bytes=job.output.stat().st_size)
         else:
             failed.append((o.task.key, o.error or ""))
         manifest.record(o.task.key, entry)
 
     start = time.perf_counter()
-    (executor or LocalExecutor()).run(tasks, store, retries=retries, desc=f"batch {operation}", progress=progress)
+    executor.run(tasks, store, retries=retries, desc=f"batch {operation}", progress=progress)
     manifest.save()
     summary = dict(manifest.summary(), wall_seconds=round(time.perf_counter() - start, 3))
     return BatchResult(manifest.path, len(tasks), skipped, failed, summary)
@@ -172,8 +219,9 @@ def batch_encode(
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     sources = find_videos(in_dir)
     executor = executor or LocalExecutor()
+    outputs = output_paths(sources, in_dir, out_dir, ".m3c")
     return _run(
-        "encode", sources, in_dir, out_dir, lambda src: out_dir / src.relative_to(in_dir).with_suffix(".m3c"),
+        "encode", sources, in_dir, out_dir, outputs.__getitem__,
         encode_file, lambda src, out: EncodeJob(src, out, config), {"config": to_dict(config)},
         task_resources(model_devices(config), executor, gpus_per_task), executor, force, retries, progress,
     )  # fmt: skip
@@ -191,8 +239,9 @@ def batch_decode(
         raise InputError(f"unknown --format {fmt!r}; choose one of: {', '.join(DECODE_FORMATS)}")
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     sources = find_files(in_dir, (".m3c",), "m3cvc streams")
+    outputs = output_paths(sources, in_dir, out_dir, f".{fmt}")
     return _run(
-        "decode", sources, in_dir, out_dir, lambda src: out_dir / src.relative_to(in_dir).with_suffix(f".{fmt}"),
+        "decode", sources, in_dir, out_dir, outputs.__getitem__,
         decode_file, DecodeJob, {"format": fmt}, Resources(1.0, float(gpus_per_task or 0.0)), executor, force,
         retries, progress,
     )  # fmt: skip

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .codec import _parser, add_config_options, add_keyframe_options, add_preprocess_options, config_from_args
+from .codec import _parser, add_codec_options, add_config_options, add_keyframe_options, add_preprocess_options, config_from_args
 from .subcommands import dispatch
 
 _USAGE = "usage: m3cvc batch encode IN_DIR -o OUT_DIR [options] | m3cvc batch decode IN_DIR -o OUT_DIR [options]"
@@ -18,10 +18,12 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scale-out (see README: Running at scale)")
     g.add_argument("--executor", default="local", choices=("local", "process", "ray"),
                    help="local: here, one task at a time (default); process: a pool of worker processes; ray: a Ray cluster")
-    g.add_argument("--workers", type=int, metavar="N", help="worker processes (process) or CPUs of the local Ray (default: all CPUs)")
-    g.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (auto, ray://HOST:10001, HOST:6379) instead of starting one")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes (process) or CPUs of the local Ray m3cvc starts (ray without --ray-address); default: all CPUs")
+    g.add_argument("--ray-address", metavar="ADDR",
+                   help="join this Ray cluster (HOST:6379, or auto: the one `ray start` runs here) instead of starting one")
     g.add_argument("--gpus-per-task", type=float, metavar="G",
-                   help="GPUs each task asks for (fractions share a GPU; default: 1 where a model stage runs on CUDA, else 0)")
+                   help="ray: GPUs each task asks for (fractions share a GPU; default: 1 where a model stage runs on CUDA, else 0)")
     g.add_argument("--retries", type=int, default=1, metavar="R", help="retries of a task that failed unexpectedly (default 1)")
 
 
@@ -31,16 +33,20 @@ def executor_from_args(args: argparse.Namespace) -> Any:
 
     if args.retries < 0:
         raise ConfigError(f"--retries must be >= 0, got {args.retries}")
+    if args.gpus_per_task is not None and args.executor != "ray":
+        raise ConfigError("--gpus-per-task needs --executor ray (a process pool gives each worker one GPU of its own)")
     return create_executor(args.executor, args.workers, args.ray_address)
 
 
-def report_failures(failed: Sequence[tuple[str, str]], what: str) -> int:
-    """Print each failed task on one line; exit status 1 if any failed, else 0."""
-    for key, error in failed:
+def report_failures(failed: Sequence[tuple[str, str]], what: str, recorded: str = "") -> int:
+    """Print each failed task on one line (in task-name order); exit status 1 if any failed, else 0."""
+    for key, error in sorted(failed):
         print(f"failed: {key}: {error}", file=sys.stderr)
     if failed:
-        print(f"{len(failed)} {what} failed (listed above, and in the manifest); the rest are done. "
-              "Run the same command again to retry them.", file=sys.stderr)  # fmt: skip
+        noun = what if len(failed) != 1 else what.rstrip("s")
+        where = f" (listed above{', and in ' + recorded if recorded else ''})"
+        print(f"{len(failed)} {noun} failed{where}; the rest are done. Running the same command again retries "
+              "them (a bad input fails again until it is fixed).", file=sys.stderr)  # fmt: skip
     return 1 if failed else 0
 
 
@@ -59,6 +65,7 @@ def encode_main(argv: Sequence[str]) -> int:
     add_config_options(p)
     add_preprocess_options(p)
     add_keyframe_options(p)
+    add_codec_options(p)
     p.add_argument("--force", action="store_true", help="redo files already coded by an earlier run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_executor_options(p)
@@ -70,7 +77,7 @@ def encode_main(argv: Sequence[str]) -> int:
         result = batch_encode(Path(args.input), Path(args.output), cfg, executor, args.force, args.retries,
                               not args.quiet, args.gpus_per_task)  # fmt: skip
         _summary(result, executor, args.quiet)
-    return report_failures(result.failed, "files")
+    return report_failures(result.failed, "files", "the manifest")
 
 
 def decode_main(argv: Sequence[str]) -> int:
@@ -89,7 +96,7 @@ def decode_main(argv: Sequence[str]) -> int:
         result = batch_decode(Path(args.input), Path(args.output), args.format, executor, args.force, args.retries,
                               not args.quiet, args.gpus_per_task)  # fmt: skip
         _summary(result, executor, args.quiet)
-    return report_failures(result.failed, "files")
+    return report_failures(result.failed, "files", "the manifest")
 
 
 SUBCOMMANDS = {"encode": encode_main, "decode": decode_main}

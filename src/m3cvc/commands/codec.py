@@ -51,6 +51,18 @@ def add_keyframe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("interpolation", "prediction"), help="clip reconstruction mode")
 
 
+def add_codec_options(p: argparse.ArgumentParser) -> None:
+    """Rate, keyframe coding, description and text options (shared by encode and batch encode)."""
+    p.add_argument("--keyframe-qp", type=int, metavar="QP", help="QP 0..51 of the HEVC keyframe chain (lite default codec)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--target-bpp", type=float, metavar="B", help="rate control: choose keyframe spacing and QP for B bits per pixel")
+    rate.add_argument("--target-kbps", type=float, metavar="K", help="rate control: the same for K kbit/s at the coded frame rate")
+    p.add_argument("--keyframe-quality", type=int, metavar="Q", help="AVIF keyframe quality 0..100 (keyframe_codec.backend avif)")
+    p.add_argument("--describer", metavar="NAME", help="describer backend (none, manual, qwen-vl, openai)")
+    p.add_argument("--prompts", metavar="FILE", help="YAML prompts overriding the describer's shipped ones")
+    p.add_argument("--text-codec", metavar="NAME", help="text coder: auto (smallest), lzw, raw, ...")
+
+
 def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
@@ -148,15 +160,8 @@ def encode_main(argv: Sequence[str]) -> int:
     add_config_options(p)
     add_preprocess_options(p)
     add_keyframe_options(p)
-    p.add_argument("--keyframe-qp", type=int, metavar="QP", help="QP 0..51 of the HEVC keyframe chain (lite default codec)")
-    rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--target-bpp", type=float, metavar="B", help="rate control: choose keyframe spacing and QP for B bits per pixel")
-    rate.add_argument("--target-kbps", type=float, metavar="K", help="rate control: the same for K kbit/s at the coded frame rate")
-    p.add_argument("--keyframe-quality", type=int, metavar="Q", help="AVIF keyframe quality 0..100 (keyframe_codec.backend avif)")
+    add_codec_options(p)
     p.add_argument("--descriptions", metavar="FILE", help='JSON {"keyframes": [...], "clips": [...]} texts')
-    p.add_argument("--describer", metavar="NAME", help="describer backend (none, manual, qwen-vl, openai)")
-    p.add_argument("--prompts", metavar="FILE", help="YAML prompts overriding the describer's shipped ones")
-    p.add_argument("--text-codec", metavar="NAME", help="text coder: auto (smallest), lzw, raw, ...")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = p.parse_args(argv)
     from ..describe import Descriptions

@@ -41,7 +41,7 @@ def build_main(argv: Sequence[str]) -> int:
         videos = len({s.video for s in result.samples})
         done = f" ({result.skipped} done by an earlier run)" if result.skipped else ""
         print(f"{len(result.samples)} keyframes from {videos} videos -> {args.output}{done}")
-    return report_failures(result.failed, "videos")
+    return report_failures(result.failed, "videos", "")
 
 
 SUBCOMMANDS = {"build": build_main}

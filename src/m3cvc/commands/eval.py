@@ -182,7 +182,7 @@ def eval_main(argv: Sequence[str]) -> int:
     _finish(csv_path, missing)
     from .batch import report_failures
 
-    return report_failures(failures, "points")
+    return report_failures(failures, "points", "")
 
 
 def bdrate_main(argv: Sequence[str]) -> int:

@@ -23,6 +23,8 @@ def create_executor(name: str = "local", workers: Optional[int] = None, ray_addr
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     if ray_address and name != "ray":
         raise ConfigError("--ray-address needs --executor ray")
+    if ray_address and workers is not None:
+        raise ConfigError("--workers sets the CPUs of the local Ray m3cvc starts; a cluster at --ray-address has its own")
     cls: Any = EXECUTORS.resolve(name)
     if name == "ray":
         return cls(workers, ray_address)
@@ -51,8 +53,8 @@ def task_resources(devices: Sequence[str], executor: Executor, gpus_per_task: Op
     """One CPU, plus ``gpus_per_task`` GPUs if given, else one GPU when a device is CUDA (``cuda``,
     ``cuda:N``, or ``auto`` where the executor's machines have GPUs), else none."""
     if gpus_per_task is not None:
-        if gpus_per_task < 0:
-            raise ConfigError(f"--gpus-per-task must be >= 0, got {gpus_per_task}")
+        if not 0 <= gpus_per_task < 1e6:  # also refuses nan and inf
+            raise ConfigError(f"--gpus-per-task must be a number >= 0, got {gpus_per_task}")
         return Resources(1.0, float(gpus_per_task))
     wants = any(d.startswith("cuda") for d in devices) or ("auto" in devices and executor.gpu_count() > 0)
     return Resources(1.0, 1.0 if wants else 0.0)

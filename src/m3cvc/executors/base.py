@@ -109,6 +109,11 @@ class Executor(ABC):
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
 
+    def start(self) -> None:
+        """Bring the workers up now (else at the first task): a cluster that cannot be reached fails
+        before the job makes any output."""
+        self._start()
+
     # -- backend hooks ------------------------------------------------------------------------
     def _start(self) -> None:
         """Bring the workers up (called once, before the first task)."""

@@ -15,6 +15,8 @@ import multiprocessing as mp
 import os
 import shutil
 import subprocess
+import threading
+import time
 from typing import Any, Optional, Sequence
 
 from .base import Executor, Task, invoke
@@ -35,12 +37,22 @@ def visible_gpus() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
+def _watch_parent(parent: int) -> None:
+    """Exit when the driver is gone (killed with SIGKILL, out of memory): a worker must not live on
+    holding CPUs and GPU memory for nobody."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
 def _init_worker(slots: Any, gpus: Sequence[str]) -> None:
     """Runs first in each worker: take a slot number and, with GPUs, pin the worker to one."""
     slot = slots.get()
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
     os.environ["M3CVC_WORKER"] = str(slot)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="m3cvc-parent-watch").start()
 
 
 class ProcessExecutor(Executor):
@@ -67,17 +79,19 @@ class ProcessExecutor(Executor):
 
     def _wait(self, handles: list[Any]) -> list[tuple[Any, tuple[bool, Any, float, bool]]]:
         done, _ = cf.wait(handles, return_when=cf.FIRST_COMPLETED)
-        out = []
+        out, broken = [], False
         for future in done:
             exc = future.exception()
             if exc is None:
                 out.append((future, future.result()))
-            else:  # the worker died (BrokenProcessPool) or the arguments did not pickle
+            else:  # a worker died (BrokenProcessPool: every task in flight fails with it) or pickling failed
                 retryable = isinstance(exc, cf.process.BrokenProcessPool)
-                out.append((future, (False, f"{type(exc).__name__}: {exc}", 0.0, retryable)))
-                if retryable:
-                    self._pool.shutdown(wait=False, cancel_futures=False)  # type: ignore[union-attr]
-                    self._pool = None
+                broken = broken or retryable
+                message = "a worker process died (killed, or out of memory)" if retryable else str(exc)
+                out.append((future, (False, f"{type(exc).__name__}: {message}", 0.0, retryable)))
+        if broken and self._pool is not None:  # a new pool for what is retried
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
         return out
 
     def describe(self) -> str:

@@ -12,6 +12,8 @@ Ray is imported only here, when this executor is chosen (``pip install 'm3cvc[sc
 from __future__ import annotations
 
 import os
+import signal
+import socket
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,6 +32,19 @@ def driver_threads() -> int:
     import torch
 
     return torch.get_num_threads()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT that does not answer fails in seconds (Ray itself retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return
+    except ValueError:
+        raise BackendError(f"--ray-address {address!r}: expected HOST:PORT, auto or ray://HOST:PORT") from None
+    except OSError as exc:
+        raise BackendError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+                           "`ray start --head` or check --ray-address") from None
 
 
 def _ray() -> Any:
@@ -54,6 +69,8 @@ class RayExecutor(Executor):
         if self._remote is not None:
             return
         ray = self._ray = _ray()
+        if self.address and ":" in self.address and not self.address.startswith(("ray://", "auto")):
+            _check_reachable(self.address)
         if not ray.is_initialized():
             src = str(Path(__file__).resolve().parents[2])  # the folder holding the m3cvc package
             env = {"env_vars": {
@@ -63,13 +80,17 @@ class RayExecutor(Executor):
             kwargs: dict[str, Any] = {"runtime_env": env, "log_to_driver": True, "include_dashboard": False}
             if self.address:
                 kwargs["address"] = self.address
-            else:
-                kwargs["num_cpus"] = self.workers
+            else:  # a Ray of its own for the run, even where a cluster is running on this machine
+                kwargs.update(address="local", num_cpus=self.workers)
+            previous = signal.getsignal(signal.SIGTERM)
             try:
                 ray.init(**kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = self.address or "a local Ray"
                 raise BackendError(f"cannot start or join {where}: {str(exc).splitlines()[0]}") from None
+            finally:  # Ray's driver installs its own SIGTERM handler: keep m3cvc's (clean exit 143)
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
             self._started_here = True
         self._remote = ray.remote(invoke)
 

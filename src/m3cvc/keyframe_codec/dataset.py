@@ -84,13 +84,22 @@ def dataset_video(job: DatasetJob) -> list[dict]:
     key = json.dumps(to_dict(job.config), sort_keys=True)
     selector = worker_cache(("selector", key), lambda: build_selector(job.config.keyframes))
     describer = worker_cache(("describer", key), lambda: build_describer(job.config.describe))
-    name = Path(job.rel).with_suffix("").as_posix().replace("/", "_")
     samples = []
+    name = image_stem(job.rel)
     for index, frame, text in video_keyframes(job.path, job.config, selector, describer):
         rel = f"images/{name}_{index:06d}.png"
         write_bytes_atomic(job.out / rel, _png(frame))
         samples.append(Sample(rel, text, job.rel, index).__dict__)
     return samples
+
+
+def image_stem(rel: str) -> str:
+    """The images' name stem of a video: its path flattened, plus a hash of the path, so that
+    ``a.mp4`` / ``a.mkv`` or ``x/y_z.mp4`` / ``x_y/z.mp4`` never share images."""
+    import hashlib
+
+    flat = Path(rel).with_suffix("").as_posix().replace("/", "_")
+    return f"{flat}_{hashlib.sha256(rel.encode()).hexdigest()[:8]}"
 
 
 @dataclass
@@ -116,13 +125,31 @@ def build_dataset(
     videos_dir = Path(videos_dir)
     videos = find_videos(videos_dir)
     out = Path(out_dir)
-    if out.resolve() == videos_dir.resolve():
-        raise InputError("the dataset folder must not be the videos folder")
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    parts = out / ".parts"
-    parts.mkdir(exist_ok=True)
+    if out.resolve() == videos_dir.resolve() or videos_dir.resolve() in out.resolve().parents:
+        raise InputError(f"the dataset folder {out} must not be (inside) the videos folder {videos_dir}")
     cfg = semantic_only(cfg)
     key = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+    parts = out / ".parts"
+    settings = parts / "settings.json"
+    if settings.is_file() and not force:
+        try:
+            old = json.loads(settings.read_text(encoding="utf-8")).get("settings_key")
+        except (OSError, ValueError, AttributeError):
+            old = None
+        if old != key:
+            raise InputError(f"{out} holds a dataset built with other settings; use another folder, or --force "
+                             "to build it anew (its images are replaced)")  # fmt: skip
+    if force and out.is_dir():  # anew: no images of the old settings left behind
+        import shutil
+
+        shutil.rmtree(out / "images", ignore_errors=True)
+        shutil.rmtree(parts, ignore_errors=True)
+    try:
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        parts.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot make the dataset folder {out}: {exc.strerror or exc}") from None
+    write_text_atomic(settings, json.dumps({"settings_key": key, "config": to_dict(cfg)}))
     executor = executor or LocalExecutor()
     resources = task_resources(model_devices(cfg), executor, gpus_per_task)
 
