@@ -9,6 +9,7 @@ BD-rates are computed by :func:`m3cvc.eval.report.bd_report` (the ``bjontegaard`
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -129,6 +130,7 @@ def build_eval_page(
     step = step or (lambda _: None)
     grouped, paths = load_results(root)
     kept = kept_streams(grouped, paths) if streams else {}
+    references: dict[tuple, tuple[Optional[list[Any]], str]] = {}  # the latest sequence's original frames
     plots_ok = importlib.util.find_spec("matplotlib") is not None
     datasets = []
     for dataset, results in sorted(grouped.items()):
@@ -157,12 +159,16 @@ def build_eval_page(
                     stream = kept.get((dataset, codec, seq_name, point["point"]))
                     if stream is not None:
                         step(f"{dataset}: stream {seq_name} {codec} {point['point']}")
-                        sub = f"streams/{slug(dataset)}/{slug(seq_name)}/{slug(codec)}_{slug(point['point'])}"
+                        sub = f"streams/{work_name(dataset)}/{work_name(seq_name)}/{slug(codec)}_{slug(point['point'])}"
                         folder = site.media / sub
                         folder.mkdir(parents=True)
-                        ref, why = _reference_frames(r, seq_name, seq["frames"])
-                        if why:
-                            log(f"note: {seq_name} / {codec} / {point['point']}: {why}")
+                        ref_key = (seq.get("source"), json.dumps(r.get("preprocess"), sort_keys=True), seq["frames"])
+                        if ref_key not in references:  # the source is read once for all its kept streams
+                            references.clear()
+                            references[ref_key] = _reference_frames(r, seq_name, seq["frames"])
+                            if references[ref_key][1]:
+                                log(f"note: {seq_name}: {references[ref_key][1]}")
+                        ref, why = references[ref_key]
                         depth = "../" * (sub.count("/") + 2)
                         page = StreamPageInputs(
                             name=f"{seq_name} / {codec} / {point['point']}", data=stream.read_bytes(), reference=ref,

@@ -9,6 +9,7 @@ static web server, with no network access.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from ..fileio import check_output_path
 GENERATOR = "m3cvc report"
 
 
+@functools.lru_cache(maxsize=1)
 def environment() -> Any:
     """The Jinja2 environment of the shipped templates (BackendError if Jinja2 is not installed)."""
     try:
