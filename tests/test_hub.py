@@ -62,3 +62,16 @@ def test_full_profile_offline_fails_fast_in_one_line(endpoint, small_video, tmp_
     assert "openai/clip-vit-base-patch32 (keyframes.clip.model)" in lines[0] and "local folder" in lines[0]
     assert seconds < 30  # the libraries' own retries take minutes
     assert not (tmp_path / "o.m3c").exists()
+
+
+def test_full_profile_model_stages_default_to_device_auto_resolved_in_one_place():
+    torch = pytest.importorskip("torch")
+    from m3cvc.config import load_config
+    from m3cvc.executors import model_devices
+    from m3cvc.keyframes._torch import resolve_device, torch_device
+
+    full = load_config(profile="full")
+    assert set(model_devices(full)) == {"auto"}  # CLIP, RAFT, Qwen-VL, vq-diffusion, video diffusion
+    here = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto") == here and torch_device("auto", "k").type == here
+    assert resolve_device("cuda:1") == "cuda:1"

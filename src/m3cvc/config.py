@@ -43,7 +43,7 @@ class ClipOptions:
     """transformers CLIPModel used as the semantic backend ``clip``."""
 
     model: str = "openai/clip-vit-base-patch32"  # hub id or local folder
-    device: str = "cpu"
+    device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N
     dtype: str = "float32"
     local_files_only: bool = False
 
@@ -54,7 +54,7 @@ class RaftOptions:
 
     variant: str = "large"  # large | small
     weights: str = "DEFAULT"  # DEFAULT (torchvision's pretrained), none (random init), or a .pth path
-    device: str = "cpu"
+    device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N
     num_flow_updates: int = 12
     working_width: int = 512  # flow is computed at this width (rounded to a multiple of 8)
 
@@ -187,7 +187,7 @@ class VQDiffusionOptions:
     guidance: float = 5.0  # classifier-free guidance scale (1 = off)
     seed: int = 0  # stored in the stream
     dtype: str = "float32"
-    device: str = "cpu"
+    device: str = "auto"  # auto (cuda when available, else cpu; the header keeps "auto") | cpu | cuda | cuda:N
     local_files_only: bool = False
 
 

@@ -44,10 +44,7 @@ class QwenVLChat(ChatBackend):
             raise ConfigError(f"describe.qwen_vl.attn_implementation must be one of {', '.join(ATTENTION)}")
         self.options = options
         self.model = options.model
-        device = torch_device(
-            ("cuda" if torch.cuda.is_available() else "cpu") if options.device == "auto" else options.device,
-            "describe.qwen_vl.device",
-        )
+        device = torch_device(options.device, "describe.qwen_vl.device")
         if options.dtype == "auto":
             dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         elif options.dtype in TORCH_DTYPES:

@@ -82,13 +82,20 @@ class VQDiffusionCodec(KeyframeCodec):
         except ConfigError as exc:
             raise BackendError(f"stream header: {exc}") from None
 
+    @property
+    def device(self) -> str:
+        """Where the models run: ``options.device`` with ``auto`` resolved here (the header keeps ``auto``)."""
+        from ..keyframes._torch import torch_device
+
+        return str(torch_device(self.options.device, "keyframe_codec.vq_diffusion.device"))
+
     # ---- lazily loaded models
     @property
     def vq(self) -> Any:
         if self._vq is None:
             from .vq_model import VQKeyframeModel
 
-            model = VQKeyframeModel.from_pretrained(self.options.checkpoint, device=self.options.device)
+            model = VQKeyframeModel.from_pretrained(self.options.checkpoint, device=self.device)
             if self.options.grid and self.options.grid != model.config.grid:
                 raise ConfigError(f"keyframe_codec.vq_diffusion.grid is {self.options.grid!r} but the checkpoint "
                                   f"{self.options.checkpoint} was trained for grid {model.config.grid!r}")
@@ -105,7 +112,7 @@ class VQDiffusionCodec(KeyframeCodec):
             from .vae import load_vae
 
             o, c = self.options, self.vq.config
-            self._vae = load_vae(o.vae or c.vae, o.vae_kind or c.vae_kind, device=o.device, dtype=o.dtype,
+            self._vae = load_vae(o.vae or c.vae, o.vae_kind or c.vae_kind, device=self.device, dtype=o.dtype,
                                  local_files_only=o.local_files_only)
             if self._vae.latent_channels != c.latent_channels:
                 raise BackendError(f"the VAE has {self._vae.latent_channels} latent channels, the checkpoint "
@@ -119,7 +126,7 @@ class VQDiffusionCodec(KeyframeCodec):
 
             o = self.options
             self._diffusion = LatentDiffusionDecoder.from_pretrained(
-                o.diffusion, o.decoder, o.unet, o.scheduler, o.device, o.dtype, o.local_files_only)
+                o.diffusion, o.decoder, o.unet, o.scheduler, self.device, o.dtype, o.local_files_only)
             self._diffusion.progress = self.progress
         return self._diffusion
 
@@ -140,7 +147,7 @@ class VQDiffusionCodec(KeyframeCodec):
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or min(frame.shape[:2]) < 1:
             raise InputError(f"keyframe must be RGB uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
         latents = self.vae.encode(images_to_tensor([_pad_to(frame, self.multiple)]))
-        return self.vq.encode_indices(latents.to(self.options.device))[0].cpu().numpy()
+        return self.vq.encode_indices(latents.to(self.device))[0].cpu().numpy()
 
     def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
         return self.vq.index_coder().encode(self.encode_indices(frame))
@@ -150,7 +157,7 @@ class VQDiffusionCodec(KeyframeCodec):
         import torch
         from torch.nn import functional as F
 
-        z_hat = self.vq.decode_indices(torch.from_numpy(indices)[None].to(self.options.device))
+        z_hat = self.vq.decode_indices(torch.from_numpy(indices)[None].to(self.device))
         if self.options.decoder == "vae":
             return z_hat
         from .latent_diffusion import SamplerSettings, unet_multiple

@@ -117,11 +117,9 @@ def to_uint8(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # torch helpers (imported lazily)
 def resolve_device(device: str) -> str:
-    import torch
+    from ..keyframes._torch import resolve_device as resolve
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return resolve(device)
 
 
 def resolve_dtype(dtype: str, device: str) -> Any:
