@@ -101,6 +101,18 @@ def test_process_pool_survives_a_dead_worker_and_keeps_models_per_worker(tmp_pat
     assert os.getpid() not in by_pid and all(len(ids) == 1 for ids in by_pid.values())  # built once per worker
 
 
+def test_worker_cache_keeps_the_latest_entry_of_a_slot():
+    from m3cvc.executors import clear_worker_cache
+
+    builds = []
+    first = worker_cache("a", lambda: builds.append("a") or object(), slot="test-clip")
+    assert worker_cache("a", lambda: builds.append("a") or object(), slot="test-clip") is first  # kept, not rebuilt
+    worker_cache("b", lambda: builds.append("b") or object(), slot="test-clip")
+    assert worker_cache("a", lambda: builds.append("a") or object(), slot="test-clip") is not first  # replaced by b
+    assert builds == ["a", "b", "a"]
+    clear_worker_cache()
+
+
 def test_process_workers_are_pinned_to_gpus_round_robin():
     with ProcessExecutor(3, gpus=["0", "1"]) as executor:
         outcomes = executor.run([Task(f"t{i}", os.getenv, ("CUDA_VISIBLE_DEVICES",)) for i in range(12)], progress=False)

@@ -98,7 +98,7 @@ def run_point(job: PointJob) -> tuple[dict[str, Any], dict[str, Any]]:
 
     opts = job.opts
     suite = worker_cache(suite_key(opts), lambda: MetricSuite(opts.metrics, opts.metric_options))
-    key = (str(job.seq.path), job.seq, opts.preprocess, opts.max_frames, str(job.workdir))
+    key = (job.seq, opts.preprocess, opts.max_frames, job.workdir)
     clip = worker_cache(key, lambda: load_clip(job.seq, opts, job.workdir), slot="clip")
     coded = job.codec.run(clip, job.point)
     values, per_frame = suite.measure(clip.frames, coded.frames)

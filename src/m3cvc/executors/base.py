@@ -78,16 +78,14 @@ _CACHE: dict[Hashable, Any] = {}
 def worker_cache(key: Hashable, build: Callable[[], Any], slot: Optional[str] = None) -> Any:
     """What ``build()`` returns, built once per worker process for ``key``. With ``slot``, only the
     latest key of that slot is kept (e.g. one decoded clip per worker, not every clip it has seen)."""
-    if key in _CACHE:
-        return _CACHE[key]
     if slot is not None:
-        for old in [k for k in _CACHE if isinstance(k, tuple) and k[:1] == (slot,)]:
-            _CACHE.pop(old)
         key = (slot, key)
-        if key in _CACHE:
-            return _CACHE[key]
-    value = _CACHE[key] = build()
-    return value
+    if key not in _CACHE:
+        if slot is not None:  # the slot's previous entry goes before the new one is built
+            for old in [k for k in _CACHE if isinstance(k, tuple) and k[:1] == (slot,)]:
+                _CACHE.pop(old)
+        _CACHE[key] = build()
+    return _CACHE[key]
 
 
 def clear_worker_cache() -> None:

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 from urllib.parse import quote
 
 from ..errors import BackendError, InputError
-from ..fileio import check_output_path
+from ..fileio import _umask, check_output_path
 
 GENERATOR = "m3cvc report"
 
@@ -147,9 +147,7 @@ class Site:
         elif final_media.exists() or final_media.is_symlink():  # appeared while the report was built
             raise InputError(f"{final_media} exists and is not a folder; move it away first")
         os.rename(self.media, final_media)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(page, 0o666 & ~mask)
+        os.chmod(page, 0o666 & ~_umask())
         os.replace(page, self.output)
         self._done = True
         return self.output
