@@ -266,54 +266,13 @@ def test_registries_and_lazy_imports():
 
 # --------------------------------------------------------------------------------------------
 # CLIP: a tiny random CLIPModel + processor saved to a folder and loaded back like a user's model
-def write_clip_tokenizer(folder: Path) -> None:
-    """vocab.json / merges.txt of a tiny byte-level BPE (256 byte symbols, their word-final forms)."""
-    import json
-
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    codes, extra = printable[:], 0
-    for byte in range(256):
-        if byte not in printable:
-            codes.append(256 + extra)
-            extra += 1
-    chars = [chr(c) for c in codes]
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    merges = ["t h", "a n"]
-    for merge in merges:
-        vocab["".join(merge.split())] = len(vocab)
-    for token in ("<|startoftext|>", "<|endoftext|>"):
-        vocab[token] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
 def tiny_clip_dir(tmp_path_factory) -> Path:
     pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    folder = tmp_path_factory.mktemp("tiny_clip")
-    write_clip_tokenizer(folder / "tokenizer")
-    tokenizer = transformers.CLIPTokenizer.from_pretrained(folder / "tokenizer", model_max_length=16)
-    config = transformers.CLIPConfig(
-        text_config=dict(
-            vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-            num_attention_heads=2, max_position_embeddings=16, bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        ),
-        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
-        projection_dim=8,
-    )
-    import torch
+    pytest.importorskip("transformers")
+    from tiny_models import build_tiny_clip
 
-    torch.manual_seed(0)
-    model = transformers.CLIPModel(config).eval()
-    image_processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    processor = transformers.CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
-    model.save_pretrained(folder / "model")
-    processor.save_pretrained(folder / "model")
-    return folder / "model"
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
 
 
 def test_clip_backend_drives_keyframe_selection(tiny_clip_dir):

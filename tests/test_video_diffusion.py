@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import TEST_DEVICE
-from tiny_models import tiny_cogvideox, tiny_ltx, tiny_wan
+from tiny_models import save_pipeline, tiny_cogvideox, tiny_ltx, tiny_wan
 from m3cvc.config import (
     CogVideoXOptions,
     LtxOptions,
@@ -83,12 +83,7 @@ def tiny_model(tmp_path_factory):
     def get(name: str) -> str:
         if name not in folders:
             torch.manual_seed(0)
-            pipe = BUILDERS[name]()
-            for component in pipe.components.values():
-                if isinstance(component, torch.nn.Module):
-                    component.eval()  # modules built from configs start in train mode
-            pipe.save_pretrained(root / name)
-            folders[name] = str(root / name)
+            folders[name] = str(save_pipeline(BUILDERS[name](), root / name))
         return folders[name]
 
     return get

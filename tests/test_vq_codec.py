@@ -8,10 +8,8 @@ checkpoints use.
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +20,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("constriction")
 
 from conftest import TEST_DEVICE  # noqa: E402
+from tiny_models import build_tiny_sd  # noqa: E402
 from m3cvc.config import KeyframeCodecConfig, VQDiffusionOptions  # noqa: E402
 from m3cvc.errors import BitstreamError, ConfigError  # noqa: E402
 from m3cvc.keyframe_codec import build_keyframe_codec, keyframe_codec_from_params  # noqa: E402
@@ -37,60 +36,6 @@ from m3cvc.keyframe_codec.vae import load_vae  # noqa: E402
 from m3cvc.keyframe_codec.vq_model import VQKeyframeModel, VQModelConfig  # noqa: E402
 
 SIZE = 64
-
-
-def _byte_chars() -> list[str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    extra = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in cs]
-
-
-def write_clip_tokenizer(folder: Path) -> None:
-    """A byte-level CLIP BPE vocabulary (bytes, bytes + </w>, a few merges) for CLIPTokenizer.from_pretrained."""
-    chars = _byte_chars()
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    merges = ["t h", "th e</w>", "a n", "an d</w>"]
-    for m in merges:
-        vocab["".join(m.split())] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-
-
-def _unet(in_channels: int):
-    return diffusers.UNet2DConditionModel(
-        sample_size=8, in_channels=in_channels, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        norm_num_groups=8, cross_attention_dim=32, attention_head_dim=4,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
-
-
-def build_tiny_sd(root: Path) -> Path:
-    torch.manual_seed(0)
-    write_clip_tokenizer(root / "_tok")
-    tok = transformers.CLIPTokenizer.from_pretrained(str(root / "_tok"), model_max_length=16)
-    tok.save_pretrained(str(root / "tokenizer"))
-    enc = transformers.CLIPTextModel(transformers.CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2,
-        max_position_embeddings=16, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id))
-    enc.save_pretrained(str(root / "text_encoder"))
-    diffusers.AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, down_block_types=["DownEncoderBlock2D"] * 4,
-        up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[16, 16, 32, 32], layers_per_block=1,
-        norm_num_groups=8, sample_size=SIZE).save_pretrained(str(root / "vae"))
-    _unet(4).save_pretrained(str(root / "unet"))
-    diffusers.DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                            set_alpha_to_one=False, steps_offset=1).save_pretrained(str(root / "scheduler"))
-    return root
 
 
 def _images(n: int, seed: int) -> list[np.ndarray]:

@@ -3,6 +3,8 @@ pipelines), shared by the tests and the GPU benchmarks; no pytest here."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 
@@ -103,3 +105,115 @@ def tiny_cogvideox() -> Any:
     )
     return CogVideoXImageToVideoPipeline(tokenizer=tok, text_encoder=t5_encoder(len(tok)), vae=vae,
                                          transformer=transformer, scheduler=CogVideoXDDIMScheduler())
+
+
+# ------------------------------------------------------------------------------ CLIP / Stable Diffusion
+def write_clip_tokenizer(folder: Path, merges: tuple[str, ...] = ("t h", "th e</w>", "a n", "an d</w>")) -> None:
+    """vocab.json / merges.txt of a tiny byte-level CLIP BPE (the 256 byte symbols, their word-final
+    forms, a few merges) for ``CLIPTokenizer.from_pretrained``."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + list(range(ord("\u00ae"), ord("\u00ff") + 1))
+    codes, extra = printable[:], 0
+    for byte in range(256):
+        if byte not in printable:
+            codes.append(256 + extra)
+            extra += 1
+    chars = [chr(c) for c in codes]
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    for merge in merges:
+        vocab["".join(merge.split())] = len(vocab)
+    for token in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[token] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+
+
+def tiny_unet(in_channels: int = 4) -> Any:
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=8, in_channels=in_channels, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        norm_num_groups=8, cross_attention_dim=32, attention_head_dim=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+
+
+def build_tiny_sd(root: Path, sample_size: int = 64, pipeline: bool = False) -> Path:
+    """A random Stable-Diffusion-layout folder (tokenizer/, text_encoder/, vae/, unet/, scheduler/) in
+    ``root``; ``pipeline``: also the ``model_index.json`` of a StableDiffusionPipeline, so diffusers'
+    pipeline loaders (``AutoPipelineForImage2Image``) take the folder as they take SD 1.5's."""
+    import torch
+    import transformers
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline
+
+    torch.manual_seed(0)
+    write_clip_tokenizer(root / "_tok")
+    tok = transformers.CLIPTokenizer.from_pretrained(str(root / "_tok"), model_max_length=16)
+    enc = transformers.CLIPTextModel(transformers.CLIPTextConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2,
+        max_position_embeddings=16, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id))
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[16, 16, 32, 32], layers_per_block=1,
+        norm_num_groups=8, sample_size=sample_size)
+    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                          set_alpha_to_one=False, steps_offset=1)
+    if pipeline:
+        StableDiffusionPipeline(vae=vae, text_encoder=enc, tokenizer=tok, unet=tiny_unet(4), scheduler=sched,
+                                safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+                                ).save_pretrained(str(root))
+    else:
+        tok.save_pretrained(str(root / "tokenizer"))
+        enc.save_pretrained(str(root / "text_encoder"))
+        vae.save_pretrained(str(root / "vae"))
+        tiny_unet(4).save_pretrained(str(root / "unet"))
+        sched.save_pretrained(str(root / "scheduler"))
+    return root
+
+
+def build_tiny_clip(root: Path) -> Path:
+    """A random CLIPModel + CLIPProcessor (32 px images) saved in ``root/model``; returns that folder."""
+    import torch
+    import transformers
+
+    write_clip_tokenizer(root / "tokenizer", merges=("t h", "a n"))
+    tokenizer = transformers.CLIPTokenizer.from_pretrained(root / "tokenizer", model_max_length=16)
+    config = transformers.CLIPConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+            num_attention_heads=2, max_position_embeddings=16, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        ),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+        projection_dim=8,
+    )
+    torch.manual_seed(0)
+    model = transformers.CLIPModel(config).eval()
+    image_processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = transformers.CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    model.save_pretrained(root / "model")
+    processor.save_pretrained(root / "model")
+    return root / "model"
+
+
+def build_tiny_raft(path: Path) -> Path:
+    """Random RAFT-small weights saved as a ``.pth`` state dict (``keyframes.raft.weights``)."""
+    import torch
+    from torchvision.models.optical_flow import raft_small
+
+    torch.manual_seed(0)
+    torch.save(raft_small(weights=None, progress=False).state_dict(), path)
+    return path
+
+
+def save_pipeline(pipe: Any, folder: Path) -> Path:
+    """``pipe.save_pretrained(folder)`` with every module in eval mode (modules built from configs start
+    in train mode)."""
+    import torch
+
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()
+    pipe.save_pretrained(folder)
+    return folder

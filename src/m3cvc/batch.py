@@ -60,6 +60,10 @@ def encode_file(job: EncodeJob) -> dict[str, Any]:
     with atomic_path(job.output, [job.source]) as tmp:
         result = encoder.encode(job.source, progress=False)
         tmp.write_bytes(result.data)
+    from .config import sidecar_path, sidecar_yaml
+    from .fileio import write_text_atomic
+
+    write_text_atomic(sidecar_path(job.output), sidecar_yaml(job.config, job.source, job.output), [job.source])
     return {"bytes": len(result.data), "bpp": result.bpp, "frames": result.frames,
             "keyframes": len(result.keyframe_indices)}  # fmt: skip
 

@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Optional, Sequence, TypeVar, Union
 
 import yaml
 
@@ -20,7 +20,7 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
-PROFILES = ("lite", "full")
+PROFILES = ("lite", "full", "paper")
 
 
 # --------------------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ class ClipOptions:
 
     model: str = "openai/clip-vit-base-patch32"  # hub id or local folder
     device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N
-    dtype: str = "float32"
+    dtype: str = "auto"  # auto (bfloat16 on GPUs that support it, float32 on cpu; m3cvc/devices.py) | float32 | float16 | bfloat16
     local_files_only: bool = False
 
 
@@ -186,8 +186,28 @@ class VQDiffusionOptions:
     strength: float = 0.6  # img2img: fraction of the schedule re-noised
     guidance: float = 5.0  # classifier-free guidance scale (1 = off)
     seed: int = 0  # stored in the stream
-    dtype: str = "float32"
+    dtype: str = "auto"  # auto (bfloat16 on GPUs that support it, float32 on cpu) | float32 | float16 | bfloat16
     device: str = "auto"  # auto (cuda when available, else cpu; the header keeps "auto") | cpu | cuda | cuda:N
+    local_files_only: bool = False
+
+
+@dataclass(frozen=True)
+class RefineOptions:
+    """Decoder-side refinement of the decoded hevc/avif keyframes by a public text-to-image model
+    (training-free; the ``full`` profile): diffusers image-to-image at a low ``strength``, conditioned
+    on the decoded keyframe and its text D^F. Every setting but device/dtype/cpu_offload/local_files_only
+    changes the decoded pixels and is stored in the stream (keyframe_codec/refine.py)."""
+
+    backend: str = "none"  # none | img2img
+    model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # any AutoPipelineForImage2Image model: hub id or folder
+    strength: float = 0.25  # share of the noise schedule re-applied to the decoded keyframe (0 < strength <= 1)
+    steps: int = 40  # scheduler steps of the full schedule; int(steps * strength) of them run
+    guidance: float = 4.0  # classifier-free guidance scale (1 = off)
+    negative_prompt: str = "blurry, low quality, jpeg artifacts, compression artifacts"
+    seed: int = 0
+    dtype: str = "auto"  # auto (bfloat16 on GPUs that support it, float32 on cpu) | float32 | float16 | bfloat16
+    device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N
+    cpu_offload: bool = False  # enable_model_cpu_offload (GPU only; needs accelerate)
     local_files_only: bool = False
 
 
@@ -197,6 +217,7 @@ class KeyframeCodecConfig:
     hevc: HevcOptions = field(default_factory=HevcOptions)
     avif: AvifOptions = field(default_factory=AvifOptions)
     vq_diffusion: VQDiffusionOptions = field(default_factory=VQDiffusionOptions)
+    refine: RefineOptions = field(default_factory=RefineOptions)  # decode-side diffusion refinement of hevc/avif keyframes
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,13 +325,17 @@ def profile_config(profile: str) -> M3Config:
     """The embedded default config of a profile."""
     if profile == "lite":
         return M3Config()
-    if profile == "full":
-        base = M3Config(profile="full")
+    if profile in ("full", "paper"):
+        # full: training-free generative profile on public weights (lite's HEVC keyframe chain refined on
+        # decode by SD img2img); paper: the paper's trained VQ keyframe codec (needs `m3cvc train`)
+        base = M3Config(profile=profile)
+        kc = base.keyframe_codec
+        kc = replace(kc, refine=replace(kc.refine, backend="img2img")) if profile == "full" else replace(kc, backend="vq-diffusion")
         return replace(
             base,
             keyframes=replace(base.keyframes, semantic="clip", motion="raft"),
             describe=replace(base.describe, backend="qwen-vl"),
-            keyframe_codec=replace(base.keyframe_codec, backend="vq-diffusion"),
+            keyframe_codec=kc,
             reconstruct=replace(base.reconstruct, backend="ltx"),
         )
     raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
@@ -395,6 +420,25 @@ def from_dict(cls: type[T], data: Any, path: str = "", base: Optional[T] = None)
 
 def dump_yaml(config: M3Config) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)
+
+
+SIDECAR_SUFFIX = ".yaml"
+
+
+def sidecar_path(output: Union[str, Path]) -> Path:
+    """Where ``encode`` writes the config of ``output``: ``OUT.yaml`` beside it (``clip.m3c.yaml``)."""
+    return Path(str(output) + SIDECAR_SUFFIX)
+
+
+def sidecar_yaml(config: M3Config, input: Union[str, Path], output: Union[str, Path], notes: Sequence[str] = ()) -> str:
+    """The full resolved ``config`` of an encode as YAML, headed by comments saying how to reproduce it
+    (``m3cvc encode IN -o OUT --config THIS`` gives the same bytes with the same m3cvc and codec builds).
+    ``notes``: more comment lines (e.g. input-reading options that are not config keys)."""
+    from . import __version__
+
+    head = [f"m3cvc {__version__} encode config of {Path(output).name} (input: {input})",
+            f"reproduce: m3cvc encode {input} -o {output} --config {sidecar_path(output).name}", *notes]  # fmt: skip
+    return "".join(f"# {line}\n" for line in head) + dump_yaml(config)
 
 
 def read_yaml(path: Union[str, Path], what: str) -> Any:

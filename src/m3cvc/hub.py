@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from .errors import BackendError
 
@@ -92,3 +92,24 @@ def resolve_model(model: str, key: str, local_files_only: bool = False, revision
         raise BackendError(f"model {model} ({key}) is not in the HF cache and the hub ({hub_endpoint()}) cannot be "
                            f"reached: {how}")  # fmt: skip
     return model, False
+
+
+def load_pipeline(pipeline_class: Any, model: str, dtype: Any, local_files_only: bool, key: str, **kwargs: Any) -> Any:
+    """``pipeline_class.from_pretrained(model, dtype=..., **kwargs)`` for a diffusers pipeline class, with
+    ``model`` (the value of config key ``key``) resolved by :func:`resolve_model` and loading errors turned
+    into a one-line :class:`BackendError`."""
+    model, local_files_only = resolve_model(model, key, local_files_only)
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401  (diffusers >= 0.36)
+
+        dtype_kw = {"dtype": dtype}
+    except ImportError:  # older diffusers only know ``torch_dtype``
+        dtype_kw = {"torch_dtype": dtype}
+    try:
+        return pipeline_class.from_pretrained(model, local_files_only=local_files_only, **dtype_kw, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackendError(
+            f"cannot load {pipeline_class.__name__} from {model!r} ({first}); download it into the "
+            f"Hugging Face cache or set {key} to a local folder"
+        ) from exc

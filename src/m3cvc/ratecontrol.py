@@ -346,6 +346,7 @@ def plan(
     drops candidates on the way (module doc); ``workers``: encoder threads (0: :func:`default_workers`)."""
     from .bitstream import Keyframe
     from .describe import NoneDescriber
+    from .keyframe_codec import with_refine
     from .keyframes import build_selector
     from .pipeline import _HintCollector, _Track, assemble
     from .reconstruct import build_reconstructor
@@ -401,8 +402,9 @@ def plan(
         motion = hints.payload()
         for qp, units in codec.measured().items():
             kfs = [Keyframe(k.index, u, k.trigger) for k, u in zip(keyframes, units)]
+            header_codec = with_refine(codec.codecs[qp], cfg.keyframe_codec)  # the codec the header will name
             _, data = assemble(
-                cfg, width, height, Fraction(fps), frames_seen, codec.codecs[qp], recon, kfs, kf_texts, clip_texts, motion
+                cfg, width, height, Fraction(fps), frames_seen, header_codec, recon, kfs, kf_texts, clip_texts, motion
             )
             candidates.append(Candidate(interval, qp, len(data), len(keyframes)))
     chosen, within = choose(candidates, target, pixels, tolerance)

@@ -7,7 +7,7 @@ and are only imported when a user asks for them, so the lite profile never impor
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Generic, TypeVar, Union
+from typing import Any, Callable, Generic, Mapping, TypeVar, Union
 
 from .errors import BackendError
 
@@ -64,3 +64,26 @@ class Registry(Generic[T]):
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> T:
         return self.resolve(name)(*args, **kwargs)
+
+
+def read_params(what: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """A backend's header ``params`` over ``defaults`` (``what`` names the backend in errors, e.g.
+    ``"flow reconstructor"``); unknown keys or values of the wrong type raise BitstreamError."""
+    from .errors import BitstreamError
+
+    out = dict(defaults)
+    for key, value in params.items():
+        if key not in defaults:
+            raise BitstreamError(f"{what}: unknown parameter {key!r} in the stream header")
+        default = defaults[key]
+        if isinstance(default, bool) or isinstance(value, bool):
+            ok = isinstance(value, bool) and isinstance(default, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float))
+            value = float(value) if ok else value
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise BitstreamError(f"{what}: parameter {key!r} has an invalid value {value!r}")
+        out[key] = value
+    return out

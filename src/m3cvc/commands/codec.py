@@ -163,23 +163,34 @@ def encode_main(argv: Sequence[str]) -> int:
     add_codec_options(p)
     p.add_argument("--descriptions", metavar="FILE", help='JSON {"keyframes": [...], "clips": [...]} texts')
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-config-out", action="store_true",
+                   help="do not write OUT.yaml, the resolved config that reproduces OUT (written by default)")
     args = p.parse_args(argv)
+    from ..config import sidecar_path, sidecar_yaml
     from ..describe import Descriptions
+    from ..fileio import write_text_atomic
     from ..pipeline import Encoder
 
-    out = check_new_output(args.output, [args.input], args.overwrite)
+    inputs = [args.input] + [x for x in (args.config, args.descriptions) if x]
+    out = check_new_output(args.output, inputs, args.overwrite)
+    sidecar = None if args.no_config_out else check_new_output(str(sidecar_path(out)), inputs, args.overwrite)
     cfg = config_from_args(args)
     descriptions = Descriptions.load(args.descriptions) if args.descriptions else None
-    with atomic_path(out, [args.input]) as tmp:  # fail on an unwritable folder before the work
+    with atomic_path(out, inputs) as tmp:  # fail on an unwritable folder before the work
         result = Encoder(cfg).encode(
             args.input, descriptions=descriptions, progress=not args.quiet, **open_kwargs(args)
         )
         tmp.write_bytes(result.data)
+    if sidecar is not None:
+        notes = [f"texts: --descriptions {args.descriptions}"] if args.descriptions else []
+        notes += [f"input option: {k}={v}" for k, v in open_kwargs(args).items() if v is not None]
+        write_text_atomic(sidecar, sidecar_yaml(cfg, args.input, out, notes), inputs)
     h = result.stream.header
     from ..keyframes import TRIGGERS
 
     summary = {
         "output": str(out),
+        "config": str(sidecar) if sidecar is not None else None,
         "frames": h.frames,
         "width": h.width,
         "height": h.height,

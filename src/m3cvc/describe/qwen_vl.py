@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 
 from ..config import DescribeConfig, QwenVLOptions
 from ..errors import BackendError, ConfigError
-from ..keyframes._torch import TORCH_DTYPES, first_line, torch_device
+from ..keyframes._torch import first_line, resolve_dtype, torch_device
 from .dialogue import ChatBackend, DialogueDescriber, Image, Message, Video, dialogue_describer
 
 ATTENTION = ("sdpa", "eager", "flash_attention_2")
@@ -45,12 +45,7 @@ class QwenVLChat(ChatBackend):
         self.options = options
         self.model = options.model
         device = torch_device(options.device, "describe.qwen_vl.device")
-        if options.dtype == "auto":
-            dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        elif options.dtype in TORCH_DTYPES:
-            dtype = TORCH_DTYPES[options.dtype]
-        else:
-            raise ConfigError(f"describe.qwen_vl.dtype: unknown dtype {options.dtype!r}")
+        dtype = resolve_dtype(options.dtype, device, "describe.qwen_vl.dtype")
         self.device = device
         from ..hub import resolve_model
 

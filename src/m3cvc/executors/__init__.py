@@ -37,13 +37,15 @@ def create_executor(name: str = "local", workers: Optional[int] = None, ray_addr
 
 def model_devices(cfg: Any) -> list[str]:
     """The ``device`` settings of an m3cvc config's model-backed stages in use (CLIP, RAFT, Qwen-VL,
-    vq-diffusion, video diffusion); empty for the lite profile."""
+    vq-diffusion, the keyframe refiner, video diffusion); empty for the lite profile."""
     from ..config import to_dict
 
     d = to_dict(cfg)
     stages = [("keyframes", d["keyframes"]["semantic"]), ("keyframes", d["keyframes"]["motion"]),
               ("describe", d["describe"]["backend"]), ("keyframe_codec", d["keyframe_codec"]["backend"])]  # fmt: skip
     out = [d[section].get(name.replace("-", "_"), {}).get("device") for section, name in stages]
+    if d["keyframe_codec"]["backend"] in ("hevc", "avif") and d["keyframe_codec"]["refine"]["backend"] != "none":
+        out.append(d["keyframe_codec"]["refine"]["device"])
     if d["reconstruct"]["backend"] in ("ltx", "wan", "cogvideox"):
         out.append(d["reconstruct"]["diffusion"]["device"])
     return [x for x in out if isinstance(x, str)]

@@ -105,7 +105,7 @@ class LatentDiffusionDecoder:
         unet: Optional[str] = None,
         scheduler: str = "ddim",
         device: str = "cpu",
-        dtype: str = "float32",
+        dtype: str = "auto",
         local_files_only: bool = False,
     ) -> "LatentDiffusionDecoder":
         from ..hub import resolve_model
@@ -121,7 +121,7 @@ class LatentDiffusionDecoder:
             net = load_unet(base, "unet", local_files_only=local_base)
         tok, enc = load_text_encoder(base, local_base)
         sched = load_scheduler(base, scheduler, local_base)
-        dt = torch_dtype(dtype)
+        dt = torch_dtype(dtype, device)
         net.to(device=device, dtype=dt).requires_grad_(False)
         enc.to(device=device, dtype=dt)
         return cls(net, tok, enc, sched, mode)

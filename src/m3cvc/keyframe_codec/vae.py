@@ -22,11 +22,15 @@ from ..errors import BackendError
 VAE_KINDS = ("autoencoderkl", "autoencodertiny", "taef2")
 
 
-def torch_dtype(name: str) -> torch.dtype:
+def torch_dtype(name: str, device: Any = "cpu") -> torch.dtype:
+    """A dtype setting (``auto`` included, see :mod:`m3cvc.devices`) on ``device`` as a torch dtype."""
+    from ..devices import resolve_dtype
+    from ..errors import ConfigError
+
     try:
-        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
-    except KeyError:
-        raise BackendError(f"unknown dtype {name!r}; choose float32, float16 or bfloat16") from None
+        return resolve_dtype(name, device)
+    except ConfigError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def resolve_vae_kind(vae: str, vae_kind: str) -> tuple[str, str]:
@@ -91,7 +95,7 @@ def load_vae(
     vae_kind: str = "autoencoderkl",
     subfolder: str = "vae",
     device: str = "cpu",
-    dtype: str = "float32",
+    dtype: str = "auto",
     local_files_only: bool = False,
 ) -> LatentVAE:
     """Load a frozen autoencoder by id / folder (see the module doc for the kinds)."""
@@ -110,7 +114,7 @@ def load_vae(
         source, local_files_only = resolve_model(source, "keyframe_codec.vq_diffusion.vae", local_files_only)
         try:
             model = cls.from_pretrained(source, subfolder=_diffusers_subfolder(source, subfolder),
-                                        torch_dtype=torch_dtype(dtype), local_files_only=local_files_only)
+                                        torch_dtype=torch_dtype(dtype, device), local_files_only=local_files_only)
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot load the {kind} VAE {source!r}: {str(exc).splitlines()[0]}") from None
         cfg = model.config
@@ -119,6 +123,6 @@ def load_vae(
         scale = 1.0 if kind == "autoencodertiny" else float(cfg.scaling_factor)
         wrapped = LatentVAE(kind, model, int(cfg.latent_channels), downscale, scale, float(shift))
     if kind == "taef2":
-        wrapped.model.to(dtype=torch_dtype(dtype))
+        wrapped.model.to(dtype=torch_dtype(dtype, device))
     wrapped.model.to(device=device).eval().requires_grad_(False)
     return wrapped

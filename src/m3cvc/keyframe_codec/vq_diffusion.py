@@ -85,7 +85,7 @@ class VQDiffusionCodec(KeyframeCodec):
     @property
     def device(self) -> str:
         """Where the models run: ``options.device`` with ``auto`` resolved here (the header keeps ``auto``)."""
-        from ..keyframes._torch import torch_device
+        from ..devices import torch_device
 
         return str(torch_device(self.options.device, "keyframe_codec.vq_diffusion.device"))
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import BackendError, ConfigError
-from ._torch import TORCH_DTYPES, first_line, torch_device
+from ..errors import BackendError
+from ._torch import first_line, resolve_dtype, torch_device
 from .base import SemanticBackend
 
 
@@ -19,17 +19,13 @@ class ClipSemantic(SemanticBackend):
     def __init__(
         self,
         model: str = "openai/clip-vit-base-patch32",
-        device: str = "cpu",
-        dtype: str = "float32",
+        device: str = "auto",
+        dtype: str = "auto",
         local_files_only: bool = False,
     ) -> None:
-        if dtype not in TORCH_DTYPES:
-            raise ConfigError(
-                f"keyframes.clip.dtype: unknown dtype {dtype!r}; choose one of: {', '.join(TORCH_DTYPES)}"
-            )
         self.model_id = model
         self.device = torch_device(device, "keyframes.clip.device")
-        self.dtype = TORCH_DTYPES[dtype]
+        self.dtype = resolve_dtype(dtype, self.device, "keyframes.clip.dtype")
         from transformers import AutoProcessor, CLIPModel
 
         from ..hub import resolve_model

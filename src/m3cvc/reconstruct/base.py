@@ -83,24 +83,9 @@ def hold(first: np.ndarray, length: int) -> Iterator[np.ndarray]:
 
 def read_params(backend: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
     """Header ``params`` over ``defaults``; unknown keys or wrongly typed values raise BitstreamError."""
-    from ..errors import BitstreamError
+    from ..registry import read_params as read
 
-    out = dict(defaults)
-    for key, value in params.items():
-        if key not in defaults:
-            raise BitstreamError(f"{backend} reconstructor: unknown parameter {key!r} in the stream header")
-        default = defaults[key]
-        if isinstance(default, bool) or isinstance(value, bool):
-            ok = isinstance(value, bool) and isinstance(default, bool)
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float))
-            value = float(value) if ok else value
-        else:
-            ok = isinstance(value, type(default))
-        if not ok:
-            raise BitstreamError(f"{backend} reconstructor: parameter {key!r} has an invalid value {value!r}")
-        out[key] = value
-    return out
+    return read(f"{backend} reconstructor", params, defaults)
 
 
 def rebuild(cls: Any, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> Any:

@@ -56,7 +56,7 @@ from ..config import ReconstructConfig, VideoDiffusionOptions
 from ..errors import BackendError, BitstreamError, ConfigError, InputError
 from .base import ClipReconstructor, read_params
 
-DTYPES = ("auto", "float32", "float16", "bfloat16")
+from ..devices import DTYPES  # noqa: E402  (re-exported)
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,41 +117,23 @@ def to_uint8(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # torch helpers (imported lazily)
 def resolve_device(device: str) -> str:
-    from ..keyframes._torch import resolve_device as resolve
+    from ..devices import resolve_device as resolve
 
     return resolve(device)
 
 
 def resolve_dtype(dtype: str, device: str) -> Any:
-    import torch
+    from ..devices import resolve_dtype as resolve
 
-    if dtype not in DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)
+    return resolve(dtype, device, "reconstruct.diffusion.dtype")
 
 
 def load_pretrained(pipeline_class: Any, model: str, dtype: Any, local_files_only: bool, key: str = "reconstruct.model") -> Any:
-    """``pipeline_class.from_pretrained`` of ``model`` (config key ``key``) with errors turned into a
-    one-line :class:`BackendError`; a model that is neither here nor reachable fails in seconds."""
-    from ..hub import resolve_model
+    """``pipeline_class.from_pretrained`` through :func:`m3cvc.hub.load_pipeline` (one-line errors, fast
+    offline failure)."""
+    from ..hub import load_pipeline
 
-    model, local_files_only = resolve_model(model, key, local_files_only)
-    try:
-        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401  (diffusers >= 0.36)
-
-        dtype_kw = {"dtype": dtype}
-    except ImportError:  # older diffusers only know ``torch_dtype``
-        dtype_kw = {"torch_dtype": dtype}
-    try:
-        return pipeline_class.from_pretrained(model, local_files_only=local_files_only, **dtype_kw)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BackendError(
-            f"cannot load {pipeline_class.__name__} from {model!r} ({first}); download it into the "
-            "Hugging Face cache or pass a local folder as the model"
-        ) from exc
+    return load_pipeline(pipeline_class, model, dtype, local_files_only, key)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""The one place where ``device`` and ``dtype`` settings become torch devices and dtypes.
+
+Every model stage (CLIP, RAFT, Qwen-VL, the keyframe codecs, the keyframe refiner, the video
+diffusion backends, training) takes ``device: auto`` and ``dtype: auto`` and resolves them here:
+
+- device ``auto``: ``cuda`` where torch sees a GPU, else ``cpu``;
+- dtype ``auto``: ``bfloat16`` on a CUDA GPU that supports it (Ampere and later), ``float16`` on
+  older CUDA GPUs and on ``mps``, ``float32`` on the CPU.
+
+torch is imported only by the functions that need it, so the lite profile never loads it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import BackendError, ConfigError
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+def check_dtype(name: str, key: str) -> str:
+    """``name`` if it is one of :data:`DTYPES`, else a :class:`ConfigError` naming the config ``key``."""
+    if name not in DTYPES:
+        raise ConfigError(f"{key}: unknown dtype {name!r}; choose one of: {', '.join(DTYPES)}")
+    return name
+
+
+def resolve_device(name: str) -> str:
+    """``device: auto`` -> ``cuda`` where torch sees a GPU, else ``cpu``; other names unchanged."""
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def torch_device(name: str, key: str) -> Any:
+    """``name`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ...) as a ``torch.device``; a
+    :class:`ConfigError` for a malformed name and a :class:`BackendError` for CUDA without a GPU,
+    both naming the config ``key``."""
+    import torch
+
+    try:
+        device = torch.device(resolve_device(name))
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"{key}: invalid torch device {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError(f"{key}: device {name!r} requested but CUDA is not available")
+    return device
+
+
+def auto_dtype_name(device: str) -> str:
+    """What ``dtype: auto`` means on ``device`` (a resolved device name such as ``cuda:1``)."""
+    import torch
+
+    kind = str(device).split(":")[0]
+    if kind == "cuda":
+        try:
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        except (RuntimeError, AssertionError):  # no usable GPU: the caller fails on the device itself
+            return "float16"
+    if kind == "mps":
+        return "float16"
+    return "float32"
+
+
+def resolve_dtype(name: str, device: Any, key: str = "dtype") -> Any:
+    """A dtype setting on a resolved ``device`` as a ``torch.dtype`` (``auto``: see the module doc)."""
+    import torch
+
+    check_dtype(name, key)
+    if name == "auto":
+        name = auto_dtype_name(str(device))
+    return getattr(torch, name)

@@ -1,0 +1,144 @@
+"""The training-free ``full`` profile end to end, with tiny random models of every stage saved to folders.
+
+CLIP (semantic), RAFT (motion), Qwen-VL (descriptions), Stable Diffusion img2img (keyframe refinement)
+and LTX-Video (clips) are built from small configs, saved like downloaded models and loaded back through
+the same ``from_pretrained`` code a user's models go through. Nothing here measures quality: the models
+are random.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("diffusers")
+
+from conftest import TEST_DEVICE, synthetic_frames, write_video  # noqa: E402
+from describe_helpers import build_tiny_qwen  # noqa: E402
+from tiny_models import build_tiny_clip, build_tiny_raft, build_tiny_sd, save_pipeline, tiny_ltx  # noqa: E402
+
+from m3cvc.cli import main  # noqa: E402
+from m3cvc.config import KeyframeCodecConfig, RefineOptions, load_config  # noqa: E402
+from m3cvc.errors import BitstreamError, ConfigError  # noqa: E402
+from m3cvc.keyframe_codec import HevcChainCodec, build_keyframe_codec, keyframe_codec_from_params  # noqa: E402
+from m3cvc.video import open_video  # noqa: E402
+
+pytestmark = pytest.mark.models
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("full_models")
+    torch.manual_seed(0)
+    return {
+        "clip": build_tiny_clip(root / "clip"),
+        "raft": build_tiny_raft(root / "raft_small.pth"),
+        "qwen": build_tiny_qwen(root / "qwen", "qwen2_vl"),
+        "sd": build_tiny_sd(root / "sd", pipeline=True),
+        "ltx": save_pipeline(tiny_ltx(), root / "ltx"),
+    }
+
+
+def full_config(models: dict[str, Path], path: Path) -> Path:
+    """A user's config file for the full profile pointing every model at a local folder."""
+    cfg = {
+        "profile": "full",
+        "preprocess": {"width": 96, "height": 64},
+        "keyframes": {
+            "clip": {"model": str(models["clip"]), "local_files_only": True, "device": TEST_DEVICE},
+            "raft": {"variant": "small", "weights": str(models["raft"]), "device": TEST_DEVICE, "num_flow_updates": 2,
+                     "working_width": 128},
+        },
+        "describe": {"max_new_tokens": 3, "max_summary_tokens": 4, "clip_frames": 2,
+                     "qwen_vl": {"model": str(models["qwen"]), "local_files_only": True, "device": TEST_DEVICE,
+                                 "max_pixels": 56 * 84}},
+        "keyframe_codec": {"refine": {"model": str(models["sd"]), "local_files_only": True, "steps": 8,
+                                      "strength": 0.5, "device": TEST_DEVICE}},
+        "reconstruct": {"diffusion": {"device": TEST_DEVICE, "local_files_only": True},
+                        "ltx": {"model": str(models["ltx"]), "steps": 2}},
+    }
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with open_video(path) as src:
+        return [raw.rgb() for _, raw in src.frames()]
+
+
+def test_full_profile_is_training_free_and_the_paper_codec_is_its_own_profile():
+    full, paper = load_config(profile="full"), load_config(profile="paper")
+    assert full.keyframe_codec.backend == "hevc" and full.keyframe_codec.refine.backend == "img2img"
+    assert full.keyframe_codec.refine.model == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert (full.keyframes.semantic, full.keyframes.motion, full.describe.backend, full.reconstruct.backend) == (
+        "clip", "raft", "qwen-vl", "ltx")
+    assert paper.keyframe_codec.backend == "vq-diffusion" and paper.keyframe_codec.refine.backend == "none"
+    assert load_config(profile="lite").keyframe_codec.refine.backend == "none"
+    # every model stage resolves device and dtype in one place (auto by default)
+    for opts in (full.keyframes.clip, full.describe.qwen_vl, full.keyframe_codec.refine, full.reconstruct.diffusion,
+                 paper.keyframe_codec.vq_diffusion):  # fmt: skip
+        assert (opts.device, opts.dtype) == ("auto", "auto")
+
+
+def test_full_profile_cli_encode_decode_with_tiny_models(models, tmp_path, capsys):
+    video = write_video(tmp_path / "in.y4m", synthetic_frames(12, cut_at=7))
+    cfg = full_config(models, tmp_path / "full.yaml")
+    a, b = tmp_path / "a.m3c", tmp_path / "b.m3c"
+    assert main(["encode", str(video), "-o", str(a), "--config", str(cfg), "--quiet"]) == 0
+    assert main(["encode", str(video), "-o", str(b), "--config", str(cfg), "--quiet"]) == 0
+    assert a.read_bytes() == b.read_bytes()  # reproducible bytes
+    capsys.readouterr()
+    assert main(["info", str(a), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["profile"] == "full" and info["keyframe_codec"]["name"] == "hevc+img2img"
+    assert info["keyframe_codec"]["params"]["model"] == str(models["sd"])
+    assert info["decoder_uses_text"]["keyframes"] is True and info["reconstructor"]["name"] == "ltx"
+    assert any(t for t in info.get("keyframe_texts", [""]))  # Qwen-VL wrote the texts
+    # the resolved config sits beside the stream and reproduces it
+    sidecar = Path(str(a) + ".yaml")
+    assert sidecar.is_file() and yaml.safe_load(sidecar.read_text())["keyframe_codec"]["refine"]["backend"] == "img2img"
+    c = tmp_path / "c.m3c"
+    assert main(["encode", str(video), "-o", str(c), "--config", str(sidecar), "--quiet"]) == 0
+    assert c.read_bytes() == a.read_bytes()
+    out1, out2 = tmp_path / "d1.y4m", tmp_path / "d2.y4m"
+    assert main(["decode", str(a), "-o", str(out1), "--quiet"]) == 0
+    assert main(["decode", str(a), "-o", str(out2), "--quiet"]) == 0
+    f1, f2 = _frames(out1), _frames(out2)
+    assert len(f1) == 12 and f1[0].shape == (64, 96, 3)
+    assert all(np.array_equal(x, y) for x, y in zip(f1, f2))  # same stream, seed, device -> same pixels
+
+
+def test_full_profile_refinement_stays_outside_the_chain_and_bounds_stream_params(models):
+    frames = synthetic_frames(4, cut_at=None)
+    kc = KeyframeCodecConfig(refine=RefineOptions(backend="img2img", model=str(models["sd"]), local_files_only=True,
+                                                  steps=6, strength=0.5, device=TEST_DEVICE))  # fmt: skip
+    enc = build_keyframe_codec(kc)
+    assert enc.name == "hevc+img2img" and enc.refiner._pipe is None  # encoding builds no model
+    units = [enc.compress(f) for f in frames]
+    plain = HevcChainCodec()
+    reference = [plain.decompress(u, (64, 96)) for u in units]
+    dec = keyframe_codec_from_params(enc.name, enc.params())
+    seen = []
+    refine = dec.refiner.refine
+    dec.refiner.refine = lambda frame, text: seen.append(frame) or refine(frame, text)
+    refined = [dec.decompress(u, (64, 96), "a car") for u in units]
+    assert all(np.array_equal(s, r) for s, r in zip(seen, reference))  # the chain decodes what was coded
+    assert all(x.shape == (64, 96, 3) and x.dtype == np.uint8 for x in refined)
+    assert any(not np.array_equal(x, r) for x, r in zip(refined, reference))  # the model changed the pictures
+    # a crafted header cannot make the decoder run away or accept nonsense
+    for key, value in (("steps", 10**6), ("strength", 0.0), ("strength", float("nan")), ("guidance", -1.0)):
+        with pytest.raises(BitstreamError, match="invalid parameters"):
+            keyframe_codec_from_params(enc.name, {**enc.params(), key: value})
+    with pytest.raises(BitstreamError, match="unknown parameter|invalid"):
+        keyframe_codec_from_params(enc.name, {**enc.params(), "steps": "many"})
+    with pytest.raises(ConfigError, match="keyframe_codec.refine refines hevc or avif"):
+        build_keyframe_codec(replace(kc, backend="vq-diffusion"))
+    with pytest.raises(ConfigError, match="keyframe_codec.refine.strength"):
+        build_keyframe_codec(replace(kc, refine=replace(kc.refine, strength=1.5)))
