@@ -142,3 +142,80 @@ def test_full_profile_refinement_stays_outside_the_chain_and_bounds_stream_param
         build_keyframe_codec(replace(kc, backend="vq-diffusion"))
     with pytest.raises(ConfigError, match="keyframe_codec.refine.strength"):
         build_keyframe_codec(replace(kc, refine=replace(kc.refine, strength=1.5)))
+
+
+def _smooth_images(n: int, size: int = 64, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        coarse = torch.from_numpy(rng.integers(0, 256, size=(3, 4, 4)).astype(np.float32))[None]
+        img = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)[0]
+        out.append(img.permute(1, 2, 0).round().clamp(0, 255).byte().numpy())
+    return out
+
+
+def _mixed_precision() -> str:
+    """bf16 where the test device supports it (the CPU does), else fp16 on an older GPU."""
+    if TEST_DEVICE.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        return "fp16"
+    return "bf16"
+
+
+def test_full_profile_training_on_the_test_device_with_mixed_precision_resumes(models, tmp_path):
+    """The paper profile's keyframe encoder trained through accelerate on M3CVC_TEST_DEVICE (CPU here) with
+    mixed precision and gradient accumulation, from latents streamed off disk; a run interrupted at its
+    checkpoint and resumed ends where an uninterrupted run ends."""
+    from m3cvc.keyframe_codec.train import EncoderTrainConfig, EncoderTrainer, LatentStore, TrainRuntime, train_loop
+    from m3cvc.keyframe_codec.vae import load_vae
+    from m3cvc.keyframe_codec.vq_model import VQKeyframeModel, VQModelConfig
+
+    vae = load_vae(str(models["sd"]), "autoencoderkl", device=TEST_DEVICE, local_files_only=True)
+    store = LatentStore.build(tmp_path / "latents.npy", _smooth_images(6), vae, progress=False, key="six")
+    assert isinstance(store.array, np.memmap) and store.shape[0] == 6  # read from disk as drawn
+    assert LatentStore.build(tmp_path / "latents.npy", [], vae, progress=False, key="six").shape == store.shape  # reused
+    mp = _mixed_precision()
+    runtime = TrainRuntime(device=TEST_DEVICE, mixed_precision=mp, grad_accum=2)
+    cfg = EncoderTrainConfig(steps=4, prior_steps=2, batch_size=2, crop=0, log_every=1, save_every=2)
+    model_cfg = VQModelConfig(grid="full", channels=16, blocks=1, code_dim=8, prior_embed=8, prior_hidden=16)
+    whole = EncoderTrainer(store, tmp_path / "a", model_cfg, cfg, progress=False, runtime=runtime)
+    assert whole.device.type == torch.device(TEST_DEVICE).type and whole.accel.mixed_precision == mp
+    before = whole.eval_loss()
+    whole.train()
+    assert whole.eval_loss() < before
+    part = EncoderTrainer(store, tmp_path / "b", model_cfg, cfg, progress=False, runtime=runtime)
+    part._kmeans_init()
+    train_loop(part, "vq", 0, 2, part.vq_step)  # interrupted after its step-2 checkpoint
+    resumed = EncoderTrainer(store, tmp_path / "b", model_cfg, cfg, resume=True, progress=False, runtime=runtime)
+    assert resumed.step == 2
+    resumed.train()
+    a, b = VQKeyframeModel.from_pretrained(tmp_path / "a"), VQKeyframeModel.from_pretrained(tmp_path / "b")
+    for (name, ta), (_, tb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.allclose(ta, tb, atol=1e-5), name
+    state = torch.load(tmp_path / "b" / "training_state.pt", weights_only=False)
+    assert state["runtime"]["mixed_precision_used"] == mp and state["runtime"]["grad_accum"] == 2
+
+
+def test_full_profile_train_cli_takes_device_precision_and_accumulation(models, tmp_path):
+    from PIL import Image
+
+    from m3cvc.keyframe_codec.train import read_loss_log
+
+    ds = tmp_path / "ds"
+    (ds / "images").mkdir(parents=True)
+    lines = []
+    for i, image in enumerate(_smooth_images(4, seed=1)):
+        Image.fromarray(image).save(ds / "images" / f"v_{i}.png")
+        lines.append(json.dumps({"image": f"images/v_{i}.png", "text": "a red car", "video": "v.mp4", "frame": i}))
+    (ds / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    run = ["--device", TEST_DEVICE, "--mixed-precision", _mixed_precision(), "--grad-accum", "2", "--local-files-only", "-q"]
+    enc, dec = tmp_path / "enc", tmp_path / "dec"
+    assert main(["train", "keyframe-encoder", str(ds), "-o", str(enc), "--vae", str(models["sd"]), "--grid", "full",
+                 "--steps", "2", "--prior-steps", "1", "--channels", "8", "--blocks", "1", "--code-dim", "4",
+                 "--crop", "0", *run]) == 0  # fmt: skip
+    assert (enc / "latents.npy").is_file()
+    base = ["train", "keyframe-decoder", str(ds), "--encoder", str(enc), "--base", str(models["sd"]), "-o", str(dec),
+            "--batch-size", "2", *run]  # fmt: skip
+    assert main([*base, "--steps", "1"]) == 0
+    assert main([*base, "--steps", "2", "--resume"]) == 0
+    assert [r["step"] for r in read_loss_log(dec)] == [1, 2]
+    assert main([*base[:-1], "--steps", "3", "--resume", "--mixed-precision", "fp16", "--device", "cpu"]) == 2  # one line

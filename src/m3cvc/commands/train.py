@@ -25,7 +25,32 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N steps")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N dataset images")
     p.add_argument("--local-files-only", action="store_true", help="never contact the model hub")
+    p.add_argument("--device", default="auto",
+                   help="auto (cuda when available, else cpu) | cpu | cuda | cuda:N; several GPUs: "
+                        "accelerate launch -m m3cvc train ...")  # fmt: skip
+    p.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16", "fp16"),
+                   help="auto: bf16 on GPUs that support it, fp16 on older GPUs, no on the CPU")
+    p.add_argument("--grad-accum", type=int, default=1, metavar="K",
+                   help="micro-batches per optimizer step (effective batch: batch size x K x processes)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _main_process_first():
+    """``accelerate``'s main-process-first context when launched as several processes, else a no-op."""
+    import contextlib
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        return PartialState().main_process_first()
+    return contextlib.nullcontext()
+
+
+def _runtime(args: argparse.Namespace):
+    from ..keyframe_codec.train import TrainRuntime
+
+    return TrainRuntime(device=args.device, mixed_precision=args.mixed_precision, grad_accum=args.grad_accum)
 
 
 def _check_output(out: Path, resume: bool) -> None:
@@ -53,26 +78,32 @@ def encoder_main(argv: Sequence[str]) -> int:
     p.add_argument("--channels", type=int, default=128)
     p.add_argument("--blocks", type=int, default=3)
     p.add_argument("--code-dim", type=int, default=32)
-    p.add_argument("--device", default="cpu", help="device of the frozen VAE (training itself runs on the CPU)")
     args = p.parse_args(argv)
     from dataclasses import replace
 
-    from ..keyframe_codec.dataset import load_dataset
-    from ..keyframe_codec.train import EncoderTrainConfig, EncoderTrainer, encode_latents
+    from ..devices import resolve_device
+    from ..keyframe_codec.dataset import KeyframeImages
+    from ..keyframe_codec.train import LATENTS_NAME, EncoderTrainConfig, EncoderTrainer, LatentStore
     from ..keyframe_codec.vae import load_vae
     from ..keyframe_codec.vq_model import VQModelConfig
 
     out = Path(args.output)
     _check_output(out, args.resume)
-    images, _ = load_dataset(args.dataset, args.limit)
-    vae = load_vae(args.vae, args.vae_kind, device=args.device, local_files_only=args.local_files_only)
-    latents = encode_latents(vae, images)
+    runtime = _runtime(args)
+    images = KeyframeImages(args.dataset, args.limit)
     kind = "taef2" if args.vae.startswith("taef2:") else args.vae_kind
+    out.mkdir(parents=True, exist_ok=True)
+    latents_file = out / LATENTS_NAME
+    vae = load_vae(args.vae, args.vae_kind, device=resolve_device(args.device), dtype="float32",
+                   local_files_only=args.local_files_only)  # fmt: skip
+    with _main_process_first():  # under accelerate launch one process encodes, the others read its file
+        latents = LatentStore.build(latents_file, images, vae, progress=not args.quiet, key=f"{kind}:{args.vae}:{images.key}")
+    del vae
     model_cfg = VQModelConfig(grid=args.grid, channels=args.channels, blocks=args.blocks, code_dim=args.code_dim,
                               vae=args.vae, vae_kind=kind)
     names = ("steps", "prior_steps", "batch_size", "crop", "lr", "seed", "save_every")
     train_cfg = replace(EncoderTrainConfig(), **_overrides(args, names))
-    EncoderTrainer(latents, out, model_cfg, train_cfg, resume=args.resume, progress=not args.quiet).train()
+    EncoderTrainer(latents, out, model_cfg, train_cfg, resume=args.resume, progress=not args.quiet, runtime=runtime).train()
     if not args.quiet:
         print(f"keyframe encoder ({args.grid} grid, {len(images)} images) -> {out}")
     return 0
@@ -88,16 +119,16 @@ def decoder_main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     from dataclasses import replace
 
-    from ..keyframe_codec.dataset import load_dataset
+    from ..keyframe_codec.dataset import KeyframeImages
     from ..keyframe_codec.train_decoder import DecoderTrainConfig, DecoderTrainer
 
     out = Path(args.output)
     _check_output(out, args.resume)
-    images, texts = load_dataset(args.dataset, args.limit)
+    images = KeyframeImages(args.dataset, args.limit)
     names = ("steps", "batch_size", "lr", "seed", "save_every", "text_dropout")
     train_cfg = replace(DecoderTrainConfig(), **_overrides(args, names))
-    DecoderTrainer(images, texts, out, args.encoder, args.base, train_cfg, resume=args.resume,
-                   local_files_only=args.local_files_only, progress=not args.quiet).train()
+    DecoderTrainer(images, images.texts, out, args.encoder, args.base, train_cfg, resume=args.resume,
+                   local_files_only=args.local_files_only, progress=not args.quiet, runtime=_runtime(args)).train()
     if not args.quiet:
         print(f"keyframe decoder ({len(images)} images) -> {out}")
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Iterator, Optional, Union
 
 import numpy as np
@@ -211,20 +212,44 @@ def read_manifest(folder: Union[str, Path]) -> list[Sample]:
     return samples
 
 
-def load_dataset(folder: Union[str, Path], limit: Optional[int] = None) -> tuple[list[np.ndarray], list[str]]:
-    """RGB uint8 images and their texts (all images must share one size)."""
-    from PIL import Image
+class KeyframeImages(Sequence):
+    """A dataset's images as a lazy sequence: ``images[i]`` reads one PNG (RGB uint8 ``(H, W, 3)``) when it
+    is asked for, so training sets far larger than memory can be streamed. ``texts`` holds the manifest's
+    texts; ``key`` identifies the set (manifest bytes + limit) for latent caches. Every image must have
+    the first image's size (InputError naming the image otherwise)."""
 
-    samples = read_manifest(folder)[:limit]
-    images, texts = [], []
-    for s in samples:
+    def __init__(self, folder: Union[str, Path], limit: Optional[int] = None) -> None:
+        import hashlib
+
+        self.folder = Path(folder)
+        self.samples = read_manifest(folder)[:limit]
+        self.texts = [s.text for s in self.samples]
+        manifest = (self.folder / MANIFEST).read_bytes()
+        self.key = f"{hashlib.sha256(manifest).hexdigest()[:16]}:{len(self.samples)}"
+        self._shape: Optional[tuple[int, ...]] = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
+        from PIL import Image
+
+        sample = self.samples[index]
         try:
-            with Image.open(Path(folder) / s.image) as im:
-                images.append(np.asarray(im.convert("RGB")))
+            with Image.open(self.folder / sample.image) as im:
+                image = np.asarray(im.convert("RGB"))
         except OSError as exc:
-            raise InputError(f"cannot read dataset image {s.image}: {exc}") from None
-        texts.append(s.text)
-    sizes = {im.shape for im in images}
-    if len(sizes) > 1:
-        raise InputError(f"dataset images differ in size ({', '.join(f'{w}x{h}' for h, w, _ in sorted(sizes))})")
-    return images, texts
+            raise InputError(f"cannot read dataset image {sample.image}: {exc}") from None
+        if self._shape is None:
+            self._shape = image.shape if index == 0 else self[0].shape
+        if image.shape != self._shape:
+            raise InputError(f"dataset images differ in size: {sample.image} is {image.shape[1]}x{image.shape[0]}, "
+                             f"the first is {self._shape[1]}x{self._shape[0]}")  # fmt: skip
+        return image
+
+
+def load_dataset(folder: Union[str, Path], limit: Optional[int] = None) -> tuple[list[np.ndarray], list[str]]:
+    """RGB uint8 images and their texts, all in memory (all images must share one size); training
+    streams them with :class:`KeyframeImages` instead."""
+    images = KeyframeImages(folder, limit)
+    return [images[i] for i in range(len(images))], images.texts

@@ -7,6 +7,13 @@ encoder's index maps. ``DecoderTrainer`` (in :mod:`.latent_diffusion`) fine-tune
 
 Both trainers write a checkpoint folder (safetensors + JSON config), a ``training_state.pt``
 (optimizer, step, RNG) for ``resume``, and a ``loss_log.jsonl`` with one line per logged step.
+
+Scale: training runs through Hugging Face ``accelerate`` (:class:`TrainRuntime`: device, mixed
+precision, gradient accumulation); ``accelerate launch -m m3cvc train ...`` spreads it over several
+GPUs (each process draws its own batches, gradients are averaged, the EMA codebook statistics are
+summed over processes, the main process writes checkpoints and logs). Training data is read from disk
+as it is drawn: images lazily (:class:`~m3cvc.keyframe_codec.dataset.KeyframeImages`), VAE latents
+once into a memory-mapped file (:class:`LatentStore`) that later runs and resumes reuse.
 """
 
 from __future__ import annotations
@@ -21,12 +28,130 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import InputError
+from ..errors import BackendError, ConfigError, InputError
 from .vae import LatentVAE
 from .vq_model import VQKeyframeModel, VQModelConfig
 
 STATE_NAME = "training_state.pt"
 LOG_NAME = "loss_log.jsonl"
+LATENTS_NAME = "latents.npy"  # the VAE latents of the training images (LatentStore), beside the checkpoint
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class TrainRuntime:
+    """Where and how a training run executes (not part of the checkpoint; may change on resume)."""
+
+    device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N (several GPUs: accelerate launch)
+    mixed_precision: str = "auto"  # auto (bf16 where the GPU supports it, fp16 on older GPUs, no on cpu) | no | bf16 | fp16
+    grad_accum: int = 1  # micro-batches per optimizer step (the effective batch is batch_size x grad_accum x processes)
+
+
+def make_accelerator(rt: TrainRuntime) -> Any:
+    """An ``accelerate.Accelerator`` for ``rt``. In a single process its global state is reset first, so
+    several runs with other settings can follow each other (tests, notebooks)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    from ..devices import auto_dtype_name, resolve_device
+
+    if rt.mixed_precision not in MIXED_PRECISION:
+        raise ConfigError(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}, got {rt.mixed_precision!r}")
+    if isinstance(rt.grad_accum, bool) or not 1 <= rt.grad_accum <= 4096:
+        raise ConfigError(f"--grad-accum must be in 1..4096, got {rt.grad_accum}")
+    device = resolve_device(rt.device)
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N for training, got {rt.device!r}")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise BackendError(f"--device {rt.device} requested but CUDA is not available")
+        if index:
+            torch.cuda.set_device(int(index))
+    mp = rt.mixed_precision
+    if mp == "auto":
+        mp = {"bfloat16": "bf16", "float16": "fp16"}.get(auto_dtype_name(device), "no")
+    if mp == "fp16" and kind == "cpu":
+        raise ConfigError("fp16 mixed precision needs a GPU; use bf16 or no on the CPU")
+    if PartialState._shared_state and PartialState().num_processes == 1:
+        AcceleratorState._reset_state(reset_partial_state=False)
+        GradientState._reset_state()
+    return Accelerator(cpu=kind == "cpu", mixed_precision=mp, gradient_accumulation_steps=rt.grad_accum)
+
+
+def images_key(images: Sequence[np.ndarray]) -> str:
+    """What identifies a training set for the latent cache: the sequence's own ``key`` (a dataset's
+    manifest) or a hash of the pixels of an in-memory list."""
+    key = getattr(images, "key", None)
+    if key:
+        return str(key)
+    import hashlib
+
+    digest = hashlib.sha256()
+    for image in images:
+        digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()[:16]
+
+
+class LatentStore:
+    """VAE latents of a training set in one ``.npy`` file, memory-mapped: a run reads the samples it
+    draws, not the whole set, so memory stays flat in the dataset size.
+
+    Indexing (an int, a slice, a list or a tensor of indices) gives float32 tensors; ``shape`` is
+    ``(N, C, h, w)``. :meth:`build` writes the file batch by batch and resumes where an interrupted build
+    stopped (the count done is kept beside it)."""
+
+    def __init__(self, path: Union[str, Path]) -> None:
+        self.path = Path(path)
+        self.array = np.load(self.path, mmap_mode="r")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def __getitem__(self, index: Any) -> torch.Tensor:
+        if torch.is_tensor(index):
+            index = index.tolist()
+        if isinstance(index, list):
+            return torch.from_numpy(np.stack([self.array[i] for i in index]).astype(np.float32))
+        return torch.from_numpy(np.array(self.array[index], dtype=np.float32))
+
+    @classmethod
+    def build(cls, path: Union[str, Path], images: Sequence[np.ndarray], vae: LatentVAE, batch_size: int = 8,
+              progress: bool = True, key: str = "") -> "LatentStore":  # fmt: skip
+        """Encode ``images`` (a lazy sequence: read as needed) with ``vae`` into ``path``; ``key`` names
+        the VAE and the images, so a file made from others is rebuilt rather than reused."""
+        path = Path(path)
+        meta_path = path.with_name(path.name + ".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() and path.is_file() else {}
+        if meta.get("key") != key or meta.get("count") != len(images):
+            meta = {"key": key, "count": len(images), "done": 0}
+        if meta["done"] >= len(images):
+            return cls(path)
+        if len(images) == 0:
+            raise InputError("no training images")
+        first = vae.encode(images_to_tensor([images[0]])).cpu()
+        shape = (len(images), *first.shape[1:])
+        if meta["done"] == 0 or not path.is_file():
+            meta["done"] = 0
+            array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=shape)
+        else:
+            array = np.load(path, mmap_mode="r+")
+        bar = tqdm(total=len(images), initial=meta["done"], desc="VAE encode", unit="image", disable=not progress)
+        for start in range(meta["done"], len(images), batch_size):
+            stop = min(start + batch_size, len(images))
+            batch = [images[i] for i in range(start, stop)]
+            array[start:stop] = vae.encode(images_to_tensor(batch)).float().cpu().numpy().astype(np.float16)
+            array.flush()
+            meta["done"] = stop
+            meta_path.write_text(json.dumps(meta), encoding="utf-8")
+            bar.update(stop - start)
+        bar.close()
+        del array
+        return cls(path)
 
 
 @dataclass(frozen=True)
@@ -113,17 +238,18 @@ def load_training_state(folder: Path) -> Optional[dict[str, Any]]:
 
 
 def train_loop(trainer: Any, phase: str, start: int, stop: int, step_fn: Callable[[], dict[str, float]]) -> None:
-    """Run ``step_fn`` from ``trainer.step`` to ``stop`` with a progress bar, the loss log and
-    periodic checkpoints (``trainer`` has ``step``, ``config.log_every/save_every``, ``log``,
-    ``progress`` and ``save()``)."""
+    """Run ``step_fn`` (one optimizer step) from ``trainer.step`` to ``stop`` with a progress bar, the loss
+    log and periodic checkpoints (``trainer`` has ``step``, ``config.log_every/save_every``, ``log``,
+    ``progress``, ``is_main`` and ``save()``; only the main process logs and shows progress)."""
     cfg = trainer.config
+    main = getattr(trainer, "is_main", True)
     bar = tqdm(total=stop - start, initial=max(0, trainer.step - start), desc=f"train {phase}", unit="step",
-               disable=not trainer.progress)
+               disable=not (trainer.progress and main))
     while trainer.step < stop:
         metrics = step_fn()
         trainer.step += 1
         bar.update(1)
-        if trainer.step % cfg.log_every == 0 or trainer.step == stop:
+        if main and (trainer.step % cfg.log_every == 0 or trainer.step == stop):
             trainer.log.write({"phase": phase, "step": trainer.step, **metrics})
             bar.set_postfix({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
         if cfg.save_every and trainer.step % cfg.save_every == 0:
@@ -131,66 +257,124 @@ def train_loop(trainer: Any, phase: str, start: int, stop: int, step_fn: Callabl
     bar.close()
 
 
+def accumulate_step(accel: Any, module: Any, optimizer: Any, micro: Callable[[], tuple[torch.Tensor, dict[str, float]]]) -> dict[str, float]:
+    """One optimizer step over ``accel.gradient_accumulation_steps`` micro-batches: ``micro()`` returns a
+    loss and its metrics; gradients are synchronised across processes on the last micro-batch only.
+    Returns the metrics averaged over the micro-batches."""
+    sums: dict[str, float] = {}
+    k = accel.gradient_accumulation_steps
+    for _ in range(k):
+        with accel.accumulate(module):
+            loss, metrics = micro()
+            accel.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        for key, value in metrics.items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+    return {key: value / k for key, value in sums.items()}
+
+
+class _VQLoss(torch.nn.Module):
+    """The VQ phase's objective as a module (what ``accelerate`` wraps for multi-process training)."""
+
+    def __init__(self, model: VQKeyframeModel) -> None:
+        super().__init__()
+        self.post_encoder, self.quantizer, self.post_decoder = model.post_encoder, model.quantizer, model.post_decoder
+        self.model = [model]  # a plain list: not a submodule (the prior is trained in its own phase)
+
+    def forward(self, latents: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model[0](latents)
+
+
+class _PriorLoss(torch.nn.Module):
+    def __init__(self, prior: torch.nn.Module) -> None:
+        super().__init__()
+        self.prior = prior
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.prior.loss(indices)
+
+
+LatentSource = Union[torch.Tensor, LatentStore]
+
+
 class EncoderTrainer:
-    """Trains a :class:`VQKeyframeModel` on precomputed latents; checkpoints into ``out_dir``."""
+    """Trains a :class:`VQKeyframeModel` on VAE latents (an in-memory tensor or a :class:`LatentStore`);
+    checkpoints into ``out_dir``. ``runtime`` chooses device, mixed precision and gradient accumulation."""
 
     def __init__(
         self,
-        latents: torch.Tensor,
+        latents: LatentSource,
         out_dir: Union[str, Path],
         model_config: VQModelConfig,
         config: EncoderTrainConfig = EncoderTrainConfig(),
         resume: bool = False,
         progress: bool = True,
+        runtime: TrainRuntime = TrainRuntime(device="cpu", mixed_precision="no"),
     ) -> None:
-        if latents.ndim != 4 or latents.shape[0] == 0:
+        if len(latents.shape) != 4 or latents.shape[0] == 0:
             raise InputError("the keyframe encoder needs at least one training image")
-        self.latents = latents.float()
+        self.latents = latents if isinstance(latents, LatentStore) else latents.float()
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.progress = progress
+        self.runtime = runtime
+        self.accel = make_accelerator(runtime)
+        self.device = self.accel.device
+        self.is_main = self.accel.is_main_process
         self.log = LossLog(self.out_dir / LOG_NAME)
         torch.manual_seed(config.seed)
-        self.model = VQKeyframeModel(replace(model_config, latent_channels=int(latents.shape[1])))
-        self.gen = torch.Generator().manual_seed(config.seed)
+        self.model = VQKeyframeModel(replace(model_config, latent_channels=int(latents.shape[1]))).to(self.device)
+        # each process draws its own batches
+        self.gen = torch.Generator().manual_seed(config.seed + self.accel.process_index)
         self.step = 0
-        self.vq_opt = torch.optim.Adam(self._vq_params(), lr=config.lr)
-        self.prior_opt = torch.optim.Adam(self.model.prior.parameters(), lr=config.prior_lr)
+        vq_opt = torch.optim.Adam(self._vq_params(), lr=config.lr)
+        prior_opt = torch.optim.Adam(self.model.prior.parameters(), lr=config.prior_lr)
         if resume:
-            self._resume()
+            self._resume(vq_opt, prior_opt)
+        self.vq_loss, self.vq_opt = self.accel.prepare(_VQLoss(self.model), vq_opt)
+        self.prior_loss, self.prior_opt = self.accel.prepare(_PriorLoss(self.model.prior), prior_opt)
 
     def _vq_params(self) -> list[torch.nn.Parameter]:
         return list(self.model.post_encoder.parameters()) + list(self.model.post_decoder.parameters())
 
-    def _resume(self) -> None:
+    def _resume(self, vq_opt: torch.optim.Optimizer, prior_opt: torch.optim.Optimizer) -> None:
         state = load_training_state(self.out_dir)
         if state is None:
             return
         loaded = VQKeyframeModel.from_pretrained(self.out_dir)
         self.model.load_state_dict(loaded.state_dict())
-        self.vq_opt.load_state_dict(state["vq_opt"])
-        self.prior_opt.load_state_dict(state["prior_opt"])
-        self.gen.set_state(state["gen"])
+        vq_opt.load_state_dict(state["vq_opt"])
+        prior_opt.load_state_dict(state["prior_opt"])
+        gens = state.get("gens") or [state["gen"]]
+        self.gen.set_state(gens[min(self.accel.process_index, len(gens) - 1)])
         self.step = int(state["step"])
 
     def save(self) -> Path:
-        self.model.save_pretrained(self.out_dir)
-        save_training_state(
-            self.out_dir,
-            {
-                "step": self.step,
-                "vq_opt": self.vq_opt.state_dict(),
-                "prior_opt": self.prior_opt.state_dict(),
-                "gen": self.gen.get_state(),
-                "train_config": asdict(self.config),
-            },
-        )
+        gens = self.accel.gather_for_metrics([self.gen.get_state()]) if self.accel.num_processes > 1 else [self.gen.get_state()]
+        if self.is_main:
+            self.model.save_pretrained(self.out_dir)
+            save_training_state(
+                self.out_dir,
+                {
+                    "step": self.step,
+                    "vq_opt": self.vq_opt.state_dict(),
+                    "prior_opt": self.prior_opt.state_dict(),
+                    "gen": self.gen.get_state(),
+                    "gens": gens,
+                    "train_config": asdict(self.config),
+                    "runtime": {**asdict(self.runtime), "processes": self.accel.num_processes,
+                                "mixed_precision_used": self.accel.mixed_precision},
+                },
+            )
+        self.accel.wait_for_everyone()
         return self.out_dir
 
     def _batch(self) -> torch.Tensor:
         cfg = self.config
-        return random_crops(self.latents, cfg.batch_size, cfg.crop, 2 * self.model.config.factor, self.gen, cfg.flip)
+        crops = random_crops(self.latents, cfg.batch_size, cfg.crop, 2 * self.model.config.factor, self.gen, cfg.flip)
+        return crops.to(self.device)
 
     def _kmeans_init(self) -> None:
         with torch.no_grad():
@@ -198,48 +382,60 @@ class EncoderTrainer:
             self.model.quantizer.kmeans_init(self.model.post_encoder(sample), seed=self.config.seed)
 
     def vq_step(self) -> dict[str, float]:
-        self.model.train()
+        self.vq_loss.train()
         set_lr(self.vq_opt, cosine_lr(self.config.lr, self.step, self.config.steps))
-        out = self.model(self._batch())
-        loss = out["recon"] + self.config.beta * out["commit"]
-        self.vq_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.vq_opt.step()
+        last: dict[str, Any] = {}
+
+        def micro() -> tuple[torch.Tensor, dict[str, float]]:
+            out = self.vq_loss(self._batch())
+            last["out"] = out
+            loss = out["recon"].float() + self.config.beta * out["commit"].float()
+            return loss, {"loss": float(loss.detach()), "recon": float(out["recon"].detach()),
+                          "commit": float(out["commit"].detach())}  # fmt: skip
+
+        metrics = accumulate_step(self.accel, self.vq_loss, self.vq_opt, micro)
+        out = last["out"]
         restarted = 0
         every = self.config.restart_every
         if every and (self.step + 1) % every == 0:
-            restarted = self.model.quantizer.restart_dead_codes(out["h"].detach(), seed=self.step)
-        used = int(torch.unique(out["indices"]).numel())
-        return {"loss": float(loss.detach()), "recon": float(out["recon"].detach()), "commit": float(out["commit"].detach()),
-                "codes_used": used, "restarted": restarted}
+            restarted = self.model.quantizer.restart_dead_codes(out["h"].detach().float(), seed=self.step)
+        return {**metrics, "codes_used": int(torch.unique(out["indices"]).numel()), "restarted": restarted}
 
     def prior_step(self, indices: torch.Tensor) -> dict[str, float]:
-        self.model.prior.train()
+        self.prior_loss.train()
         cfg = self.config
         set_lr(self.prior_opt, cosine_lr(cfg.prior_lr, self.step - cfg.steps, cfg.prior_steps))
-        pick = torch.randint(0, indices.shape[0], (self.config.batch_size,), generator=self.gen)
-        loss = self.model.prior.loss(indices[pick])  # no flips: a code is not its own mirror image
-        self.prior_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.prior_opt.step()
-        return {"prior_bits": float(loss.detach())}
 
-    def dataset_indices(self) -> torch.Tensor:
-        """Index maps of every training latent (whole latents, cropped to the grid alignment)."""
-        f = self.model.config.factor
+        def micro() -> tuple[torch.Tensor, dict[str, float]]:
+            pick = torch.randint(0, indices.shape[0], (cfg.batch_size,), generator=self.gen)
+            loss = self.prior_loss(indices[pick].to(self.device)).float()  # no flips: a code is not its own mirror image
+            return loss, {"prior_bits": float(loss.detach())}
+
+        return accumulate_step(self.accel, self.prior_loss, self.prior_opt, micro)
+
+    def _whole(self, multiple: int) -> Iterable[torch.Tensor]:
+        """Every training latent, cropped to ``multiple``, in chunks of 8 on the device."""
         h, w = self.latents.shape[-2:]
-        latents = self.latents[..., : h - h % f, : w - w % f]
+        for start in range(0, self.latents.shape[0], 8):
+            chunk = self.latents[start : start + 8]
+            yield chunk[..., : h - h % multiple, : w - w % multiple].float().to(self.device)
+
+    @torch.no_grad()
+    def dataset_indices(self) -> torch.Tensor:
+        """Index maps of every training latent (whole latents, cropped to the grid alignment), on the CPU."""
         self.model.eval()
-        return torch.cat([self.model.encode_indices(latents[i : i + 8]) for i in range(0, latents.shape[0], 8)])
+        return torch.cat([self.model.encode_indices(c).cpu() for c in self._whole(self.model.config.factor)])
 
     @torch.no_grad()
     def eval_loss(self) -> float:
-        """The VQ training loss (recon + beta * commit) on every training latent, without updates."""
+        """The VQ training loss (recon + beta * commit) over every training latent, without updates."""
         self.model.eval()
-        f = 2 * self.model.config.factor
-        h, w = self.latents.shape[-2:]
-        out = self.model(self.latents[..., : h - h % f, : w - w % f])
-        return float(out["recon"] + self.config.beta * out["commit"])
+        total, count = 0.0, 0
+        for chunk in self._whole(2 * self.model.config.factor):
+            out = self.model(chunk)
+            total += float(out["recon"] + self.config.beta * out["commit"]) * chunk.shape[0]
+            count += chunk.shape[0]
+        return total / count
 
     def train(self) -> Path:
         cfg = self.config

@@ -25,7 +25,19 @@ from torch import nn
 
 from ..errors import InputError
 from .latent_diffusion import embed_texts, expand_conv_in, load_scheduler, load_text_encoder, load_unet
-from .train import LossLog, LOG_NAME, encode_latents, load_training_state, save_training_state, train_loop
+from .train import (
+    LATENTS_NAME,
+    LOG_NAME,
+    LatentStore,
+    LossLog,
+    TrainRuntime,
+    accumulate_step,
+    images_key,
+    load_training_state,
+    make_accelerator,
+    save_training_state,
+    train_loop,
+)
 from .vae import load_vae
 from .vq_model import VQKeyframeModel
 
@@ -53,6 +65,11 @@ def trainable_parameters(unet: nn.Module) -> list[nn.Parameter]:
 
 
 class DecoderTrainer:
+    """Fine-tunes the decoder UNet on ``images`` (a list or a lazy sequence such as
+    :class:`~m3cvc.keyframe_codec.dataset.KeyframeImages`) and their ``texts``. VAE latents go to a
+    :class:`~m3cvc.keyframe_codec.train.LatentStore` in ``out_dir`` (built once, reused on resume); z_hat
+    and the text embeddings are computed per batch by the frozen VQ model and text encoder."""
+
     def __init__(
         self,
         images: Sequence[np.ndarray],
@@ -64,73 +81,106 @@ class DecoderTrainer:
         resume: bool = False,
         local_files_only: bool = False,
         progress: bool = True,
+        runtime: TrainRuntime = TrainRuntime(device="cpu", mixed_precision="no"),
     ) -> None:
-        if not images or len(images) != len(texts):
+        if not len(images) or len(images) != len(texts):
             raise InputError("the keyframe decoder needs training images, each with a text")
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.config, self.base, self.vq_checkpoint, self.progress = config, base, vq_checkpoint, progress
+        self.runtime = runtime
+        self.accel = make_accelerator(runtime)
+        self.device = self.accel.device
+        self.is_main = self.accel.is_main_process
         self.log = LossLog(self.out_dir / LOG_NAME)
         torch.manual_seed(config.seed)
-        vq = VQKeyframeModel.from_pretrained(vq_checkpoint)
-        vae = load_vae(vq.config.vae, vq.config.vae_kind, local_files_only=local_files_only)
-        self.latents = encode_latents(vae, list(images), desc="VAE encode")
-        self.z_hat = vq.decode_indices(vq.encode_indices(self.latents))
-        tokenizer, text_encoder = load_text_encoder(base, local_files_only)
-        self.text_emb = embed_texts(tokenizer, text_encoder, list(texts))
-        self.null_emb = embed_texts(tokenizer, text_encoder, [""])
+        self.vq = VQKeyframeModel.from_pretrained(vq_checkpoint, device=str(self.device)).eval()
+        vae = load_vae(self.vq.config.vae, self.vq.config.vae_kind, device=str(self.device), dtype="float32",
+                       local_files_only=local_files_only)  # fmt: skip
+        key = f"{self.vq.config.vae_kind}:{self.vq.config.vae}:{images_key(images)}"
+        with self.accel.main_process_first():  # one process encodes, the others read its file
+            self.latents = LatentStore.build(self.out_dir / LATENTS_NAME, images, vae, progress=progress and self.is_main,
+                                             key=key)  # fmt: skip
+        del vae
+        self.texts = list(texts)
+        self.tokenizer, self.text_encoder = load_text_encoder(base, local_files_only)
+        self.text_encoder.to(self.device)
+        self.null_emb = embed_texts(self.tokenizer, self.text_encoder, [""])
         self.scheduler = load_scheduler(base, "ddpm", local_files_only)
         self.state = load_training_state(self.out_dir) if resume else None
         if self.state is not None:
             self.unet = load_unet(str(self.out_dir))
         else:
-            self.unet = expand_conv_in(load_unet(base, "unet", local_files_only), int(self.z_hat.shape[1]))
+            self.unet = expand_conv_in(load_unet(base, "unet", local_files_only), int(self.vq.config.latent_channels))
         self.unet.requires_grad_(False)
         params = trainable_parameters(self.unet)
         for p in params:
             p.requires_grad_(True)
-        self.opt = torch.optim.AdamW(params, lr=config.lr)
-        self.gen = torch.Generator().manual_seed(config.seed)
+        opt = torch.optim.AdamW(params, lr=config.lr)
+        self.gen = torch.Generator().manual_seed(config.seed + self.accel.process_index)
         self.step = 0
         if self.state is not None:
-            self.opt.load_state_dict(self.state["opt"])
-            self.gen.set_state(self.state["gen"])
+            opt.load_state_dict(self.state["opt"])
+            gens = self.state.get("gens") or [self.state["gen"]]
+            self.gen.set_state(gens[min(self.accel.process_index, len(gens) - 1)])
             self.step = int(self.state["step"])
+        self.unet.to(self.device)
+        self.model, self.opt = self.accel.prepare(self.unet, opt)
+
+    @torch.no_grad()
+    def _conditions(self, pick: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Latents, z_hat and text embeddings of the samples ``pick``, on the device."""
+        z = self.latents[pick].to(self.device)
+        z_hat = self.vq.decode_indices(self.vq.encode_indices(z))
+        emb = embed_texts(self.tokenizer, self.text_encoder, [self.texts[i] for i in pick])
+        return z, z_hat, emb
 
     def train_step(self) -> dict[str, float]:
         cfg, g = self.config, self.gen
-        self.unet.train()
-        pick = torch.randint(0, self.latents.shape[0], (cfg.batch_size,), generator=g)
-        z, z_hat, emb = self.latents[pick], self.z_hat[pick], self.text_emb[pick].clone()
-        drop = torch.rand(cfg.batch_size, generator=g) < cfg.text_dropout
-        emb[drop] = self.null_emb
-        noise = torch.randn(z.shape, generator=g)
-        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (cfg.batch_size,), generator=g)
-        noisy = self.scheduler.add_noise(z, noise, t)
-        pred = self.unet(torch.cat([noisy, z_hat], dim=1), t, encoder_hidden_states=emb).sample
-        loss = nn.functional.mse_loss(pred, noise)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return {"loss": float(loss.detach())}
+        self.model.train()
+
+        def micro() -> tuple[torch.Tensor, dict[str, float]]:
+            pick = torch.randint(0, len(self.latents), (cfg.batch_size,), generator=g).tolist()
+            z, z_hat, emb = self._conditions(pick)
+            drop = torch.rand(cfg.batch_size, generator=g) < cfg.text_dropout
+            emb[drop.to(emb.device)] = self.null_emb
+            noise = torch.randn(z.shape, generator=g).to(self.device)
+            t = torch.randint(0, self.scheduler.config.num_train_timesteps, (cfg.batch_size,), generator=g).to(self.device)
+            noisy = self.scheduler.add_noise(z, noise, t)
+            pred = self.model(torch.cat([noisy, z_hat], dim=1), t, encoder_hidden_states=emb).sample
+            loss = nn.functional.mse_loss(pred.float(), noise)
+            return loss, {"loss": float(loss.detach())}
+
+        return accumulate_step(self.accel, self.model, self.opt, micro)
 
     @torch.no_grad()
     def eval_loss(self, seed: int = 0) -> float:
         """Epsilon loss on every training sample with fixed noise and timesteps (comparable across steps)."""
         g = torch.Generator().manual_seed(seed)
-        n = self.latents.shape[0]
-        noise = torch.randn(self.latents.shape, generator=g)
-        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (n,), generator=g)
-        noisy = self.scheduler.add_noise(self.latents, noise, t)
         self.unet.eval()
-        pred = self.unet(torch.cat([noisy, self.z_hat], dim=1), t, encoder_hidden_states=self.text_emb).sample
-        return float(nn.functional.mse_loss(pred, noise))
+        total, n = 0.0, len(self.latents)
+        for start in range(0, n, 8):
+            pick = list(range(start, min(start + 8, n)))
+            z, z_hat, emb = self._conditions(pick)
+            noise = torch.randn(z.shape, generator=g).to(self.device)
+            t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(pick),), generator=g).to(self.device)
+            pred = self.unet(torch.cat([self.scheduler.add_noise(z, noise, t), z_hat], dim=1), t,
+                             encoder_hidden_states=emb).sample  # fmt: skip
+            total += float(nn.functional.mse_loss(pred.float(), noise)) * len(pick)
+        return total / n
 
     def save(self) -> Path:
-        self.unet.save_pretrained(str(self.out_dir))
-        meta = {"base": self.base, "vq_checkpoint": self.vq_checkpoint, "train_config": asdict(self.config)}
-        (self.out_dir / DECODER_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        save_training_state(self.out_dir, {"step": self.step, "opt": self.opt.state_dict(), "gen": self.gen.get_state()})
+        gens = self.accel.gather_for_metrics([self.gen.get_state()]) if self.accel.num_processes > 1 else [self.gen.get_state()]
+        if self.is_main:
+            self.accel.unwrap_model(self.model).save_pretrained(str(self.out_dir))
+            meta = {"base": self.base, "vq_checkpoint": self.vq_checkpoint, "train_config": asdict(self.config)}
+            (self.out_dir / DECODER_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            save_training_state(self.out_dir, {
+                "step": self.step, "opt": self.opt.state_dict(), "gen": self.gen.get_state(), "gens": gens,
+                "runtime": {**asdict(self.runtime), "processes": self.accel.num_processes,
+                            "mixed_precision_used": self.accel.mixed_precision},
+            })  # fmt: skip
+        self.accel.wait_for_everyone()
         return self.out_dir
 
     def train(self) -> Path:

@@ -78,18 +78,25 @@ class VectorQuantizer(nn.Module):
         return nearest(_flatten(h), self.codebook).view(n, hh, ww)
 
     def forward(self, h: torch.Tensor) -> Quantized:
-        indices = self.quantize(h.detach())
-        q = self.lookup(indices)
-        commit = torch.mean((h - q.detach()) ** 2)
-        if self.training:
-            self._ema_update(_flatten(h.detach()), indices.flatten())
-            q = h + (q - h).detach()
+        # nearest-code search and codebook statistics in float32, also under mixed-precision training
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            h = h.float()
+            indices = self.quantize(h.detach())
+            q = self.lookup(indices)
+            commit = torch.mean((h - q.detach()) ** 2)
+            if self.training:
+                self._ema_update(_flatten(h.detach()), indices.flatten())
+                q = h + (q - h).detach()
         return Quantized(q, indices, commit)
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor) -> None:
         counts = torch.bincount(idx, minlength=self.size).to(flat.dtype)
         sums = torch.zeros_like(self.ema_sum).index_add_(0, idx, flat)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # multi-process training: every process applies the statistics of all processes' batches
+            torch.distributed.all_reduce(counts)
+            torch.distributed.all_reduce(sums)
         self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.ema_count.sum()
