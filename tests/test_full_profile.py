@@ -219,3 +219,17 @@ def test_full_profile_train_cli_takes_device_precision_and_accumulation(models, 
     assert main([*base, "--steps", "2", "--resume"]) == 0
     assert [r["step"] for r in read_loss_log(dec)] == [1, 2]
     assert main([*base[:-1], "--steps", "3", "--resume", "--mixed-precision", "fp16", "--device", "cpu"]) == 2  # one line
+
+
+def test_full_profile_decode_overrides_reach_the_refiner(models, tmp_path):
+    """decode --device/--dtype/--cpu-offload replace the stream's machine settings of the refiner."""
+    from m3cvc.pipeline import DecodeOverrides
+
+    kc = KeyframeCodecConfig(refine=RefineOptions(backend="img2img", model=str(models["sd"])))
+    params = build_keyframe_codec(kc).params()
+    assert (params["device"], params["dtype"], params["cpu_offload"]) == ("auto", "auto", False)
+    applied = DecodeOverrides(device="cpu", dtype="bfloat16", cpu_offload=True).apply(params)
+    codec = keyframe_codec_from_params("hevc+img2img", applied)
+    o = codec.options
+    assert (o.device, o.dtype, o.cpu_offload, o.steps, o.model) == ("cpu", "bfloat16", True, params["steps"], str(models["sd"]))
+    assert DecodeOverrides().apply(params) == params

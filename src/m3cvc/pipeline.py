@@ -353,7 +353,8 @@ class DecodedVideo:
 @dataclass(frozen=True)
 class DecodeOverrides:
     """Settings of the decoding machine that the stream header cannot know: where the models run
-    (``device``, ``dtype``) and where their files live here (``model_paths``: pairs of a path as
+    (``device``, ``dtype``, ``cpu_offload``: models kept in CPU memory and moved to the GPU while
+    they run) and where their files live here (``model_paths``: pairs of a path as
     stored in the header and the local path that replaces it). They are applied to the keyframe
     codec's and the reconstructor's header params before those stages are built; stages without
     such settings (AVIF, flow) are not affected. A different dtype or device can change the
@@ -362,6 +363,7 @@ class DecodeOverrides:
     device: Optional[str] = None
     dtype: Optional[str] = None
     model_paths: tuple[tuple[str, str], ...] = ()
+    cpu_offload: Optional[bool] = None  # model CPU offload on the GPU (refiner, video diffusion)
 
     def __post_init__(self) -> None:
         for old, new in self.model_paths:
@@ -381,7 +383,7 @@ class DecodeOverrides:
 
     def apply(self, params: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(params)
-        for key, value in (("device", self.device), ("dtype", self.dtype)):
+        for key, value in (("device", self.device), ("dtype", self.dtype), ("cpu_offload", self.cpu_offload)):
             if value is not None and key in out:
                 out[key] = value
         for key, value in out.items():

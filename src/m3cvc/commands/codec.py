@@ -236,7 +236,10 @@ def decode_main(argv: Sequence[str]) -> int:
     p.add_argument("input", metavar="IN", help=".m3c bitstream")
     add_output_options(p)
     p.add_argument("--device", help="run the stream's models here instead (cpu, cuda, cuda:N, ...)")
-    p.add_argument("--dtype", help="model precision instead of the stream's (float32, float16, bfloat16)")
+    p.add_argument("--dtype", help="model precision instead of the stream's (auto, float32, float16, bfloat16)")
+    p.add_argument("--cpu-offload", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep the stream's models in CPU memory and move each to the GPU only while it runs "
+                        "(less GPU memory, slower; needs accelerate); default: the stream's setting")  # fmt: skip
     p.add_argument("--model-path", action="append", metavar="OLD=NEW",
                    help="a model path stored in the stream (see 'm3cvc info') = where it is on this machine; repeatable")
     from ..bitstream import DecodeLimits
@@ -256,7 +259,8 @@ def decode_main(argv: Sequence[str]) -> int:
         check_new_output(args.output, [args.input], args.overwrite)
     data = _read_input(args.input)
     start = time.perf_counter()
-    overrides = DecodeOverrides(args.device, args.dtype, DecodeOverrides.parse_model_paths(args.model_path))
+    overrides = DecodeOverrides(args.device, args.dtype, DecodeOverrides.parse_model_paths(args.model_path),
+                                args.cpu_offload)
     decoded = Decoder(overrides, DecodeLimits(args.max_frames, args.max_pixels)).open(data)
     h = decoded.header
     from ..pipeline import _progress
