@@ -274,3 +274,62 @@ def test_bad_config(small_video, tmp_path, capsys, text, message):
     cfg.write_text(text)
     assert main(["encode", str(small_video), "-o", str(tmp_path / "x.m3c"), "--config", str(cfg)]) == 2
     assert message in _err(capsys)
+
+
+# ---------------------------------------------------------------------------- config sidecar
+def _reproduce_command(sidecar: Path) -> list[str]:
+    import shlex
+
+    lines = sidecar.read_text().splitlines()
+    command = lines[lines.index("# re-create the stream from this file:") + 1].lstrip("# ").strip()
+    words = shlex.split(command)
+    assert words[:2] == ["m3cvc", "encode"]
+    return words[1:]
+
+
+def test_encode_writes_a_config_sidecar_whose_command_recreates_the_stream(small_video, tmp_path, capsys):
+    out = tmp_path / "sub dir" / "a.m3c"
+    out.parent.mkdir()
+    assert main(["encode", str(small_video), "-o", str(out), "--keyframe-qp", "30", "-q"]) == 0
+    sidecar = Path(str(out) + ".yaml")
+    data, text = out.read_bytes(), sidecar.read_text()
+    assert yaml.safe_load(text)["keyframe_codec"]["hevc"]["qp"] == 30 and "input option" not in text
+    out.unlink()
+    assert main(_reproduce_command(sidecar)) == 0  # runnable as written, with a space in the path
+    assert out.read_bytes() == data and sidecar.read_text() == text
+    # existing sidecar: refused without -y; -y --no-config-out removes the stale one m3cvc wrote
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "b.m3c"), "-q"]) == 0
+    (tmp_path / "b.m3c").unlink()
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "b.m3c"), "-q"]) == 2
+    assert "b.m3c.yaml exists" in capsys.readouterr().err
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "b.m3c"), "-q", "-y", "--no-config-out"]) == 0
+    assert not (tmp_path / "b.m3c.yaml").exists()
+    mine = tmp_path / "c.m3c.yaml"
+    mine.write_text("keyframe_codec: {hevc: {qp: 33}}\n")  # a user's file, not a sidecar
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "c.m3c"), "-q", "-y", "--no-config-out"]) == 0
+    assert mine.read_text() == "keyframe_codec: {hevc: {qp: 33}}\n"
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "c.m3c"), "--config", str(mine), "-q", "-y"]) == 2
+    assert "is the input file" in capsys.readouterr().err and "qp: 33" in mine.read_text()
+
+
+def test_batch_encode_never_replaces_its_config_with_a_sidecar(small_video, tmp_path, capsys):
+    videos, out = tmp_path / "videos", tmp_path / "out"
+    videos.mkdir()
+    (videos / "one.y4m").write_bytes(small_video.read_bytes())
+    out.mkdir()
+    cfg = out / "one.m3c.yaml"
+    cfg.write_text("# my config\nkeyframe_codec: {hevc: {qp: 30}}\n")
+    assert main(["batch", "encode", str(videos), "-o", str(out), "--config", str(cfg), "-q"]) == 2
+    assert "would be replaced" in capsys.readouterr().err and cfg.read_text().startswith("# my config")
+    assert main(["batch", "encode", str(videos), "-o", str(out), "--config", str(cfg), "--no-config-out", "-q"]) == 0
+    assert cfg.read_text().startswith("# my config") and (out / "one.m3c").is_file()
+    assert main(["batch", "encode", str(videos), "-o", str(tmp_path / "out2"), "-q"]) == 0
+    assert yaml.safe_load((tmp_path / "out2" / "one.m3c.yaml").read_text())["profile"] == "lite"
+
+
+def test_decode_checks_device_and_dtype_options(small_video, tmp_path, capsys):
+    m3c = tmp_path / "a.m3c"
+    assert main(["encode", str(small_video), "-o", str(m3c), "-q"]) == 0
+    for option, value in (("--device", "nonsense"), ("--device", "meta"), ("--dtype", "garbage")):
+        assert main(["decode", str(m3c), "-o", str(tmp_path / "o.y4m"), option, value, "-q"]) == 2
+        assert option in capsys.readouterr().err

@@ -100,6 +100,7 @@ def test_full_profile_cli_encode_decode_with_tiny_models(models, tmp_path, capsy
     assert info["profile"] == "full" and info["keyframe_codec"]["name"] == "hevc+img2img"
     assert info["keyframe_codec"]["params"]["model"] == str(models["sd"])
     assert info["decoder_uses_text"]["keyframes"] is True and info["reconstructor"]["name"] == "ltx"
+    assert info["keyframe_pictures"][0] == "IDR" and set(info["keyframe_pictures"]) <= {"IDR", "P"}  # the chain
     assert any(t for t in info.get("keyframe_texts", [""]))  # Qwen-VL wrote the texts
     # the resolved config sits beside the stream and reproduces it
     sidecar = Path(str(a) + ".yaml")
@@ -133,7 +134,8 @@ def test_full_profile_refinement_stays_outside_the_chain_and_bounds_stream_param
     assert all(x.shape == (64, 96, 3) and x.dtype == np.uint8 for x in refined)
     assert any(not np.array_equal(x, r) for x, r in zip(refined, reference))  # the model changed the pictures
     # a crafted header cannot make the decoder run away or accept nonsense
-    for key, value in (("steps", 10**6), ("strength", 0.0), ("strength", float("nan")), ("guidance", -1.0)):
+    for key, value in (("steps", 10**6), ("steps", 1000), ("strength", 0.0), ("strength", 1e-9), ("strength", float("nan")),
+                       ("guidance", -1.0), ("device", "meta")):
         with pytest.raises(BitstreamError, match="invalid parameters"):
             keyframe_codec_from_params(enc.name, {**enc.params(), key: value})
     with pytest.raises(BitstreamError, match="unknown parameter|invalid"):
@@ -142,6 +144,16 @@ def test_full_profile_refinement_stays_outside_the_chain_and_bounds_stream_param
         build_keyframe_codec(replace(kc, backend="vq-diffusion"))
     with pytest.raises(ConfigError, match="keyframe_codec.refine.strength"):
         build_keyframe_codec(replace(kc, refine=replace(kc.refine, strength=1.5)))
+    with pytest.raises(ConfigError, match="at least one denoising step"):
+        build_keyframe_codec(replace(kc, refine=replace(kc.refine, steps=3, strength=0.25)))
+    with pytest.raises(ConfigError, match="keyframe_codec.refine.device"):
+        build_keyframe_codec(replace(kc, refine=replace(kc.refine, device="nonsense")))
+    # the inner chain's header params are strict too
+    for extra in ({"zzz": 1}, {"qp": 9999}, {"preset": "nonsense"}):
+        with pytest.raises(BitstreamError):
+            keyframe_codec_from_params(enc.name, {**enc.params(), **extra})
+    # a local model folder is stored as an absolute path (decodable from any working directory)
+    assert Path(enc.params()["model"]).is_absolute()
 
 
 def _smooth_images(n: int, size: int = 64, seed: int = 0) -> list[np.ndarray]:
@@ -219,6 +231,20 @@ def test_full_profile_train_cli_takes_device_precision_and_accumulation(models, 
     assert main([*base, "--steps", "2", "--resume"]) == 0
     assert [r["step"] for r in read_loss_log(dec)] == [1, 2]
     assert main([*base[:-1], "--steps", "3", "--resume", "--mixed-precision", "fp16", "--device", "cpu"]) == 2  # one line
+    other = tmp_path / "enc2"
+    import shutil
+
+    shutil.copytree(enc, other)
+    assert main([*base, "--steps", "3", "--resume", "--encoder", str(other)]) == 2  # trained with another encoder
+    enc_base = ["train", "keyframe-encoder", str(ds), "--vae", str(models["sd"]), "--grid", "full", "--prior-steps", "1",
+                "--channels", "8", "--blocks", "1", "--code-dim", "4", "--crop", "0", "--steps", "2", *run]  # fmt: skip
+    for bad in (["--device", "nonsense"], ["--device", "cuda:7"] if not torch.cuda.is_available() else ["--lr", "nan"],
+                ["--batch-size", "0"], ["--lr", "-1"], ["--limit", "0"], ["--crop", "2"], ["--steps", "-3"],
+                ["--code-dim", "0"], ["--grad-accum", "0"]):  # fmt: skip
+        fresh = tmp_path / f"bad{bad[0]}{bad[1]}"
+        assert main([*enc_base, "-o", str(fresh), *bad]) == 2, bad
+        assert not (fresh / "latents.npy").exists()  # refused before any work
+    assert main([*enc_base, "-o", str(enc), "--resume", "--channels", "16"]) == 2  # other architecture
 
 
 def test_full_profile_decode_overrides_reach_the_refiner(models, tmp_path):

@@ -274,7 +274,10 @@ def test_cli_dataset_build_and_training(tiny, tmp_path):
     assert main(enc_args) == 0
     assert VQKeyframeModel.from_pretrained(enc).config.grid == "full"
     assert main(enc_args) == 2  # refuses to overwrite a run without --resume
-    assert main(enc_args[:-2] + ["--resume", "--steps", "4", "-q"]) == 0
+    # a finished run cannot get more VQ steps after its prior was trained (one-line refusal), more prior steps yes
+    assert main(enc_args[:-2] + ["--resume", "--steps", "4", "-q"]) == 2
+    assert main(enc_args[:-2] + ["--resume", "--prior-steps", "3", "-q"]) == 0
+    assert [r["step"] for r in read_loss_log(enc) if r["phase"] == "prior"][-1] == 6
     assert main(["train", "keyframe-decoder", str(ds), "--encoder", str(enc), "--base", base, "-o", str(dec),
                  "--steps", "2", "--batch-size", "2", "--local-files-only", "-q"]) == 0
     assert (dec / "diffusion_pytorch_model.safetensors").is_file() and (dec / "m3cvc_decoder.json").is_file()

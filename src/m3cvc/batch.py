@@ -42,6 +42,8 @@ class EncodeJob:
     source: Path
     output: Path
     config: M3Config
+    config_out: bool = True  # write OUTPUT.yaml, the config that re-creates OUTPUT
+    protect: tuple[Path, ...] = ()  # files the sidecar must never replace (the run's --config)
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,12 @@ def encode_file(job: EncodeJob) -> dict[str, Any]:
     with atomic_path(job.output, [job.source]) as tmp:
         result = encoder.encode(job.source, progress=False)
         tmp.write_bytes(result.data)
-    from .config import sidecar_path, sidecar_yaml
-    from .fileio import write_text_atomic
+    if job.config_out:
+        from .config import sidecar_path, sidecar_yaml
+        from .fileio import write_text_atomic
 
-    write_text_atomic(sidecar_path(job.output), sidecar_yaml(job.config, job.source, job.output), [job.source])
+        write_text_atomic(sidecar_path(job.output), sidecar_yaml(job.config, job.source, job.output),
+                          [job.source, *job.protect])  # fmt: skip
     return {"bytes": len(result.data), "bpp": result.bpp, "frames": result.frames,
             "keyframes": len(result.keyframe_indices)}  # fmt: skip
 
@@ -215,18 +219,27 @@ def _run(
 
 def batch_encode(
     in_dir: Path, out_dir: Path, config: M3Config, executor: Any = None, force: bool = False, retries: int = 1,
-    progress: bool = True, gpus_per_task: Optional[float] = None,
+    progress: bool = True, gpus_per_task: Optional[float] = None, config_out: bool = True,
+    protect: tuple[Path, ...] = (),
 ) -> BatchResult:  # fmt: skip
-    """Encode every video under ``in_dir`` to ``out_dir/<same relative path>.m3c``."""
+    """Encode every video under ``in_dir`` to ``out_dir/<same relative path>.m3c`` (and, with ``config_out``,
+    its config beside it as ``.m3c.yaml``; never onto a file in ``protect``)."""
     from .executors import LocalExecutor, model_devices, task_resources
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     sources = find_videos(in_dir)
     executor = executor or LocalExecutor()
     outputs = output_paths(sources, in_dir, out_dir, ".m3c")
+    if config_out and protect:
+        from .config import sidecar_path
+
+        for out in outputs.values():
+            if sidecar_path(out).resolve() in {Path(p).resolve() for p in protect}:
+                raise InputError(f"{sidecar_path(out)} is this run's --config and would be replaced by the config "
+                                 f"of {out}; move it or pass --no-config-out")  # fmt: skip
     return _run(
         "encode", sources, in_dir, out_dir, outputs.__getitem__,
-        encode_file, lambda src, out: EncodeJob(src, out, config), {"config": to_dict(config)},
+        encode_file, lambda src, out: EncodeJob(src, out, config, config_out, tuple(protect)), {"config": to_dict(config)},
         task_resources(model_devices(config), executor, gpus_per_task), executor, force, retries, progress,
     )  # fmt: skip
 

@@ -430,15 +430,22 @@ def sidecar_path(output: Union[str, Path]) -> Path:
     return Path(str(output) + SIDECAR_SUFFIX)
 
 
-def sidecar_yaml(config: M3Config, input: Union[str, Path], output: Union[str, Path], notes: Sequence[str] = ()) -> str:
-    """The full resolved ``config`` of an encode as YAML, headed by comments saying how to reproduce it
-    (``m3cvc encode IN -o OUT --config THIS`` gives the same bytes with the same m3cvc and codec builds).
-    ``notes``: more comment lines (e.g. input-reading options that are not config keys)."""
+def sidecar_yaml(config: M3Config, input: Union[str, Path], output: Union[str, Path], args: Sequence[str] = ()) -> str:
+    """The full resolved ``config`` of an encode as YAML, headed by comments with the m3cvc version and a
+    command that re-creates ``output`` byte for byte from it (same m3cvc and codec builds); ``args``: the
+    encode options that are not config keys (``--descriptions``, input-reading options), already quoted."""
+    import shlex
+
     from . import __version__
 
+    command = ["m3cvc", "encode", shlex.quote(str(input)), "-o", shlex.quote(str(output)), "--config",
+               shlex.quote(str(sidecar_path(output))), *args, "--no-config-out", "-y"]  # fmt: skip
     head = [f"m3cvc {__version__} encode config of {Path(output).name} (input: {input})",
-            f"reproduce: m3cvc encode {input} -o {output} --config {sidecar_path(output).name}", *notes]  # fmt: skip
+            "re-create the stream from this file:", "  " + " ".join(command)]  # fmt: skip
     return "".join(f"# {line}\n" for line in head) + dump_yaml(config)
+
+
+SIDECAR_MARK = "# m3cvc "  # how a sidecar written by m3cvc starts
 
 
 def read_yaml(path: Union[str, Path], what: str) -> Any:

@@ -26,6 +26,19 @@ def check_dtype(name: str, key: str) -> str:
     return name
 
 
+DEVICE_PATTERN = r"(auto|cpu|mps|cuda(:[0-9]+)?)"
+
+
+def check_device(name: str, key: str) -> str:
+    """``name`` if it is ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``, else a :class:`ConfigError`
+    naming ``key`` (a syntax check: whether the device exists is decided where it is used)."""
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(DEVICE_PATTERN, name):
+        raise ConfigError(f"{key}: invalid device {name!r}; use auto, cpu, mps, cuda or cuda:N")
+    return name
+
+
 def resolve_device(name: str) -> str:
     """``device: auto`` -> ``cuda`` where torch sees a GPU, else ``cpu``; other names unchanged."""
     if name == "auto":

@@ -70,6 +70,14 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def stored_model_path(model: str) -> str:
+    """How a model setting is written into streams and checkpoints: an existing local folder as an absolute
+    path (a relative one would mean another folder from another working directory), anything else as given."""
+    if model and looks_like_path(model) and Path(model).expanduser().is_dir():
+        return str(Path(model).expanduser().resolve())
+    return model
+
+
 def resolve_model(model: str, key: str, local_files_only: bool = False, revision: Optional[str] = None) -> tuple[str, bool]:
     """``(source, local_files_only)`` to load ``model`` (the value of config key ``key``) with, or a
     one-line BackendError when it cannot be had here."""
@@ -77,6 +85,8 @@ def resolve_model(model: str, key: str, local_files_only: bool = False, revision
         raise BackendError(f"{key} is empty: set it to a hub id or a local folder")
     if looks_like_path(model):
         path = Path(model).expanduser()
+        if path.exists() and not path.is_dir():
+            raise BackendError(f"{key}: {path} is a file; set {key} to a folder holding the model's files, or to a hub id")
         if not path.is_dir():
             raise BackendError(f"{key}: the local folder {path} does not exist (set {key} to a folder holding the "
                                "model's files, or to a hub id)")  # fmt: skip

@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 
 def _picture_types(codec: str, keyframes: Sequence[Any]) -> list[str]:
-    """Per keyframe: ``IDR`` / ``P`` for the HEVC chain, ``intra`` for image codecs."""
-    if codec != "hevc":
+    """Per keyframe: ``IDR`` / ``P`` for the HEVC chain (refined or not), ``intra`` for image codecs."""
+    if codec.split("+")[0] != "hevc":
         return ["intra"] * len(keyframes)
     from .keyframe_codec.hevc import picture_type
 

@@ -67,6 +67,8 @@ def encode_main(argv: Sequence[str]) -> int:
     add_keyframe_options(p)
     add_codec_options(p)
     p.add_argument("--force", action="store_true", help="redo files already coded by an earlier run")
+    p.add_argument("--no-config-out", action="store_true",
+                   help="do not write OUT_DIR/<path>.m3c.yaml, the config that re-creates each stream")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_executor_options(p)
     args = p.parse_args(argv)
@@ -74,8 +76,9 @@ def encode_main(argv: Sequence[str]) -> int:
 
     cfg = config_from_args(args)
     with executor_from_args(args) as executor:
+        protect = (Path(args.config).resolve(),) if args.config else ()
         result = batch_encode(Path(args.input), Path(args.output), cfg, executor, args.force, args.retries,
-                              not args.quiet, args.gpus_per_task)  # fmt: skip
+                              not args.quiet, args.gpus_per_task, not args.no_config_out, protect)  # fmt: skip
         _summary(result, executor, args.quiet)
     return report_failures(result.failed, "files", "the manifest")
 

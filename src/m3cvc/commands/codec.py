@@ -152,6 +152,39 @@ def _human(n: float) -> str:
     return f"{n:.1f} GB"  # pragma: no cover
 
 
+def _encode_extra_args(args: argparse.Namespace) -> list[str]:
+    """The encode options that are not config keys, as command-line words (for the config sidecar)."""
+    import shlex
+
+    out: list[str] = []
+    if args.descriptions:
+        out += ["--descriptions", shlex.quote(args.descriptions)]
+    if args.input_size:
+        out += ["--input-size", shlex.quote(args.input_size), "--input-pix-fmt", shlex.quote(args.input_pix_fmt)]
+    if args.input_fps is not None:
+        out += ["--input-fps", repr(args.input_fps)]
+    if args.stream is not None:
+        out += ["--stream", str(args.stream)]
+    return out
+
+
+def _drop_stale_sidecar(out: Path, inputs: Sequence[str]) -> None:
+    """With -y --no-config-out, an OUT.yaml that m3cvc wrote for an earlier OUT no longer describes OUT:
+    remove it (a file that m3cvc did not write, or this run's --config, is left alone)."""
+    from ..config import SIDECAR_MARK, sidecar_path
+
+    old = sidecar_path(out)
+    if any(old.resolve() == Path(i).resolve() for i in inputs):
+        return
+    try:
+        with old.open("rb") as fh:
+            ours = fh.read(len(SIDECAR_MARK)) == SIDECAR_MARK.encode()
+    except OSError:
+        return
+    if ours:
+        old.unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------------------------
 def encode_main(argv: Sequence[str]) -> int:
     p = _parser("encode", "Encode a video into an .m3c bitstream.")
@@ -182,9 +215,9 @@ def encode_main(argv: Sequence[str]) -> int:
         )
         tmp.write_bytes(result.data)
     if sidecar is not None:
-        notes = [f"texts: --descriptions {args.descriptions}"] if args.descriptions else []
-        notes += [f"input option: {k}={v}" for k, v in open_kwargs(args).items() if v is not None]
-        write_text_atomic(sidecar, sidecar_yaml(cfg, args.input, out, notes), inputs)
+        write_text_atomic(sidecar, sidecar_yaml(cfg, args.input, args.output, _encode_extra_args(args)), inputs)
+    elif args.overwrite:
+        _drop_stale_sidecar(out, inputs)
     h = result.stream.header
     from ..keyframes import TRIGGERS
 
@@ -259,17 +292,31 @@ def decode_main(argv: Sequence[str]) -> int:
         check_new_output(args.output, [args.input], args.overwrite)
     data = _read_input(args.input)
     start = time.perf_counter()
+    from ..devices import check_device, check_dtype
+
+    if args.device is not None:
+        check_device(args.device, "--device")
+    if args.dtype is not None:
+        check_dtype(args.dtype, "--dtype")
     overrides = DecodeOverrides(args.device, args.dtype, DecodeOverrides.parse_model_paths(args.model_path),
                                 args.cpu_offload)
     decoded = Decoder(overrides, DecodeLimits(args.max_frames, args.max_pixels)).open(data)
     h = decoded.header
     from ..pipeline import _progress
 
-    with open_writer(args.output, h.width, h.height, h.fps, [args.input]) as writer:
-        with _progress(h.frames, "decode", not args.quiet) as bar:
-            for frame in decoded:
-                writer.write(frame)
-                bar.update(1)
+    from ..errors import BackendError
+
+    try:
+        with open_writer(args.output, h.width, h.height, h.fps, [args.input]) as writer:
+            with _progress(h.frames, "decode", not args.quiet) as bar:
+                for frame in decoded:
+                    writer.write(frame)
+                    bar.update(1)
+    except BackendError as exc:
+        if "does not exist" in str(exc) or "not in the HF cache" in str(exc) or "no checkpoint" in str(exc):
+            raise BackendError(f"{exc} (when decoding: --model-path STORED=LOCAL points a model path stored in the "
+                               "stream, see m3cvc info, at a folder here)") from None  # fmt: skip
+        raise
     seconds = time.perf_counter() - start
     if not args.quiet:
         print(f"{args.output}: {h.frames} frames {h.width}x{h.height} @ {float(h.fps):g} fps, "

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from .codec import _parser
 from .subcommands import dispatch
 
@@ -87,22 +87,31 @@ def encoder_main(argv: Sequence[str]) -> int:
     from ..keyframe_codec.vae import load_vae
     from ..keyframe_codec.vq_model import VQModelConfig
 
+    from ..hub import stored_model_path
+    from ..keyframe_codec.train import check_runtime, check_train_config
+
     out = Path(args.output)
     _check_output(out, args.resume)
     runtime = _runtime(args)
-    images = KeyframeImages(args.dataset, args.limit)
-    kind = "taef2" if args.vae.startswith("taef2:") else args.vae_kind
-    out.mkdir(parents=True, exist_ok=True)
-    latents_file = out / LATENTS_NAME
-    vae = load_vae(args.vae, args.vae_kind, device=resolve_device(args.device), dtype="float32",
-                   local_files_only=args.local_files_only)  # fmt: skip
-    with _main_process_first():  # under accelerate launch one process encodes, the others read its file
-        latents = LatentStore.build(latents_file, images, vae, progress=not args.quiet, key=f"{kind}:{args.vae}:{images.key}")
-    del vae
-    model_cfg = VQModelConfig(grid=args.grid, channels=args.channels, blocks=args.blocks, code_dim=args.code_dim,
-                              vae=args.vae, vae_kind=kind)
+    check_runtime(runtime)
     names = ("steps", "prior_steps", "batch_size", "crop", "lr", "seed", "save_every")
     train_cfg = replace(EncoderTrainConfig(), **_overrides(args, names))
+    check_train_config(train_cfg)
+    for name in ("channels", "blocks", "code_dim"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    images = KeyframeImages(args.dataset, args.limit)
+    kind = "taef2" if args.vae.startswith("taef2:") else args.vae_kind
+    vae_id = args.vae if kind == "taef2" else stored_model_path(args.vae)
+    out.mkdir(parents=True, exist_ok=True)
+    latents_file = out / LATENTS_NAME
+    vae = load_vae(vae_id, args.vae_kind, device=resolve_device(args.device), dtype="float32",
+                   local_files_only=args.local_files_only, key="--vae")  # fmt: skip
+    with _main_process_first():  # under accelerate launch one process encodes, the others read its file
+        latents = LatentStore.build(latents_file, images, vae, progress=not args.quiet, key=f"{kind}:{vae_id}:{images.key}")
+    del vae
+    model_cfg = VQModelConfig(grid=args.grid, channels=args.channels, blocks=args.blocks, code_dim=args.code_dim,
+                              vae=vae_id, vae_kind=kind)
     EncoderTrainer(latents, out, model_cfg, train_cfg, resume=args.resume, progress=not args.quiet, runtime=runtime).train()
     if not args.quiet:
         print(f"keyframe encoder ({args.grid} grid, {len(images)} images) -> {out}")

@@ -221,11 +221,19 @@ class KeyframeImages(Sequence):
     def __init__(self, folder: Union[str, Path], limit: Optional[int] = None) -> None:
         import hashlib
 
+        if limit is not None and limit < 1:
+            raise InputError(f"--limit must be at least 1, got {limit}")
         self.folder = Path(folder)
         self.samples = read_manifest(folder)[:limit]
         self.texts = [s.text for s in self.samples]
-        manifest = (self.folder / MANIFEST).read_bytes()
-        self.key = f"{hashlib.sha256(manifest).hexdigest()[:16]}:{len(self.samples)}"
+        digest = hashlib.sha256((self.folder / MANIFEST).read_bytes())
+        for sample in self.samples:  # an image replaced in place changes the key too
+            try:
+                st = (self.folder / sample.image).stat()
+                digest.update(f"{sample.image}:{st.st_size}:{st.st_mtime_ns}".encode())
+            except OSError:
+                digest.update(f"{sample.image}:missing".encode())
+        self.key = f"{digest.hexdigest()[:16]}:{len(self.samples)}"
         self._shape: Optional[tuple[int, ...]] = None
 
     def __len__(self) -> int:

@@ -112,6 +112,8 @@ class HevcChainCodec(KeyframeCodec):
             raise ConfigError(f"keyframe_codec.hevc.qp must be an integer in 0..51, got {qp!r}")
         if preset not in PRESETS:
             raise ConfigError(f"keyframe_codec.hevc.preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        if not (isinstance(target_bpp, (int, float)) and 0 <= target_bpp < float("inf")):
+            raise ConfigError(f"keyframe_codec.hevc.target_bpp must be a finite number >= 0, got {target_bpp!r}")
         self.qp, self.preset, self.target_bpp = qp, preset, float(target_bpp)
         self._encoder: Any = None
         self._decoder: Any = None
@@ -131,8 +133,15 @@ class HevcChainCodec(KeyframeCodec):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "HevcChainCodec":
-        qp, preset = params.get("qp", 42), params.get("preset", "medium")
-        return cls(qp if isinstance(qp, int) and 0 <= qp <= 51 else 42, preset if preset in PRESETS else "medium")
+        """Decoder side. The access units describe themselves, so qp and preset only inform ``info``; unknown
+        keys or invalid values still mean a damaged or foreign header (BitstreamError)."""
+        from ..registry import read_params
+
+        values = read_params("hevc keyframe codec", params, {"qp": 42, "preset": "medium", "target_bpp": 0.0})
+        try:
+            return cls(values["qp"], values["preset"], values["target_bpp"])
+        except ConfigError as exc:
+            raise BitstreamError(f"hevc keyframe codec: invalid parameters in the stream header ({exc})") from None
 
     # ------------------------------------------------------------------------------------ encoder
     def _open_encoder(self, frame: np.ndarray) -> Any:

@@ -36,13 +36,13 @@ from ..errors import BitstreamError, ConfigError
 from .base import KeyframeCodec
 
 REFINERS = ("none", "img2img")
-MAX_STEPS = 1000  # a crafted stream cannot ask for more (the decoder must not run away)
+MAX_STEPS = 500  # a crafted stream cannot ask for more (the decoder must not run away); below the 1000 train steps
 DEFAULT_MULTIPLE = 64  # Stable Diffusion: VAE /8, then three UNet downsamplings
 
 
 def check_refine_options(o: RefineOptions, key: str = "keyframe_codec.refine") -> None:
     """ConfigError naming the key of the first invalid setting."""
-    from ..devices import check_dtype
+    from ..devices import check_device, check_dtype
 
     if o.backend not in REFINERS:
         raise ConfigError(f"{key}.backend must be one of {', '.join(REFINERS)}, got {o.backend!r}")
@@ -50,11 +50,15 @@ def check_refine_options(o: RefineOptions, key: str = "keyframe_codec.refine") -
         raise ConfigError(f"{key}.strength must be in (0, 1], got {o.strength}")
     if isinstance(o.steps, bool) or not 1 <= o.steps <= MAX_STEPS:
         raise ConfigError(f"{key}.steps must be in 1..{MAX_STEPS}, got {o.steps}")
+    if int(o.steps * o.strength) < 1:
+        raise ConfigError(f"{key}: steps x strength must leave at least one denoising step "
+                          f"({o.steps} x {o.strength} = {o.steps * o.strength:g})")  # fmt: skip
     if not (math.isfinite(o.guidance) and 0 <= o.guidance <= 100):
         raise ConfigError(f"{key}.guidance must be in 0..100, got {o.guidance}")
     if not 0 <= o.seed < 2**63:
         raise ConfigError(f"{key}.seed must be in 0..2^63-1, got {o.seed}")
     check_dtype(o.dtype, f"{key}.dtype")
+    check_device(o.device, f"{key}.device")
     if not o.model:
         raise ConfigError(f"{key}.model is empty: set it to a hub id or a local folder")
 
@@ -139,9 +143,13 @@ class Img2ImgRefiner:
 
 
 def refine_params(o: RefineOptions) -> dict[str, Any]:
-    """What goes into the stream header (every setting but ``backend``)."""
+    """What goes into the stream header (every setting but ``backend``; a local model folder as an
+    absolute path)."""
+    from ..hub import stored_model_path
+
     out = dataclasses.asdict(o)
     out.pop("backend")
+    out["model"] = stored_model_path(o.model)
     return out
 
 

@@ -47,45 +47,74 @@ class TrainRuntime:
     grad_accum: int = 1  # micro-batches per optimizer step (the effective batch is batch_size x grad_accum x processes)
 
 
+def check_runtime(rt: TrainRuntime) -> tuple[str, str]:
+    """``(device, mixed precision)`` that ``rt`` resolves to here, or a one-line ConfigError / BackendError."""
+    from ..devices import auto_dtype_name, check_device, resolve_device
+
+    if rt.mixed_precision not in MIXED_PRECISION:
+        raise ConfigError(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}, got {rt.mixed_precision!r}")
+    if isinstance(rt.grad_accum, bool) or not 1 <= rt.grad_accum <= 4096:
+        raise ConfigError(f"--grad-accum must be in 1..4096, got {rt.grad_accum}")
+    check_device(rt.device, "--device")
+    device = resolve_device(rt.device)
+    kind = device.partition(":")[0]
+    if kind not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N for training, got {rt.device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise BackendError(f"--device {rt.device} requested but CUDA is not available")
+    mp = rt.mixed_precision
+    if mp == "auto":
+        mp = {"bfloat16": "bf16", "float16": "fp16"}.get(auto_dtype_name(device), "no")
+    if mp == "fp16" and kind == "cpu":
+        raise ConfigError("fp16 mixed precision needs a GPU; use bf16 or no on the CPU")
+    return device, mp
+
+
 def make_accelerator(rt: TrainRuntime) -> Any:
     """An ``accelerate.Accelerator`` for ``rt``. In a single process its global state is reset first, so
     several runs with other settings can follow each other (tests, notebooks)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState, PartialState
 
-    from ..devices import auto_dtype_name, resolve_device
-
-    if rt.mixed_precision not in MIXED_PRECISION:
-        raise ConfigError(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}, got {rt.mixed_precision!r}")
-    if isinstance(rt.grad_accum, bool) or not 1 <= rt.grad_accum <= 4096:
-        raise ConfigError(f"--grad-accum must be in 1..4096, got {rt.grad_accum}")
-    device = resolve_device(rt.device)
+    device, mp = check_runtime(rt)
     kind, _, index = device.partition(":")
-    if kind not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N for training, got {rt.device!r}")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise BackendError(f"--device {rt.device} requested but CUDA is not available")
-        if index:
-            torch.cuda.set_device(int(index))
-    mp = rt.mixed_precision
-    if mp == "auto":
-        mp = {"bfloat16": "bf16", "float16": "fp16"}.get(auto_dtype_name(device), "no")
-    if mp == "fp16" and kind == "cpu":
-        raise ConfigError("fp16 mixed precision needs a GPU; use bf16 or no on the CPU")
+    if index:
+        torch.cuda.set_device(int(index))
     if PartialState._shared_state and PartialState().num_processes == 1:
         AcceleratorState._reset_state(reset_partial_state=False)
         GradientState._reset_state()
     return Accelerator(cpu=kind == "cpu", mixed_precision=mp, gradient_accumulation_steps=rt.grad_accum)
 
 
+def check_train_config(cfg: Any) -> None:
+    """One-line ConfigErrors for training settings that cannot work (steps, batch, rates, crop, dropout)."""
+    for name in ("steps", "prior_steps", "save_every"):
+        if getattr(cfg, name, 0) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+    if cfg.log_every < 1:
+        raise ConfigError(f"log_every must be >= 1, got {cfg.log_every}")
+    for name in ("lr", "prior_lr"):
+        value = getattr(cfg, name, 1.0)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+    crop = getattr(cfg, "crop", 0)
+    if crop < 0 or 0 < crop < 8:
+        raise ConfigError(f"--crop must be 0 (whole latents) or at least 8, got {crop}")
+    dropout = getattr(cfg, "text_dropout", 0.0)
+    if not 0 <= dropout <= 1:
+        raise ConfigError(f"--text-dropout must be in [0, 1], got {dropout}")
+
+
 def images_key(images: Sequence[np.ndarray]) -> str:
     """What identifies a training set for the latent cache: the sequence's own ``key`` (a dataset's
     manifest) or a hash of the pixels of an in-memory list."""
+    import hashlib
+
     key = getattr(images, "key", None)
     if key:
         return str(key)
-    import hashlib
 
     digest = hashlib.sha256()
     for image in images:
@@ -314,6 +343,7 @@ class EncoderTrainer:
     ) -> None:
         if len(latents.shape) != 4 or latents.shape[0] == 0:
             raise InputError("the keyframe encoder needs at least one training image")
+        check_train_config(config)
         self.latents = latents if isinstance(latents, LatentStore) else latents.float()
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -344,6 +374,14 @@ class EncoderTrainer:
         if state is None:
             return
         loaded = VQKeyframeModel.from_pretrained(self.out_dir)
+        differ = [k for k, v in asdict(loaded.config).items() if getattr(self.model.config, k) != v]
+        if differ:
+            raise InputError(f"{self.out_dir} holds a model with other settings ({', '.join(differ)}); resume it with its "
+                             "own settings or train into another folder")  # fmt: skip
+        trained_steps = int(state.get("train_config", {}).get("steps", self.config.steps))
+        if int(state["step"]) > trained_steps and trained_steps != self.config.steps:
+            raise InputError(f"{self.out_dir} finished its {trained_steps} VQ steps and went on to the prior; --steps cannot "
+                             "change now (train into another folder to run more VQ steps)")  # fmt: skip
         self.model.load_state_dict(loaded.state_dict())
         vq_opt.load_state_dict(state["vq_opt"])
         prior_opt.load_state_dict(state["prior_opt"])

@@ -32,6 +32,7 @@ from .train import (
     LossLog,
     TrainRuntime,
     accumulate_step,
+    check_train_config,
     images_key,
     load_training_state,
     make_accelerator,
@@ -85,8 +86,13 @@ class DecoderTrainer:
     ) -> None:
         if not len(images) or len(images) != len(texts):
             raise InputError("the keyframe decoder needs training images, each with a text")
+        check_train_config(config)
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        from ..hub import resolve_model, stored_model_path
+
+        base, vq_checkpoint = stored_model_path(base), stored_model_path(vq_checkpoint)
+        resolve_model(base, "--base", local_files_only)  # a missing folder or unreachable model: one line, now
         self.config, self.base, self.vq_checkpoint, self.progress = config, base, vq_checkpoint, progress
         self.runtime = runtime
         self.accel = make_accelerator(runtime)
@@ -109,6 +115,10 @@ class DecoderTrainer:
         self.scheduler = load_scheduler(base, "ddpm", local_files_only)
         self.state = load_training_state(self.out_dir) if resume else None
         if self.state is not None:
+            meta = read_decoder_meta(self.out_dir) or {}
+            if (meta.get("vq_checkpoint"), meta.get("base")) != (vq_checkpoint, base):
+                raise InputError(f"{self.out_dir} was trained with --encoder {meta.get('vq_checkpoint')} and --base "
+                                 f"{meta.get('base')}; resume it with those")  # fmt: skip
             self.unet = load_unet(str(self.out_dir))
         else:
             self.unet = expand_conv_in(load_unet(base, "unet", local_files_only), int(self.vq.config.latent_channels))

@@ -97,6 +97,7 @@ def load_vae(
     device: str = "cpu",
     dtype: str = "auto",
     local_files_only: bool = False,
+    key: str = "keyframe_codec.vq_diffusion.vae",
 ) -> LatentVAE:
     """Load a frozen autoencoder by id / folder (see the module doc for the kinds)."""
     kind, source = resolve_vae_kind(vae, vae_kind)
@@ -111,7 +112,7 @@ def load_vae(
         from ..hub import resolve_model
 
         cls = diffusers.AutoencoderKL if kind == "autoencoderkl" else diffusers.AutoencoderTiny
-        source, local_files_only = resolve_model(source, "keyframe_codec.vq_diffusion.vae", local_files_only)
+        source, local_files_only = resolve_model(source, key, local_files_only)
         try:
             model = cls.from_pretrained(source, subfolder=_diffusers_subfolder(source, subfolder),
                                         torch_dtype=torch_dtype(dtype, device), local_files_only=local_files_only)

@@ -68,8 +68,13 @@ class VQDiffusionCodec(KeyframeCodec):
 
     def params(self) -> dict[str, Any]:
         # None is stored as "" (header values are scalars); the grid is resolved from the checkpoint
+        from ..hub import stored_model_path
+
         values = {name: getattr(self.options, name) for name in _OPTION_FIELDS}
         values["grid"] = self.grid
+        for name in ("checkpoint", "unet", "diffusion", "vae"):  # local folders as absolute paths
+            if isinstance(values.get(name), str) and not values[name].startswith("taef2:"):
+                values[name] = stored_model_path(values[name])
         return {k: ("" if v is None else v) for k, v in values.items()}
 
     @classmethod

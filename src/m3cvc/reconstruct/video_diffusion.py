@@ -172,6 +172,9 @@ class VideoDiffusionReconstructor(ClipReconstructor):
             )
         self.options = options if options is not None else self.options_class()
         self.runtime = runtime if runtime is not None else VideoDiffusionOptions()
+        from ..devices import check_device
+
+        check_device(self.runtime.device, "reconstruct.diffusion.device")
         if self.runtime.dtype not in DTYPES:
             raise ConfigError(f"reconstruct.diffusion.dtype: unknown dtype {self.runtime.dtype!r}; "
                               f"choose one of: {', '.join(DTYPES)}")
