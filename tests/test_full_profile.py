@@ -207,18 +207,23 @@ def test_full_profile_training_on_the_test_device_with_mixed_precision_resumes(m
     assert state["runtime"]["mixed_precision_used"] == mp and state["runtime"]["grad_accum"] == 2
 
 
-def test_full_profile_train_cli_takes_device_precision_and_accumulation(models, tmp_path):
+def _dataset(folder: Path, n: int = 4) -> Path:
+    """A keyframe dataset folder as `m3cvc dataset build` writes it (PNGs + manifest.jsonl)."""
     from PIL import Image
 
+    (folder / "images").mkdir(parents=True)
+    lines = []
+    for i, image in enumerate(_smooth_images(n, seed=1)):
+        Image.fromarray(image).save(folder / "images" / f"v_{i}.png")
+        lines.append(json.dumps({"image": f"images/v_{i}.png", "text": "a red car", "video": "v.mp4", "frame": i}))
+    (folder / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_full_profile_train_cli_takes_device_precision_and_accumulation(models, tmp_path):
     from m3cvc.keyframe_codec.train import read_loss_log
 
-    ds = tmp_path / "ds"
-    (ds / "images").mkdir(parents=True)
-    lines = []
-    for i, image in enumerate(_smooth_images(4, seed=1)):
-        Image.fromarray(image).save(ds / "images" / f"v_{i}.png")
-        lines.append(json.dumps({"image": f"images/v_{i}.png", "text": "a red car", "video": "v.mp4", "frame": i}))
-    (ds / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    ds = _dataset(tmp_path / "ds")
     run = ["--device", TEST_DEVICE, "--mixed-precision", _mixed_precision(), "--grad-accum", "2", "--local-files-only", "-q"]
     enc, dec = tmp_path / "enc", tmp_path / "dec"
     assert main(["train", "keyframe-encoder", str(ds), "-o", str(enc), "--vae", str(models["sd"]), "--grid", "full",
@@ -259,3 +264,26 @@ def test_full_profile_decode_overrides_reach_the_refiner(models, tmp_path):
     o = codec.options
     assert (o.device, o.dtype, o.cpu_offload, o.steps, o.model) == ("cpu", "bfloat16", True, params["steps"], str(models["sd"]))
     assert DecodeOverrides().apply(params) == params
+
+
+def test_full_profile_training_runs_as_two_processes(models, tmp_path):
+    """Multi-process training as `accelerate launch` / `torchrun` start it (two CPU processes, gloo): one
+    process group, one log and one checkpoint, each process's sampler state saved for the resume."""
+    import os
+    import subprocess
+    import sys
+
+    from m3cvc.keyframe_codec.train import read_loss_log
+
+    ds, enc = _dataset(tmp_path / "ds"), tmp_path / "enc"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), OMP_NUM_THREADS="1")
+    base = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "m3cvc",
+            "train", "keyframe-encoder", str(ds), "-o", str(enc), "--vae", str(models["sd"]), "--grid", "full",
+            "--prior-steps", "1", "--channels", "8", "--blocks", "1", "--code-dim", "4", "--crop", "0", "--device", "cpu",
+            "--mixed-precision", "bf16", "--grad-accum", "2", "--local-files-only", "-q"]  # fmt: skip
+    for extra in (["--steps", "2"], ["--steps", "2", "--prior-steps", "2", "--resume"]):
+        proc = subprocess.run(base + extra, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [r["step"] for r in read_loss_log(enc)] == [2, 3, 4]  # each phase end logged once, by the main process
+    state = torch.load(enc / "training_state.pt", weights_only=False)
+    assert state["runtime"]["processes"] == 2 and len(state["gens"]) == 2 and state["step"] == 4

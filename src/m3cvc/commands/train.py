@@ -35,15 +35,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
-def _main_process_first():
-    """``accelerate``'s main-process-first context when launched as several processes, else a no-op."""
+def _main_process_first(device: str):
+    """``accelerate``'s main-process-first context when launched as several processes (``accelerate launch``,
+    ``torchrun``), else a no-op."""
     import contextlib
     import os
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import PartialState
 
-        return PartialState().main_process_first()
+        return PartialState(cpu=device == "cpu").main_process_first()
     return contextlib.nullcontext()
 
 
@@ -107,7 +108,7 @@ def encoder_main(argv: Sequence[str]) -> int:
     latents_file = out / LATENTS_NAME
     vae = load_vae(vae_id, args.vae_kind, device=resolve_device(args.device), dtype="float32",
                    local_files_only=args.local_files_only, key="--vae")  # fmt: skip
-    with _main_process_first():  # under accelerate launch one process encodes, the others read its file
+    with _main_process_first(resolve_device(args.device)):  # under accelerate launch one process encodes, the others read its file
         latents = LatentStore.build(latents_file, images, vae, progress=not args.quiet, key=f"{kind}:{vae_id}:{images.key}")
     del vae
     model_cfg = VQModelConfig(grid=args.grid, channels=args.channels, blocks=args.blocks, code_dim=args.code_dim,

@@ -80,9 +80,13 @@ def make_accelerator(rt: TrainRuntime) -> Any:
     kind, _, index = device.partition(":")
     if index:
         torch.cuda.set_device(int(index))
-    if PartialState._shared_state and PartialState().num_processes == 1:
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and PartialState._shared_state:
         AcceleratorState._reset_state(reset_partial_state=False)
         GradientState._reset_state()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        PartialState(cpu=kind == "cpu")  # join the launcher's process group (gloo on CPUs, nccl on GPUs)
     return Accelerator(cpu=kind == "cpu", mixed_precision=mp, gradient_accumulation_steps=rt.grad_accum)
 
 
@@ -286,6 +290,15 @@ def train_loop(trainer: Any, phase: str, start: int, stop: int, step_fn: Callabl
     bar.close()
 
 
+def gather_states(accel: Any, gen: torch.Generator) -> list[torch.Tensor]:
+    """Every process's batch-sampler RNG state, in process order (saved so that each resumes its own)."""
+    if accel.num_processes == 1:
+        return [gen.get_state()]
+    from accelerate.utils import gather_object
+
+    return list(gather_object([gen.get_state()]))
+
+
 def accumulate_step(accel: Any, module: Any, optimizer: Any, micro: Callable[[], tuple[torch.Tensor, dict[str, float]]]) -> dict[str, float]:
     """One optimizer step over ``accel.gradient_accumulation_steps`` micro-batches: ``micro()`` returns a
     loss and its metrics; gradients are synchronised across processes on the last micro-batch only.
@@ -390,7 +403,7 @@ class EncoderTrainer:
         self.step = int(state["step"])
 
     def save(self) -> Path:
-        gens = self.accel.gather_for_metrics([self.gen.get_state()]) if self.accel.num_processes > 1 else [self.gen.get_state()]
+        gens = gather_states(self.accel, self.gen)
         if self.is_main:
             self.model.save_pretrained(self.out_dir)
             save_training_state(

@@ -33,6 +33,7 @@ from .train import (
     TrainRuntime,
     accumulate_step,
     check_train_config,
+    gather_states,
     images_key,
     load_training_state,
     make_accelerator,
@@ -180,7 +181,7 @@ class DecoderTrainer:
         return total / n
 
     def save(self) -> Path:
-        gens = self.accel.gather_for_metrics([self.gen.get_state()]) if self.accel.num_processes > 1 else [self.gen.get_state()]
+        gens = gather_states(self.accel, self.gen)
         if self.is_main:
             self.accel.unwrap_model(self.model).save_pretrained(str(self.out_dir))
             meta = {"base": self.base, "vq_checkpoint": self.vq_checkpoint, "train_config": asdict(self.config)}
