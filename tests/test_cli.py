@@ -333,3 +333,14 @@ def test_decode_checks_device_and_dtype_options(small_video, tmp_path, capsys):
     for option, value in (("--device", "nonsense"), ("--device", "meta"), ("--dtype", "garbage")):
         assert main(["decode", str(m3c), "-o", str(tmp_path / "o.y4m"), option, value, "-q"]) == 2
         assert option in capsys.readouterr().err
+
+
+def test_batch_decode_takes_the_decoding_machines_options(small_video, tmp_path, capsys):
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    assert main(["encode", str(small_video), "-o", str(streams / "a.m3c"), "-q"]) == 0
+    assert main(["batch", "decode", str(streams), "-o", str(tmp_path / "bad"), "--dtype", "garbage", "-q"]) == 2
+    assert "--dtype" in capsys.readouterr().err
+    assert main(["batch", "decode", str(streams), "-o", str(tmp_path / "out"), "--device", "cpu", "--dtype", "float32",
+                 "--model-path", "/a=/b", "-q"]) == 0  # fmt: skip
+    assert len(read_frames(tmp_path / "out" / "a.y4m")) == 20

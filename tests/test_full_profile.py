@@ -287,3 +287,21 @@ def test_full_profile_training_runs_as_two_processes(models, tmp_path):
     assert [r["step"] for r in read_loss_log(enc)] == [2, 3, 4]  # each phase end logged once, by the main process
     state = torch.load(enc / "training_state.pt", weights_only=False)
     assert state["runtime"]["processes"] == 2 and len(state["gens"]) == 2 and state["step"] == 4
+
+
+def test_full_profile_quiet_decode_prints_nothing(models, tmp_path, capfd):
+    """`-q` silences the model libraries' progress bars and advice too, and the environment is restored."""
+    import os
+
+    video = write_video(tmp_path / "in.y4m", synthetic_frames(6))
+    m3c = tmp_path / "a.m3c"
+    cfg = tmp_path / "lite_refined.yaml"
+    cfg.write_text(yaml.safe_dump({"preprocess": {"width": 96, "height": 64}, "keyframe_codec": {"refine": {
+        "backend": "img2img", "model": str(models["sd"]), "local_files_only": True, "steps": 4, "strength": 0.5,
+        "device": TEST_DEVICE}}}))  # fmt: skip
+    assert main(["encode", str(video), "-o", str(m3c), "--config", str(cfg), "-q"]) == 0
+    capfd.readouterr()
+    assert main(["decode", str(m3c), "-o", str(tmp_path / "a.y4m"), "-q"]) == 0
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", err[-500:]
+    assert "TQDM_DISABLE" not in os.environ

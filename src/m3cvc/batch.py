@@ -50,6 +50,7 @@ class EncodeJob:
 class DecodeJob:
     source: Path
     output: Path
+    overrides: Any = None  # the decoding machine's DecodeOverrides (device, dtype, offload, model paths)
 
 
 def encode_file(job: EncodeJob) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def decode_file(job: DecodeJob) -> dict[str, Any]:
     from .video import open_writer
 
     data = check_input_file(job.source).read_bytes()
-    decoded = Decoder().open(data)
+    decoded = Decoder(job.overrides).open(data)
     h = decoded.header
     job.output.parent.mkdir(parents=True, exist_ok=True)
     with open_writer(job.output, h.width, h.height, h.fps, [job.source]) as writer:
@@ -246,10 +247,11 @@ def batch_encode(
 
 def batch_decode(
     in_dir: Path, out_dir: Path, fmt: str = "y4m", executor: Any = None, force: bool = False, retries: int = 1,
-    progress: bool = True, gpus_per_task: Optional[float] = None,
+    progress: bool = True, gpus_per_task: Optional[float] = None, overrides: Any = None,
 ) -> BatchResult:  # fmt: skip
     """Decode every ``.m3c`` under ``in_dir`` to ``out_dir/<same relative path>.<fmt>``. Streams carry
-    their backends; model-backed ones take ``gpus_per_task`` GPUs (default: none)."""
+    their backends; model-backed ones take ``gpus_per_task`` GPUs (default: none); ``overrides``: the
+    decoding machine's :class:`~m3cvc.pipeline.DecodeOverrides`."""
     from .executors import Resources
 
     if fmt not in DECODE_FORMATS:
@@ -259,6 +261,7 @@ def batch_decode(
     outputs = output_paths(sources, in_dir, out_dir, f".{fmt}")
     return _run(
         "decode", sources, in_dir, out_dir, outputs.__getitem__,
-        decode_file, DecodeJob, {"format": fmt}, Resources(1.0, float(gpus_per_task or 0.0)), executor, force,
+        decode_file, lambda src, out: DecodeJob(src, out, overrides), {"format": fmt},
+        Resources(1.0, float(gpus_per_task or 0.0)), executor, force,
         retries, progress,
     )  # fmt: skip

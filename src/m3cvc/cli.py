@@ -78,12 +78,51 @@ def run(fn: Callable[[Sequence[str]], int], argv: Sequence[str], prog: str = "m3
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.WARNING)
     previous = _on_sigterm()
+    saved = _quiet_libraries() if any(a in ("-q", "--quiet") for a in argv) else None
     try:
         return _run(fn, argv, prog)
     finally:
         logger.removeHandler(handler)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if saved is not None:
+            _restore_env(saved)
+
+
+_QUIET_ENV = {"TQDM_DISABLE": "1", "TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error",
+              "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}  # fmt: skip
+
+
+def _quiet_libraries() -> dict[str, Optional[str]]:
+    """``-q``: silence the model libraries' own progress bars and advice too (tqdm, transformers, diffusers,
+    huggingface_hub read these variables); returns the values to restore."""
+    saved: dict[str, Any] = {k: os.environ.get(k) for k in _QUIET_ENV}
+    os.environ.update(_QUIET_ENV)
+    for module in ("transformers", "diffusers"):  # already imported: their loggers read the variables once
+        if module in sys.modules:
+            try:
+                utils = importlib.import_module(f"{module}.utils.logging")
+                saved[module] = (utils.get_verbosity(), utils.is_progress_bar_enabled())
+                utils.set_verbosity_error()
+                utils.disable_progress_bar()
+            except (ImportError, AttributeError):
+                pass
+    return saved
+
+
+def _restore_env(saved: dict[str, Any]) -> None:
+    for key in _QUIET_ENV:
+        if saved[key] is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = saved[key]
+    for module in ("transformers", "diffusers"):
+        if module in saved:
+            utils = importlib.import_module(f"{module}.utils.logging")
+            verbosity, bars = saved[module]
+            utils.set_verbosity(verbosity)
+            if bars:
+                utils.enable_progress_bar()
 
 
 class _Terminated(KeyboardInterrupt):

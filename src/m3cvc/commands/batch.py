@@ -8,7 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .codec import _parser, add_codec_options, add_config_options, add_keyframe_options, add_preprocess_options, config_from_args
+from .codec import (
+    _parser,
+    add_codec_options,
+    add_config_options,
+    add_decode_machine_options,
+    add_keyframe_options,
+    add_preprocess_options,
+    config_from_args,
+    decode_overrides,
+)
 from .subcommands import dispatch
 
 _USAGE = "usage: m3cvc batch encode IN_DIR -o OUT_DIR [options] | m3cvc batch decode IN_DIR -o OUT_DIR [options]"
@@ -91,13 +100,15 @@ def decode_main(argv: Sequence[str]) -> int:
                    help="y4m: exact decoded frames (default); mp4 / mkv: H.264 for viewing")
     p.add_argument("--force", action="store_true", help="redo files already decoded by an earlier run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_decode_machine_options(p)
     add_executor_options(p)
     args = p.parse_args(argv)
     from ..batch import batch_decode
 
+    overrides = decode_overrides(args)
     with executor_from_args(args) as executor:
         result = batch_decode(Path(args.input), Path(args.output), args.format, executor, args.force, args.retries,
-                              not args.quiet, args.gpus_per_task)  # fmt: skip
+                              not args.quiet, args.gpus_per_task, overrides)  # fmt: skip
         _summary(result, executor, args.quiet)
     return report_failures(result.failed, "files", "the manifest")
 

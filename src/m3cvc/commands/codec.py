@@ -152,6 +152,29 @@ def _human(n: float) -> str:
     return f"{n:.1f} GB"  # pragma: no cover
 
 
+def add_decode_machine_options(p: argparse.ArgumentParser) -> None:
+    """The decoding machine's settings a stream cannot know (``decode``, ``batch decode``)."""
+    p.add_argument("--device", help="run the stream's models here instead (auto, cpu, cuda, cuda:N, mps)")
+    p.add_argument("--dtype", help="model precision instead of the stream's (auto, float32, float16, bfloat16)")
+    p.add_argument("--cpu-offload", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep the stream's models in CPU memory and move each to the GPU only while it runs "
+                        "(less GPU memory, slower; needs accelerate); default: the stream's setting")  # fmt: skip
+    p.add_argument("--model-path", action="append", metavar="OLD=NEW",
+                   help="a model path stored in the stream (see 'm3cvc info') = where it is on this machine; repeatable")
+
+
+def decode_overrides(args: argparse.Namespace) -> Any:
+    """:class:`~m3cvc.pipeline.DecodeOverrides` of :func:`add_decode_machine_options`' options (checked)."""
+    from ..devices import check_device, check_dtype
+    from ..pipeline import DecodeOverrides
+
+    if args.device is not None:
+        check_device(args.device, "--device")
+    if args.dtype is not None:
+        check_dtype(args.dtype, "--dtype")
+    return DecodeOverrides(args.device, args.dtype, DecodeOverrides.parse_model_paths(args.model_path), args.cpu_offload)
+
+
 def _encode_extra_args(args: argparse.Namespace) -> list[str]:
     """The encode options that are not config keys, as command-line words (for the config sidecar)."""
     import shlex
@@ -268,13 +291,7 @@ def decode_main(argv: Sequence[str]) -> int:
     p = _parser("decode", "Decode an .m3c bitstream into a video (.y4m exact frames, .mp4, or a %05d.png pattern).")
     p.add_argument("input", metavar="IN", help=".m3c bitstream")
     add_output_options(p)
-    p.add_argument("--device", help="run the stream's models here instead (cpu, cuda, cuda:N, ...)")
-    p.add_argument("--dtype", help="model precision instead of the stream's (auto, float32, float16, bfloat16)")
-    p.add_argument("--cpu-offload", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep the stream's models in CPU memory and move each to the GPU only while it runs "
-                        "(less GPU memory, slower; needs accelerate); default: the stream's setting")  # fmt: skip
-    p.add_argument("--model-path", action="append", metavar="OLD=NEW",
-                   help="a model path stored in the stream (see 'm3cvc info') = where it is on this machine; repeatable")
+    add_decode_machine_options(p)
     from ..bitstream import DecodeLimits
 
     p.add_argument("--max-frames", type=_positive_int, default=DecodeLimits.max_frames, metavar="N",
@@ -282,7 +299,7 @@ def decode_main(argv: Sequence[str]) -> int:
     p.add_argument("--max-pixels", type=_positive_int, default=DecodeLimits.max_pixels, metavar="N",
                    help=f"refuse streams whose frames have more pixels, width x height (default {DecodeLimits.max_pixels:,}: 8K)")
     args = p.parse_args(argv)
-    from ..pipeline import DecodeOverrides, Decoder
+    from ..pipeline import Decoder
     from ..video import is_png_pattern, open_writer
     from ..video.writers import check_png_pattern
 
@@ -292,15 +309,7 @@ def decode_main(argv: Sequence[str]) -> int:
         check_new_output(args.output, [args.input], args.overwrite)
     data = _read_input(args.input)
     start = time.perf_counter()
-    from ..devices import check_device, check_dtype
-
-    if args.device is not None:
-        check_device(args.device, "--device")
-    if args.dtype is not None:
-        check_dtype(args.dtype, "--dtype")
-    overrides = DecodeOverrides(args.device, args.dtype, DecodeOverrides.parse_model_paths(args.model_path),
-                                args.cpu_offload)
-    decoded = Decoder(overrides, DecodeLimits(args.max_frames, args.max_pixels)).open(data)
+    decoded = Decoder(decode_overrides(args), DecodeLimits(args.max_frames, args.max_pixels)).open(data)
     h = decoded.header
     from ..pipeline import _progress
 

@@ -86,7 +86,10 @@ class Img2ImgRefiner:
         else:  # offloading to the CPU means nothing when running on it
             pipe.to(self._device)
         if hasattr(pipe, "set_progress_bar_config"):
-            pipe.set_progress_bar_config(disable=not self.progress, leave=False, desc="keyframe refine")
+            import os
+
+            quiet = not self.progress or os.environ.get("TQDM_DISABLE") == "1"  # `-q` sets it
+            pipe.set_progress_bar_config(disable=quiet, leave=False, desc="keyframe refine")
         self._pipe = pipe
 
     def pipeline(self) -> Any:

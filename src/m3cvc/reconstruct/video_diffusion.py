@@ -254,7 +254,10 @@ class VideoDiffusionReconstructor(ClipReconstructor):
         if rt.vae_slicing and vae is not None:
             vae.enable_slicing()
         if hasattr(pipe, "set_progress_bar_config"):
-            pipe.set_progress_bar_config(leave=False, desc=f"{self.name} steps")
+            import os
+
+            pipe.set_progress_bar_config(leave=False, desc=f"{self.name} steps",
+                                         disable=os.environ.get("TQDM_DISABLE") == "1")  # `-q` sets it
         return pipe
 
     # ---------------------------------------------------------------- model geometry
