@@ -1,0 +1,105 @@
+"""Keyframe-chain variants that were tried for lite's R-D and rejected (issue 11), kept reproducible.
+
+Each variant codes the same lite keyframe chain (512x320, 8 fps, the first 40 frames, the default keyframe
+selection and flow reconstruction) at a sweep of keyframe QPs and is compared with the default chain by
+BD-rate on LPIPS (real AlexNet weights) and PSNR over the whole clip:
+
+- ``psy``: x265 psycho-visual options (``psy-rdoq=3:psy-rd=2.5``; ``psy-rdoq=1`` and ``aq-mode=3`` alone
+  change nothing at constant QP: identical bytes),
+- ``half``: keyframes coded at half resolution (area downscale) and upsampled on decode (Lanczos).
+
+    M3CVC_WEIGHTS=../shared/weights/lpips .venv/bin/python benchmarks/keyframe_variants.py [--clips a.mp4,b.mp4]
+
+The variants are injected into the encoder and decoder of this process only (x265 parameters and the
+keyframe codec factory are patched here); nothing of this is a codec option, because neither won.
+Recorded (2026-11-30): psy: LPIPS BD-rate +2.8 % carphone, -2.1 % bigbuckbunny (PSNR +0.1 % / +1.4 %);
+half: LPIPS +7.0 % carphone, +32.7 % bigbuckbunny (PSNR -7.5 % / -4.2 %): LPIPS punishes the upsampling
+blur more than it rewards the finer QP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import cv2  # noqa: E402
+
+import m3cvc.keyframe_codec.hevc as hevc  # noqa: E402
+import m3cvc.pipeline as pipeline  # noqa: E402
+from m3cvc.config import load_config, with_overrides  # noqa: E402
+from m3cvc.eval.bdrate import Curve, bd  # noqa: E402
+from m3cvc.eval.m3cvc_codec import ArraySource  # noqa: E402
+from m3cvc.eval.metrics import MetricSuite  # noqa: E402
+from m3cvc.keyframe_codec import build_keyframe_codec, keyframe_codec_from_params  # noqa: E402
+from m3cvc.samples import sample_clip_path  # noqa: E402
+from m3cvc.video import open_video, preprocess  # noqa: E402
+
+DEFAULT_QPS = (36, 40, 44, 48)
+HALF_QPS = (28, 32, 36, 40, 44)
+
+
+class HalfResolution(hevc.HevcChainCodec):
+    """The HEVC chain at half the frame size; decoded keyframes upsampled back."""
+
+    def compress(self, frame, text="", *, intra=False, picture=None):  # type: ignore[override]
+        h, w = frame.shape[:2]
+        small = cv2.resize(frame, (w // 4 * 2, h // 4 * 2), interpolation=cv2.INTER_AREA)
+        return super().compress(small, text, intra=intra)
+
+    def decompress(self, data, shape, text=""):  # type: ignore[override]
+        small = super().decompress(data, (shape[0] // 4 * 2, shape[1] // 4 * 2), text)
+        return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_LANCZOS4)
+
+
+def run(ref, qps, variant: str, suite: MetricSuite) -> list[tuple[float, float, float]]:
+    base = hevc.X265_FIXED
+    cfg = load_config(profile="lite")
+    pts = []
+    try:
+        if variant == "psy":
+            hevc.X265_FIXED = base + ":psy-rdoq=3.0:psy-rd=2.5"
+        if variant == "half":
+            pipeline.build_keyframe_codec = lambda kc: HalfResolution(kc.hevc.qp)
+            pipeline.keyframe_codec_from_params = lambda name, params: HalfResolution(params["qp"])
+        for qp in qps:
+            result = pipeline.Encoder(with_overrides(cfg, keyframe_codec={"hevc": {"qp": qp}})).encode(ArraySource(ref, Fraction(8)))
+            values, _ = suite.measure(ref, list(pipeline.Decoder().decode(result.data)))
+            pts.append((result.bpp, values["lpips"], values["psnr"]))
+    finally:
+        hevc.X265_FIXED = base
+        pipeline.build_keyframe_codec, pipeline.keyframe_codec_from_params = build_keyframe_codec, keyframe_codec_from_params
+    return pts
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clips", default="carphone_pristine.mp4,bigbuckbunny.mp4")
+    ap.add_argument("--frames", type=int, default=40)
+    args = ap.parse_args()
+    suite = MetricSuite(["lpips", "psnr"])
+    if suite.unavailable():
+        print(f"keyframe_variants: {suite.unavailable()} (set M3CVC_WEIGHTS)", file=sys.stderr)
+        return 2
+    for clip in args.clips.split(","):
+        path = Path(clip) if Path(clip).is_file() else sample_clip_path(clip)
+        with open_video(path) as src:
+            ref = [f for _, f in zip(range(args.frames), preprocess(src, load_config(profile="lite").preprocess))]
+        default = run(ref, DEFAULT_QPS, "default", suite)
+        for variant, qps in (("psy", DEFAULT_QPS), ("half", HALF_QPS)):
+            pts = run(ref, qps, variant, suite)
+            line = [f"{clip} {variant}:"]
+            for metric, i in (("lpips", 1), ("psnr", 2)):
+                r = bd(Curve(tuple(p[0] for p in default), tuple(p[i] for p in default)),
+                       Curve(tuple(p[0] for p in pts), tuple(p[i] for p in pts)), metric)  # fmt: skip
+                line.append(f"BD-rate {metric} {r.bd_rate:+.1f} %" if r.bd_rate is not None else f"{metric}: {r.note}")
+            print(" ".join(line), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
