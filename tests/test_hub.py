@@ -75,3 +75,20 @@ def test_full_profile_model_stages_default_to_device_auto_resolved_in_one_place(
     here = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto") == here and torch_device("auto", "k").type == here
     assert resolve_device("cuda:1") == "cuda:1"
+
+
+def test_stored_model_paths_are_absolute_and_devices_are_checked(tmp_path, monkeypatch):
+    from m3cvc.devices import check_device
+    from m3cvc.errors import ConfigError
+    from m3cvc.hub import stored_model_path
+
+    (tmp_path / "models" / "sd").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert stored_model_path("models/sd") == str(tmp_path / "models" / "sd")
+    assert stored_model_path("taef2:models/sd") == "taef2:" + str(tmp_path / "models" / "sd")
+    assert stored_model_path("org/absent-model") == "org/absent-model"  # a hub id stays as given
+    for good in ("auto", "cpu", "cuda", "cuda:3", "mps"):
+        assert check_device(good, "k") == good
+    for bad in ("meta", "cuda:x", "cpu:0", "", "gpu"):
+        with pytest.raises(ConfigError, match="k: invalid device"):
+            check_device(bad, "k")

@@ -176,6 +176,9 @@ def test_config_errors(tiny):
         build_keyframe_codec(KeyframeCodecConfig(backend="vq-diffusion"))  # no checkpoint
     with pytest.raises(ConfigError):
         _codec(tiny, decoder="bogus")
+    for bad in ({"steps": 1000}, {"steps": 100000}, {"device": "meta"}, {"guidance": float("nan")}):
+        with pytest.raises(ConfigError):  # what a crafted header could ask for: refused before any model runs
+            _codec(tiny, **bad)
     with pytest.raises(ConfigError):
         _codec(tiny, grid="full").compress(_images(1, seed=1)[0])  # checkpoint is half-grid
 

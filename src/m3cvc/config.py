@@ -438,8 +438,12 @@ def sidecar_yaml(config: M3Config, input: Union[str, Path], output: Union[str, P
 
     from . import __version__
 
-    command = ["m3cvc", "encode", shlex.quote(str(input)), "-o", shlex.quote(str(output)), "--config",
-               shlex.quote(str(sidecar_path(output))), *args, "--no-config-out", "-y"]  # fmt: skip
+    def word(path: Any) -> str:  # a relative path that starts with "-" would read as an option
+        text = str(path)
+        return shlex.quote("./" + text if text.startswith("-") else text)
+
+    command = ["m3cvc", "encode", word(input), "-o", word(output), "--config", word(sidecar_path(output)), *args,
+               "--no-config-out", "-y"]  # fmt: skip
     head = [f"m3cvc {__version__} encode config of {Path(output).name} (input: {input})",
             "re-create the stream from this file:", "  " + " ".join(command)]  # fmt: skip
     return "".join(f"# {line}\n" for line in head) + dump_yaml(config)

@@ -54,12 +54,12 @@ def torch_device(name: str, key: str) -> Any:
     both naming the config ``key``."""
     import torch
 
-    try:
-        device = torch.device(resolve_device(name))
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"{key}: invalid torch device {name!r}") from None
+    check_device(name, key)
+    device = torch.device(resolve_device(name))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BackendError(f"{key}: device {name!r} requested but CUDA is not available")
+    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise BackendError(f"{key}: device {name!r} requested but this torch has no usable mps backend")
     return device
 
 

@@ -181,7 +181,8 @@ def _encode_extra_args(args: argparse.Namespace) -> list[str]:
 
     out: list[str] = []
     if args.descriptions:
-        out += ["--descriptions", shlex.quote(args.descriptions)]
+        path = args.descriptions
+        out += ["--descriptions", shlex.quote("./" + path if path.startswith("-") else path)]
     if args.input_size:
         out += ["--input-size", shlex.quote(args.input_size), "--input-pix-fmt", shlex.quote(args.input_pix_fmt)]
     if args.input_fps is not None:

@@ -103,7 +103,7 @@ def encoder_main(argv: Sequence[str]) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     images = KeyframeImages(args.dataset, args.limit)
     kind = "taef2" if args.vae.startswith("taef2:") else args.vae_kind
-    vae_id = args.vae if kind == "taef2" else stored_model_path(args.vae)
+    vae_id = stored_model_path(args.vae)
     out.mkdir(parents=True, exist_ok=True)
     latents_file = out / LATENTS_NAME
     vae = load_vae(vae_id, args.vae_kind, device=resolve_device(args.device), dtype="float32",

@@ -38,10 +38,17 @@ def _validate(opts: VQDiffusionOptions) -> None:
         raise ConfigError(f"keyframe_codec.vq_diffusion.scheduler must be ddim or ddpm, got {opts.scheduler!r}")
     if opts.grid not in (None, "half", "full"):
         raise ConfigError(f"keyframe_codec.vq_diffusion.grid must be half or full, got {opts.grid!r}")
-    if opts.steps < 1:
-        raise ConfigError(f"keyframe_codec.vq_diffusion.steps must be >= 1, got {opts.steps}")
+    from ..devices import check_device, check_dtype
+    from .refine import MAX_STEPS
+
+    if not 1 <= opts.steps <= MAX_STEPS:  # a crafted stream cannot make the decoder run away
+        raise ConfigError(f"keyframe_codec.vq_diffusion.steps must be in 1..{MAX_STEPS}, got {opts.steps}")
     if not 0.0 < opts.strength <= 1.0:
         raise ConfigError(f"keyframe_codec.vq_diffusion.strength must be in (0, 1], got {opts.strength}")
+    if not (math.isfinite(opts.guidance) and 0 <= opts.guidance <= 100):
+        raise ConfigError(f"keyframe_codec.vq_diffusion.guidance must be in 0..100, got {opts.guidance}")
+    check_device(opts.device, "keyframe_codec.vq_diffusion.device")
+    check_dtype(opts.dtype, "keyframe_codec.vq_diffusion.dtype")
 
 
 def _pad_to(frame: np.ndarray, multiple: int) -> np.ndarray:
@@ -73,7 +80,7 @@ class VQDiffusionCodec(KeyframeCodec):
         values = {name: getattr(self.options, name) for name in _OPTION_FIELDS}
         values["grid"] = self.grid
         for name in ("checkpoint", "unet", "diffusion", "vae"):  # local folders as absolute paths
-            if isinstance(values.get(name), str) and not values[name].startswith("taef2:"):
+            if isinstance(values.get(name), str):
                 values[name] = stored_model_path(values[name])
         return {k: ("" if v is None else v) for k, v in values.items()}
 
