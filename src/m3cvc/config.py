@@ -430,18 +430,22 @@ def sidecar_path(output: Union[str, Path]) -> Path:
     return Path(str(output) + SIDECAR_SUFFIX)
 
 
+def command_word(path: Any) -> str:
+    """A path as one shell word of an m3cvc command (quoted; ``./`` before a relative path that starts
+    with ``-``, which would read as an option)."""
+    import shlex
+
+    text = str(path)
+    return shlex.quote("./" + text if text.startswith("-") else text)
+
+
 def sidecar_yaml(config: M3Config, input: Union[str, Path], output: Union[str, Path], args: Sequence[str] = ()) -> str:
     """The full resolved ``config`` of an encode as YAML, headed by comments with the m3cvc version and a
     command that re-creates ``output`` byte for byte from it (same m3cvc and codec builds); ``args``: the
     encode options that are not config keys (``--descriptions``, input-reading options), already quoted."""
-    import shlex
-
     from . import __version__
 
-    def word(path: Any) -> str:  # a relative path that starts with "-" would read as an option
-        text = str(path)
-        return shlex.quote("./" + text if text.startswith("-") else text)
-
+    word = command_word
     command = ["m3cvc", "encode", word(input), "-o", word(output), "--config", word(sidecar_path(output)), *args,
                "--no-config-out", "-y"]  # fmt: skip
     head = [f"m3cvc {__version__} encode config of {Path(output).name} (input: {input})",

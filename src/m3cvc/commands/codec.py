@@ -179,10 +179,11 @@ def _encode_extra_args(args: argparse.Namespace) -> list[str]:
     """The encode options that are not config keys, as command-line words (for the config sidecar)."""
     import shlex
 
+    from ..config import command_word
+
     out: list[str] = []
     if args.descriptions:
-        path = args.descriptions
-        out += ["--descriptions", shlex.quote("./" + path if path.startswith("-") else path)]
+        out += ["--descriptions", command_word(args.descriptions)]
     if args.input_size:
         out += ["--input-size", shlex.quote(args.input_size), "--input-pix-fmt", shlex.quote(args.input_pix_fmt)]
     if args.input_fps is not None:

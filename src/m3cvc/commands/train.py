@@ -39,9 +39,10 @@ def _main_process_first(device: str):
     """``accelerate``'s main-process-first context when launched as several processes (``accelerate launch``,
     ``torchrun``), else a no-op."""
     import contextlib
-    import os
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    from ..keyframe_codec.train import launched
+
+    if launched():
         from accelerate import PartialState
 
         return PartialState(cpu=device == "cpu").main_process_first()

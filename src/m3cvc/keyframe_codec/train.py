@@ -70,6 +70,13 @@ def check_runtime(rt: TrainRuntime) -> tuple[str, str]:
     return device, mp
 
 
+def launched() -> bool:
+    """Whether this process is one of several started by ``accelerate launch`` / ``torchrun``."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def make_accelerator(rt: TrainRuntime) -> Any:
     """An ``accelerate.Accelerator`` for ``rt``. In a single process its global state is reset first, so
     several runs with other settings can follow each other (tests, notebooks)."""
@@ -80,13 +87,11 @@ def make_accelerator(rt: TrainRuntime) -> Any:
     kind, _, index = device.partition(":")
     if index:
         torch.cuda.set_device(int(index))
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and PartialState._shared_state:
+    if launched():
+        PartialState(cpu=kind == "cpu")  # join the launcher's process group (gloo on CPUs, nccl on GPUs)
+    elif PartialState._shared_state:
         AcceleratorState._reset_state(reset_partial_state=False)
         GradientState._reset_state()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        PartialState(cpu=kind == "cpu")  # join the launcher's process group (gloo on CPUs, nccl on GPUs)
     return Accelerator(cpu=kind == "cpu", mixed_precision=mp, gradient_accumulation_steps=rt.grad_accum)
 
 
