@@ -152,6 +152,9 @@ def test_full_profile_refinement_stays_outside_the_chain_and_bounds_stream_param
     for extra in ({"zzz": 1}, {"qp": 9999}, {"preset": "nonsense"}):
         with pytest.raises(BitstreamError):
             keyframe_codec_from_params(enc.name, {**enc.params(), **extra})
+    for extra in ({"zzz": 1}, {"quality": -5}, {"quality": "x"}):  # and the AVIF codec's
+        with pytest.raises(BitstreamError):
+            keyframe_codec_from_params("avif", {"quality": 30, **extra})
     # a local model folder is stored as an absolute path (decodable from any working directory)
     assert Path(enc.params()["model"]).is_absolute()
 
@@ -249,7 +252,11 @@ def test_full_profile_train_cli_takes_device_precision_and_accumulation(models, 
         fresh = tmp_path / f"bad{bad[0]}{bad[1]}"
         assert main([*enc_base, "-o", str(fresh), *bad]) == 2, bad
         assert not (fresh / "latents.npy").exists()  # refused before any work
+    stamp = (enc / "latents.npy").stat().st_mtime_ns
     assert main([*enc_base, "-o", str(enc), "--resume", "--channels", "16"]) == 2  # other architecture
+    assert (enc / "latents.npy").stat().st_mtime_ns == stamp  # refused before the latent cache was touched
+    assert main([*enc_base, "-o", str(tmp_path / "never"), "--resume"]) == 2  # nothing to resume
+    assert main([*enc_base, "-o", str(tmp_path / "tiny_kind"), "--vae-kind", "autoencodertiny"]) == 2  # not a TAESD
 
 
 def test_full_profile_decode_overrides_reach_the_refiner(models, tmp_path):

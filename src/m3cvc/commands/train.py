@@ -60,6 +60,8 @@ def _check_output(out: Path, resume: bool) -> None:
 
     if (out / STATE_NAME).exists() and not resume:
         raise InputError(f"{out} already holds a training run; pass --resume to continue it or choose another folder")
+    if resume and not (out / STATE_NAME).exists():
+        raise InputError(f"{out} holds no training run to resume (no {STATE_NAME}); drop --resume to start one")
     if out.exists() and not out.is_dir():
         raise InputError(f"output {out} is a file, not a folder")
 
@@ -105,6 +107,16 @@ def encoder_main(argv: Sequence[str]) -> int:
     images = KeyframeImages(args.dataset, args.limit)
     kind = "taef2" if args.vae.startswith("taef2:") else args.vae_kind
     vae_id = stored_model_path(args.vae)
+    model_cfg = VQModelConfig(grid=args.grid, channels=args.channels, blocks=args.blocks, code_dim=args.code_dim,
+                              vae=vae_id, vae_kind=kind)
+    if args.resume:  # refuse a run of another architecture before the latent cache is touched
+        from ..keyframe_codec.vq_model import read_config
+
+        stored = read_config(out)
+        differ = [k for k in ("grid", "channels", "blocks", "code_dim", "vae", "vae_kind") if stored.get(k) != getattr(model_cfg, k)]
+        if differ:
+            raise InputError(f"{out} holds a model with other settings ({', '.join(differ)}); resume it with its own "
+                             "settings or train into another folder")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     latents_file = out / LATENTS_NAME
     vae = load_vae(vae_id, args.vae_kind, device=resolve_device(args.device), dtype="float32",
@@ -112,8 +124,6 @@ def encoder_main(argv: Sequence[str]) -> int:
     with _main_process_first(resolve_device(args.device)):  # under accelerate launch one process encodes, the others read its file
         latents = LatentStore.build(latents_file, images, vae, progress=not args.quiet, key=f"{kind}:{vae_id}:{images.key}")
     del vae
-    model_cfg = VQModelConfig(grid=args.grid, channels=args.channels, blocks=args.blocks, code_dim=args.code_dim,
-                              vae=vae_id, vae_kind=kind)
     EncoderTrainer(latents, out, model_cfg, train_cfg, resume=args.resume, progress=not args.quiet, runtime=runtime).train()
     if not args.quiet:
         print(f"keyframe encoder ({args.grid} grid, {len(images)} images) -> {out}")

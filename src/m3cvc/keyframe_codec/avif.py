@@ -40,8 +40,16 @@ class AvifCodec(KeyframeCodec):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "AvifCodec":
-        quality = params.get("quality", 30)
-        return cls(quality=quality if isinstance(quality, int) and 0 <= quality <= 100 else 30)
+        """Decoder side: AVIF images describe themselves, so quality only informs ``info``; an unknown key or
+        an invalid value still means a damaged or foreign header (BitstreamError)."""
+        from ..errors import BitstreamError
+        from ..registry import read_params
+
+        values = read_params("avif keyframe codec", params, {"quality": 30})
+        try:
+            return cls(quality=values["quality"])
+        except ConfigError as exc:
+            raise BitstreamError(f"avif keyframe codec: invalid parameters in the stream header ({exc})") from None
 
     def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
         from PIL import Image

@@ -116,8 +116,11 @@ def load_vae(
         try:
             model = cls.from_pretrained(source, subfolder=_diffusers_subfolder(source, subfolder),
                                         torch_dtype=torch_dtype(dtype, device), local_files_only=local_files_only)
-        except (OSError, ValueError) as exc:
-            raise BackendError(f"cannot load the {kind} VAE {source!r}: {str(exc).splitlines()[0]}") from None
+        except (OSError, ValueError, RuntimeError, NotImplementedError) as exc:  # the last two: weights of another kind
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"cannot load the {kind} VAE {source!r} (is it a {kind}?): {first}") from None
+        if any(t.is_meta for t in model.parameters()):  # weights that did not fit the class were left unloaded
+            raise BackendError(f"cannot load the {kind} VAE {source!r}: its weights do not fit a {kind} (check the VAE kind)")
         cfg = model.config
         downscale = 2 ** (len(cfg.block_out_channels) - 1) if kind == "autoencoderkl" else 8
         shift = getattr(cfg, "shift_factor", None) or 0.0
