@@ -125,3 +125,22 @@ def load_pipeline(pipeline_class: Any, model: str, dtype: Any, local_files_only:
             f"cannot load {pipeline_class.__name__} from {model!r} ({first}); download it into the "
             f"Hugging Face cache or set {key} to a local folder"
         ) from exc
+
+
+def progress_disabled(progress: bool = True) -> bool:
+    """Whether a model stage's progress bar stays hidden: the stage was built without progress, or the
+    command runs with ``-q`` (which sets ``TQDM_DISABLE``)."""
+    return not progress or os.environ.get("TQDM_DISABLE") == "1"
+
+
+def place_pipeline(pipe: Any, device: str, cpu_offload: bool, desc: str, progress: bool = True) -> Any:
+    """A loaded diffusers pipeline on ``device`` (a resolved name): model CPU offload where asked and a
+    GPU is used (offloading to the CPU means nothing when running on it), else moved; its progress bar
+    named ``desc`` and hidden per :func:`progress_disabled`."""
+    if cpu_offload and device != "cpu":
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(leave=False, desc=desc, disable=progress_disabled(progress))
+    return pipe

@@ -153,10 +153,10 @@ class LatentDiffusionDecoder:
         else:
             x = noise * sched.init_noise_sigma
         emb = self._conditioning(text, settings.guidance)
-        import os
+        from ..hub import progress_disabled
 
-        quiet = not self.progress or os.environ.get("TQDM_DISABLE") == "1"  # `-q` sets it
-        for t in tqdm(timesteps, desc="keyframe diffusion", unit="step", leave=False, disable=quiet):
+        for t in tqdm(timesteps, desc="keyframe diffusion", unit="step", leave=False,
+                      disable=progress_disabled(self.progress)):
             inp = sched.scale_model_input(x, t)
             if self.mode == "finetuned":
                 inp = torch.cat([inp, z_hat], dim=1)

@@ -40,21 +40,27 @@ MAX_STEPS = 500  # a crafted stream cannot ask for more (the decoder must not ru
 DEFAULT_MULTIPLE = 64  # Stable Diffusion: VAE /8, then three UNet downsamplings
 
 
+def check_sampler(key: str, steps: int, strength: float, guidance: float) -> None:
+    """The ranges every diffusion decoder's stored sampler settings must keep (a crafted stream cannot
+    make the decoder run away): ConfigError naming ``key`` and the setting."""
+    if isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
+        raise ConfigError(f"{key}.steps must be in 1..{MAX_STEPS}, got {steps}")
+    if not (math.isfinite(strength) and 0 < strength <= 1):
+        raise ConfigError(f"{key}.strength must be in (0, 1], got {strength}")
+    if not (math.isfinite(guidance) and 0 <= guidance <= 100):
+        raise ConfigError(f"{key}.guidance must be in 0..100, got {guidance}")
+
+
 def check_refine_options(o: RefineOptions, key: str = "keyframe_codec.refine") -> None:
     """ConfigError naming the key of the first invalid setting."""
     from ..devices import check_device, check_dtype
 
     if o.backend not in REFINERS:
         raise ConfigError(f"{key}.backend must be one of {', '.join(REFINERS)}, got {o.backend!r}")
-    if not (math.isfinite(o.strength) and 0 < o.strength <= 1):
-        raise ConfigError(f"{key}.strength must be in (0, 1], got {o.strength}")
-    if isinstance(o.steps, bool) or not 1 <= o.steps <= MAX_STEPS:
-        raise ConfigError(f"{key}.steps must be in 1..{MAX_STEPS}, got {o.steps}")
+    check_sampler(key, o.steps, o.strength, o.guidance)
     if int(o.steps * o.strength) < 1:
         raise ConfigError(f"{key}: steps x strength must leave at least one denoising step "
                           f"({o.steps} x {o.strength} = {o.steps * o.strength:g})")  # fmt: skip
-    if not (math.isfinite(o.guidance) and 0 <= o.guidance <= 100):
-        raise ConfigError(f"{key}.guidance must be in 0..100, got {o.guidance}")
     if not 0 <= o.seed < 2**63:
         raise ConfigError(f"{key}.seed must be in 0..2^63-1, got {o.seed}")
     check_dtype(o.dtype, f"{key}.dtype")
@@ -79,17 +85,10 @@ class Img2ImgRefiner:
         """Use ``pipe`` (an image-to-image pipeline built in memory) instead of loading ``options.model``;
         device and offload settings are applied to it as to a loaded one."""
         from ..devices import resolve_device
+        from ..hub import place_pipeline
 
         self._device = resolve_device(self.options.device)
-        if self.options.cpu_offload and self._device != "cpu":
-            pipe.enable_model_cpu_offload(device=self._device)
-        else:  # offloading to the CPU means nothing when running on it
-            pipe.to(self._device)
-        if hasattr(pipe, "set_progress_bar_config"):
-            import os
-
-            quiet = not self.progress or os.environ.get("TQDM_DISABLE") == "1"  # `-q` sets it
-            pipe.set_progress_bar_config(disable=quiet, leave=False, desc="keyframe refine")
+        place_pipeline(pipe, self._device, self.options.cpu_offload, "keyframe refine", self.progress)
         self._pipe = pipe
 
     def pipeline(self) -> Any:

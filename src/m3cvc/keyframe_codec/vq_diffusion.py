@@ -39,14 +39,9 @@ def _validate(opts: VQDiffusionOptions) -> None:
     if opts.grid not in (None, "half", "full"):
         raise ConfigError(f"keyframe_codec.vq_diffusion.grid must be half or full, got {opts.grid!r}")
     from ..devices import check_device, check_dtype
-    from .refine import MAX_STEPS
+    from .refine import check_sampler
 
-    if not 1 <= opts.steps <= MAX_STEPS:  # a crafted stream cannot make the decoder run away
-        raise ConfigError(f"keyframe_codec.vq_diffusion.steps must be in 1..{MAX_STEPS}, got {opts.steps}")
-    if not 0.0 < opts.strength <= 1.0:
-        raise ConfigError(f"keyframe_codec.vq_diffusion.strength must be in (0, 1], got {opts.strength}")
-    if not (math.isfinite(opts.guidance) and 0 <= opts.guidance <= 100):
-        raise ConfigError(f"keyframe_codec.vq_diffusion.guidance must be in 0..100, got {opts.guidance}")
+    check_sampler("keyframe_codec.vq_diffusion", opts.steps, opts.strength, opts.guidance)
     check_device(opts.device, "keyframe_codec.vq_diffusion.device")
     check_dtype(opts.dtype, "keyframe_codec.vq_diffusion.dtype")
 

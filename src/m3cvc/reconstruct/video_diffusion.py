@@ -243,21 +243,15 @@ class VideoDiffusionReconstructor(ClipReconstructor):
         self._pipe = self._prepare_pipeline(pipe, resolve_device(self.runtime.device))
 
     def _prepare_pipeline(self, pipe: Any, device: str) -> Any:
+        from ..hub import place_pipeline
+
         rt = self.runtime
-        if rt.cpu_offload and device != "cpu":
-            pipe.enable_model_cpu_offload(device=device)
-        else:  # offloading to the CPU means nothing when running on it
-            pipe.to(device)
+        place_pipeline(pipe, device, rt.cpu_offload, f"{self.name} steps")
         vae = getattr(pipe, "vae", None)
         if rt.vae_tiling and vae is not None:
             vae.enable_tiling()
         if rt.vae_slicing and vae is not None:
             vae.enable_slicing()
-        if hasattr(pipe, "set_progress_bar_config"):
-            import os
-
-            pipe.set_progress_bar_config(leave=False, desc=f"{self.name} steps",
-                                         disable=os.environ.get("TQDM_DISABLE") == "1")  # `-q` sets it
         return pipe
 
     # ---------------------------------------------------------------- model geometry
