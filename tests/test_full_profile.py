@@ -312,3 +312,24 @@ def test_full_profile_quiet_decode_prints_nothing(models, tmp_path, capfd):
     out, err = capfd.readouterr()
     assert out == "" and err == "", err[-500:]
     assert "TQDM_DISABLE" not in os.environ
+
+
+def test_full_profile_latent_store_resumes_an_interrupted_build(models, tmp_path):
+    from m3cvc.keyframe_codec.train import LatentStore
+    from m3cvc.keyframe_codec.vae import load_vae
+
+    vae = load_vae(str(models["sd"]), "autoencoderkl", local_files_only=True)
+    images = _smooth_images(5, seed=2)
+
+    class Failing(list):
+        def __getitem__(self, i):
+            if i == 3:
+                raise KeyboardInterrupt  # the build is stopped while encoding its second batch
+            return list.__getitem__(self, i)
+
+    with pytest.raises(KeyboardInterrupt):
+        LatentStore.build(tmp_path / "a.npy", Failing(images), vae, batch_size=2, progress=False, key="k")
+    assert json.loads((tmp_path / "a.npy.json").read_text())["done"] == 2
+    resumed = LatentStore.build(tmp_path / "a.npy", images, vae, batch_size=2, progress=False, key="k")
+    fresh = LatentStore.build(tmp_path / "b.npy", images, vae, batch_size=2, progress=False, key="k")
+    assert resumed.shape == fresh.shape == (5, 4, 8, 8) and torch.equal(resumed[:], fresh[:])

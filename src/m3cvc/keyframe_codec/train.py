@@ -171,18 +171,17 @@ class LatentStore:
             return cls(path)
         if len(images) == 0:
             raise InputError("no training images")
-        first = vae.encode(images_to_tensor([images[0]])).cpu()
-        shape = (len(images), *first.shape[1:])
-        if meta["done"] == 0 or not path.is_file():
-            meta["done"] = 0
-            array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=shape)
-        else:
-            array = np.load(path, mmap_mode="r+")
+        resume = meta["done"] > 0 and path.is_file()
+        array = np.load(path, mmap_mode="r+") if resume else None
+        meta["done"] = meta["done"] if resume else 0
         bar = tqdm(total=len(images), initial=meta["done"], desc="VAE encode", unit="image", disable=not progress)
         for start in range(meta["done"], len(images), batch_size):
             stop = min(start + batch_size, len(images))
             batch = [images[i] for i in range(start, stop)]
-            array[start:stop] = vae.encode(images_to_tensor(batch)).float().cpu().numpy().astype(np.float16)
+            latents = vae.encode(images_to_tensor(batch)).float().cpu().numpy().astype(np.float16)
+            if array is None:  # a fresh file, sized by the first batch's latents
+                array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(len(images), *latents.shape[1:]))
+            array[start:stop] = latents
             array.flush()
             meta["done"] = stop
             meta_path.write_text(json.dumps(meta), encoding="utf-8")
