@@ -234,8 +234,9 @@ def batch_encode(
     if config_out and protect:
         from .config import sidecar_path
 
+        guarded = {Path(p).resolve() for p in protect}
         for out in outputs.values():
-            if sidecar_path(out).resolve() in {Path(p).resolve() for p in protect}:
+            if sidecar_path(out).resolve() in guarded:
                 raise InputError(f"{sidecar_path(out)} is this run's --config and would be replaced by the config "
                                  f"of {out}; move it or pass --no-config-out")  # fmt: skip
     return _run(
