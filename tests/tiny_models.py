@@ -129,12 +129,12 @@ def write_clip_tokenizer(folder: Path, merges: tuple[str, ...] = ("t h", "th e</
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
 
 
-def tiny_unet(in_channels: int = 4) -> Any:
+def tiny_unet(in_channels: int = 4, attention_head_dim: int = 4) -> Any:
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
         sample_size=8, in_channels=in_channels, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        norm_num_groups=8, cross_attention_dim=32, attention_head_dim=4,
+        norm_num_groups=8, cross_attention_dim=32, attention_head_dim=attention_head_dim,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
 
 
@@ -170,6 +170,24 @@ def build_tiny_sd(root: Path, sample_size: int = 64, pipeline: bool = False) -> 
         tiny_unet(4).save_pretrained(str(root / "unet"))
         sched.save_pretrained(str(root / "scheduler"))
     return root
+
+
+def build_tiny_seine(root: Path, seed: int = 0) -> tuple[Path, Path]:
+    """``(seine.pt, base folder)``: a tiny Stable-Diffusion-layout base whose UNet config has one head
+    per block (32 / 64 features: SEINE's temporal attention rotates 32), and a random SEINE UNet of that
+    config saved as the official checkpoint is (``torch.save({"ema": state_dict})``)."""
+    import torch
+
+    from m3cvc.reconstruct.seine_unet import SeineUNet3D
+
+    base = build_tiny_sd(root / "sd")
+    unet = tiny_unet(4, attention_head_dim=1)
+    unet.save_pretrained(str(base / "unet"))
+    torch.manual_seed(seed)
+    seine = SeineUNet3D.from_sd_config(dict(unet.config)).eval()
+    (root / "seine").mkdir(parents=True, exist_ok=True)
+    torch.save({"ema": seine.state_dict()}, root / "seine" / "seine.pt")
+    return root / "seine" / "seine.pt", base
 
 
 def build_tiny_clip(root: Path) -> Path:

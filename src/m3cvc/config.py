@@ -240,7 +240,7 @@ class FlowReconOptions:
 
 @dataclass(frozen=True)
 class VideoDiffusionOptions:
-    """Settings shared by the video diffusion reconstructors (``ltx``, ``wan``, ``cogvideox``)."""
+    """Settings shared by the video diffusion reconstructors (``ltx``, ``wan``, ``cogvideox``, ``seine``)."""
 
     seed: int = 0  # torch.Generator seed: same seed + device -> same frames
     dtype: str = "auto"  # auto (bfloat16 on GPU, float32 on CPU) | float32 | float16 | bfloat16
@@ -298,14 +298,30 @@ class CogVideoXOptions:
 
 
 @dataclass(frozen=True)
+class SeineOptions:
+    """SEINE (the paper's model): 16-frame masked video diffusion on Stable Diffusion v1.4 (``seine.pt``)."""
+
+    model: str = "xinyuanc91/SEINE"  # seine.pt, a folder holding it, or a hub repo id with it
+    base: str = "CompVis/stable-diffusion-v1-4"  # its VAE, CLIP text encoder, tokenizer and UNet config
+    steps: int = 250  # DDPM steps, respaced from SEINE's 1000 (the official sampling scripts use 250)
+    guidance: float = 8.0  # classifier-free guidance scale (official: 8)
+    negative_prompt: str = ""
+    num_frames: int = 16  # frames per generated window (SEINE is trained on 16)
+    width: int = 0  # generation size (multiple of 8); 0: the clip size within max_area (512x320 clips: 512x320)
+    height: int = 0
+    max_area: int = 512 * 512  # the paper: "output resolution up to 512 x 512"
+
+
+@dataclass(frozen=True)
 class ReconstructConfig:
-    backend: str = "flow"  # flow | blend | ltx | wan | cogvideox
+    backend: str = "flow"  # flow | blend | ltx | wan | cogvideox | seine
     mode: str = "interpolation"  # interpolation | prediction
     flow: FlowReconOptions = field(default_factory=FlowReconOptions)
     diffusion: VideoDiffusionOptions = field(default_factory=VideoDiffusionOptions)
     ltx: LtxOptions = field(default_factory=LtxOptions)
     wan: WanOptions = field(default_factory=WanOptions)
     cogvideox: CogVideoXOptions = field(default_factory=CogVideoXOptions)
+    seine: SeineOptions = field(default_factory=SeineOptions)
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,7 +343,8 @@ def profile_config(profile: str) -> M3Config:
         return M3Config()
     if profile in ("full", "paper"):
         # full: training-free generative profile on public weights (lite's HEVC keyframe chain refined on
-        # decode by SD img2img); paper: the paper's trained VQ keyframe codec (needs `m3cvc train`)
+        # decode by SD img2img) and LTX-Video clips; paper: the paper's trained VQ keyframe codec (needs
+        # `m3cvc train`) and its video model, SEINE
         base = M3Config(profile=profile)
         kc = base.keyframe_codec
         kc = replace(kc, refine=replace(kc.refine, backend="img2img")) if profile == "full" else replace(kc, backend="vq-diffusion")
@@ -336,7 +353,7 @@ def profile_config(profile: str) -> M3Config:
             keyframes=replace(base.keyframes, semantic="clip", motion="raft"),
             describe=replace(base.describe, backend="qwen-vl"),
             keyframe_codec=kc,
-            reconstruct=replace(base.reconstruct, backend="ltx"),
+            reconstruct=replace(base.reconstruct, backend="ltx" if profile == "full" else "seine"),
         )
     raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
 

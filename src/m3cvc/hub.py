@@ -71,11 +71,12 @@ def offline() -> bool:
 
 
 def stored_model_path(model: str) -> str:
-    """How a model setting is written into streams and checkpoints: an existing local folder as an absolute
-    path (a relative one would mean another folder from another working directory), anything else as given."""
+    """How a model setting is written into streams and checkpoints: an existing local folder or file as an
+    absolute path (a relative one would mean another place from another working directory), anything else
+    as given."""
     if model.startswith("taef2:"):  # a backend prefix before the folder
         return "taef2:" + stored_model_path(model[len("taef2:"):])
-    if model and looks_like_path(model) and Path(model).expanduser().is_dir():
+    if model and looks_like_path(model) and Path(model).expanduser().exists():
         return str(Path(model).expanduser().resolve())
     return model
 

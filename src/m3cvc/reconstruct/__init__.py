@@ -2,9 +2,9 @@
 
 Weight-free backends: ``flow`` (DIS optical-flow interpolation, the lite default) and ``blend``
 (linear cross-fade, the benchmark's baseline); video diffusion backends: ``ltx``, ``wan``,
-``cogvideox``. Backends are registered by name and imported on first use; nothing here imports
-torch. Every backend class offers ``from_config(ReconstructConfig)`` (encoder side) and
-``from_params(params)`` (decoder side, from the stream header).
+``cogvideox`` and ``seine`` (the paper's). Backends are registered by name and imported on first
+use; nothing here imports torch. Every backend class offers ``from_config(ReconstructConfig)``
+(encoder side) and ``from_params(params)`` (decoder side, from the stream header).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ RECONSTRUCTORS.register("blend", "m3cvc.reconstruct.blend:BlendReconstructor", u
 RECONSTRUCTORS.register("ltx", "m3cvc.reconstruct.ltx:LtxReconstructor", uses_text=True)
 RECONSTRUCTORS.register("wan", "m3cvc.reconstruct.wan:WanReconstructor", uses_text=True)
 RECONSTRUCTORS.register("cogvideox", "m3cvc.reconstruct.cogvideox:CogVideoXReconstructor", uses_text=True)
+# SEINE, the paper's model: our UNet implementation loading the released checkpoint (not in diffusers)
+RECONSTRUCTORS.register("seine", "m3cvc.reconstruct.seine:SeineReconstructor", uses_text=True)
 
 
 def build_reconstructor(cfg: ReconstructConfig) -> ClipReconstructor:

@@ -1,0 +1,76 @@
+"""``seine``: SEINE (Chen et al., ICLR 2024), the paper's clip reconstruction model (paper II-D).
+
+SEINE generates 16-frame windows by masked video diffusion on Stable Diffusion v1.4: prediction
+conditions frame 0 on the keyframe (official mask ``first1``), interpolation also puts the next
+keyframe on the last frame (``onelast1``). So, as for Wan's ``last_image``, an interpolated window
+is stretched over the clip (clip frame ``i`` read at generated position ``i * 15 / m``, blending
+neighbours), a predicted one maps 1:1 (clips longer than 15 frames are chained windows; only the
+last one of an interpolated clip sees the next keyframe). Sizes are multiples of 8 within
+``max_area`` (512x320 clips generate at 512x320, SEINE's training size).
+
+The model: :mod:`m3cvc.reconstruct.seine_unet` (our implementation of the official UNet, loading
+the released ``seine.pt`` strictly) and :mod:`m3cvc.reconstruct.seine_pipeline` (conditioning and
+the official DDPM sampler).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..config import SeineOptions
+from ..errors import ConfigError
+from .video_diffusion import VideoDiffusionReconstructor, Window
+
+MAX_STEPS = 1000  # SEINE's training steps: a respaced sampler cannot take more
+MAX_FRAMES = 64  # per window (SEINE is trained on 16; its position bias saturates at 32)
+MAX_SIZE = 2048
+
+
+class SeineReconstructor(VideoDiffusionReconstructor):
+    name = "seine"
+    options_class = SeineOptions
+
+    def check_options(self) -> None:
+        o = self.options
+        if not 2 <= o.num_frames <= MAX_FRAMES:
+            raise ConfigError(f"reconstruct.seine.num_frames must be in 2..{MAX_FRAMES} (got {o.num_frames})")
+        if o.steps > MAX_STEPS:
+            raise ConfigError(f"reconstruct.seine.steps must be at most {MAX_STEPS} (got {o.steps})")
+        if not (math.isfinite(o.guidance) and 0.0 <= o.guidance <= 100.0):
+            raise ConfigError(f"reconstruct.seine.guidance must be in 0..100 (got {o.guidance})")
+        if not (0 <= o.width <= MAX_SIZE and 0 <= o.height <= MAX_SIZE and 0 < o.max_area <= MAX_SIZE * MAX_SIZE):
+            raise ConfigError(f"reconstruct.seine width/height must be in 0..{MAX_SIZE} and max_area in "
+                              f"1..{MAX_SIZE * MAX_SIZE} (got {o.width}x{o.height}, {o.max_area})")
+        if not o.base:
+            raise ConfigError("reconstruct.seine.base is empty: set it to Stable Diffusion v1.4 (a folder or hub id)")
+
+    def params(self) -> dict[str, Any]:
+        from ..hub import stored_model_path
+
+        out = super().params()
+        out["model"], out["base"] = stored_model_path(out["model"]), stored_model_path(out["base"])
+        return out
+
+    def load_pipeline(self, model: str, dtype: Any) -> Any:
+        from .seine_pipeline import SeinePipeline
+
+        return SeinePipeline.from_checkpoint(model, self.options.base, dtype, self.runtime.local_files_only)
+
+    def frame_multiple(self, pipe: Any) -> int:
+        return 1  # any frame count; the window is num_frames
+
+    def size_multiple(self, pipe: Any) -> int:
+        return int(pipe.vae_scale_factor)
+
+    def end_position(self, frames: int, cover: int, has_end: bool) -> int:
+        return frames - 1 if has_end else cover  # onelast1: the next keyframe is the last generated frame
+
+    def generate(self, pipe: Any, window: Window) -> np.ndarray:
+        o = self.options
+        out = pipe(image=window.first, last_image=window.last, prompt=window.text, negative_prompt=o.negative_prompt,
+                   num_frames=window.frames, num_inference_steps=o.steps, guidance_scale=o.guidance,
+                   generator=window.generator)
+        return out.frames[0]
