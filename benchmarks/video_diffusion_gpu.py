@@ -6,7 +6,7 @@ the GPU in bfloat16, hands the pipeline to the real reconstructor (``use_pipelin
 reconstruction of 16-frame clips at 512x320 (the paper's size) in the backend's modes. Speed and
 memory are those of the real architecture; the frames themselves are noise.
 
-    python benchmarks/video_diffusion_gpu.py [--backends ltx,wan] [--steps 40] [--json out.json]
+    python benchmarks/video_diffusion_gpu.py [--backends ltx,wan,seine] [--steps 40] [--json out.json]
     python benchmarks/video_diffusion_gpu.py --scale tiny      # the same code path, tiny, on the CPU
 
 Architectures (``--scale full``):
@@ -14,6 +14,9 @@ Architectures (``--scale full``):
 - ``ltx``: LTX-Video's 2B transformer (28 layers, 32 x 64 heads, diffusers' defaults, as in
   Lightricks/LTX-Video 0.9.x), the 0.9.1 video VAE (diffusers' defaults: 32x spatial, 8x temporal),
   a T5-v1.1-XXL text encoder (24 layers, d_model 4096).
+- ``seine``: SEINE (the paper's model): our UNet3D at Stable Diffusion v1.4's size (0.91B, 16 temporal
+  attention layers), SD v1.4's VAE and CLIP ViT-L/14 text encoder; 16 generated frames at 512x320.
+  Its official sampler takes 250 steps: time it with few ``--steps``; the per-step time scales.
 - ``wan``: Wan2.1 FLF2V/I2V 14B (40 layers, 40 x 128 heads, FFN 13824, CLIP image context with the
   FLF2V position embedding), the Wan2.1 VAE, a UMT5-XXL text encoder and a CLIP ViT-H/14 image
   encoder. Slow: run it with few ``--steps``; the per-step time scales to any step count.
@@ -51,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from m3cvc.config import LtxOptions, VideoDiffusionOptions, WanOptions  # noqa: E402
+from m3cvc.config import LtxOptions, SeineOptions, VideoDiffusionOptions, WanOptions  # noqa: E402
 
 WIDTH, HEIGHT = 512, 320
 
@@ -107,18 +110,59 @@ def build_wan(full: bool) -> Any:
         image_encoder=CLIPVisionModelWithProjection(clip), image_processor=CLIPImageProcessor(crop_size=224, size=224))
 
 
+def build_seine(full: bool) -> Any:
+    """SEINE at its published size: our UNet for SD v1.4's config (0.91B), SD v1.4's VAE and CLIP ViT-L/14
+    text encoder; or a tiny one (the tests' layout)."""
+    import transformers
+    from diffusers import AutoencoderKL
+    from m3cvc.reconstruct.seine_pipeline import SeinePipeline, seine_scheduler
+    from m3cvc.reconstruct.seine_unet import SeineUNet3D
+    from tiny_models import write_clip_tokenizer
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_clip_tokenizer(Path(tmp))
+        tokenizer = transformers.CLIPTokenizer.from_pretrained(tmp, model_max_length=77 if full else 16)
+    if full:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from seine_reference import SD14_UNET
+
+        unet = SeineUNet3D.from_sd_config(SD14_UNET)
+        vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                            block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=512)
+        text = transformers.CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                           num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu")
+    else:
+        unet = SeineUNet3D.from_sd_config(dict(
+            sample_size=8, block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8, cross_attention_dim=32,
+            attention_head_dim=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")))
+        vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                            block_out_channels=(16, 16, 32, 32), layers_per_block=1, norm_num_groups=8, latent_channels=4)
+        text = transformers.CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                           num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=16,
+                                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                           pad_token_id=tokenizer.pad_token_id)
+    return SeinePipeline(unet=unet, vae=vae, text_encoder=transformers.CLIPTextModel(text), tokenizer=tokenizer,
+                         scheduler=seine_scheduler())
+
+
 def reconstructors(backend: str, mode: str, steps: int, runtime: VideoDiffusionOptions) -> Any:
     from m3cvc.reconstruct.ltx import LtxReconstructor
+    from m3cvc.reconstruct.seine import SeineReconstructor
     from m3cvc.reconstruct.wan import WanReconstructor
 
     if backend == "ltx":
         return LtxReconstructor(mode, LtxOptions(model="(random, in memory)", steps=steps), runtime)
+    if backend == "seine":
+        return SeineReconstructor(mode, SeineOptions(model="(random, in memory)", steps=steps), runtime)
     return WanReconstructor(mode, WanOptions(model="(random, in memory)", prediction_model="(random, in memory)",
                                              steps=steps), runtime)
 
 
-BUILDERS: dict[str, Callable[[bool], Any]] = {"ltx": build_ltx, "wan": build_wan}
-MODES = {"ltx": ("interpolation", "prediction"), "wan": ("interpolation", "prediction")}
+BUILDERS: dict[str, Callable[[bool], Any]] = {"ltx": build_ltx, "wan": build_wan, "seine": build_seine}
+MODES = {backend: ("interpolation", "prediction") for backend in BUILDERS}
 
 
 def benchmark_device(scale: str) -> str | None:
@@ -207,7 +251,7 @@ def bench_backend(backend: str, args: argparse.Namespace, device: str) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backends", default="ltx", help="comma-separated: ltx, wan")
+    p.add_argument("--backends", default="ltx", help="comma-separated: ltx, wan, seine")
     p.add_argument("--scale", choices=("full", "tiny"), default="full")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--clips", type=int, default=2, help="timed clips per mode (median)")

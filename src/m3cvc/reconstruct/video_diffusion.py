@@ -24,22 +24,20 @@ the output (mode, model id, steps, guidance, seed, sizes, dtype, ...) is in :met
 decoder rebuilds the same reconstructor from the stream; given the same device it regenerates the
 same frames (noise comes from a CPU ``torch.Generator`` seeded per window).
 
-Extension point (SEINE, the paper's model, is not in diffusers): subclass
-:class:`VideoDiffusionReconstructor`, set ``name`` and ``options_class`` (a frozen dataclass with at
-least ``model``, ``steps``, ``guidance``, ``negative_prompt``), and implement
+Extension point (a model that is not in diffusers, as SEINE in :mod:`m3cvc.reconstruct.seine`):
+subclass :class:`VideoDiffusionReconstructor`, set ``name`` and ``options_class`` (a frozen
+dataclass with at least ``model``, ``steps``, ``guidance``, ``negative_prompt``), and implement
 
-* ``load_pipeline(model, dtype)``: build the model (e.g. SEINE's ``VideoGenPipeline`` from its
-  checkpoint and the Stable Diffusion 1.4 components it needs) and return an object that
+* ``load_pipeline(model, dtype)``: build the model and return an object that
   :meth:`VideoDiffusionReconstructor._prepare_pipeline` may call ``.to(device)`` on;
 * ``frame_multiple(pipe)`` and ``size_multiple(pipe)`` (frame counts ``k * multiple + 1``, sizes
   multiples of ``size_multiple``), or override ``window_frames`` / ``max_cover`` /
-  ``generation_size`` for a model of one fixed shape (SEINE: 16 frames at 512x320), and
-  ``end_position(frames, cover, has_end)`` (where the next keyframe goes);
+  ``generation_size`` for a model of one fixed shape, and ``end_position(frames, cover, has_end)``
+  (where the next keyframe goes);
 * ``generate(pipe, window)`` returning the :class:`Window` as a float array (frames, height,
-  width, 3) in [0, 1]: SEINE's masked video diffusion fills the masked frames between the
-  unmasked first (and last) frame.
+  width, 3) in [0, 1];
 
-then register it: ``RECONSTRUCTORS.register("seine", "your.module:SeineReconstructor")``.
+then register it: ``RECONSTRUCTORS.register("name", "your.module:YourReconstructor")``.
 """
 
 from __future__ import annotations
