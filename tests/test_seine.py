@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TEST_DEVICE
+from conftest import TEST_DEVICE, synthetic_frames, write_video
 from m3cvc.config import ReconstructConfig, SeineOptions, VideoDiffusionOptions
 from m3cvc.errors import BackendError, BitstreamError, ConfigError
 
@@ -304,19 +304,11 @@ def test_seine_missing_files_are_one_line_backend_errors(tiny_seine, tmp_path):
 
 @pytest.mark.models
 def test_seine_encoder_to_decoder_run(tiny_seine, tmp_path):
-    from fractions import Fraction
-
     from m3cvc.config import M3Config, with_overrides
     from m3cvc.pipeline import Decoder, Encoder
-    from m3cvc.video import open_writer
 
     ckpt, base = tiny_seine
-    rng = np.random.RandomState(3)
-    scene = rng.randint(0, 256, (48, 96, 3)).astype(np.uint8)
-    src = tmp_path / "in.y4m"
-    with open_writer(src, 64, 48, Fraction(8)) as writer:
-        for i in range(9):
-            writer.write(np.ascontiguousarray(scene[:, 2 * i : 2 * i + 64]))
+    src = write_video(tmp_path / "in.y4m", synthetic_frames(9, width=64, height=48))
     config = with_overrides(
         M3Config(),
         preprocess={"width": 64, "height": 48, "keep_fps": True},
