@@ -9,8 +9,9 @@ implementation without shipping it:
 * ``tests/data/seine_tiny_reference.npz``: the official UNet's output (float64) for a tiny config
   whose weights and inputs come from :func:`tiny_weights` / :func:`tiny_inputs` (numpy's seeded
   PCG64, stable across versions), so the test rebuilds the same numbers in our UNet; and the
-  official sampler's result (``p_sample_loop`` of ``create_diffusion("25")`` with the masked
-  conditioning) for :func:`sampler_eps` standing in for the UNet, plus its 250-step respacing.
+  official samplers' results (``p_sample_loop`` and ``ddim_sample_loop`` of ``create_diffusion("25")``
+  with the masked conditioning) for :func:`sampler_eps` standing in for the UNet, plus its 250-step
+  respacing.
 
 Needs a checkout of https://github.com/Vchitect/SEINE (Apache-2.0) and its imports
 ``rotary-embedding-torch==0.3.5`` and ``einops`` on ``sys.path`` (they are not m3cvc dependencies)::
@@ -133,7 +134,11 @@ def main(seine_source: Path, out: Path) -> int:
     sampled = diffusion.p_sample_loop(lambda x, t, **kw: sampler_eps(x, t), SAMPLER_SHAPE, s["noise"],
                                       clip_denoised=False, model_kwargs={}, device="cpu", mask=s["mask"],
                                       x_start=s["masked"], use_concat=True)
+    ddim = diffusion.ddim_sample_loop(lambda x, t, **kw: sampler_eps(x, t), SAMPLER_SHAPE, s["noise"],
+                                      clip_denoised=False, model_kwargs={}, device="cpu", mask=s["mask"],
+                                      x_start=s["masked"], use_concat=True)
     np.savez_compressed(out / "seine_tiny_reference.npz", output=result.numpy(), sampled=sampled.numpy(),
+                        ddim=ddim.numpy(),
                         timesteps_250=np.array(sorted(space_timesteps(1000, "250"), reverse=True)))
     print(f"{len(lines)} keys; tiny output {tuple(result.shape)} |mean| {result.abs().mean().item():.4f}")
     return 0

@@ -80,8 +80,14 @@ def test_seine_sampler_equals_the_official_ddpm_loop():
                   torch.Generator().manual_seed(ref.SAMPLER_SEED))
     assert seen == [9] * ref.SAMPLER_STEPS  # [latent, mask, masked latents] at every step
     np.testing.assert_allclose(out.numpy(), reference["sampled"], rtol=1e-5, atol=1e-3)
+    ddim = denoise(ref.sampler_eps, s["noise"], s["mask"], s["masked"], seine_scheduler(), ref.SAMPLER_STEPS,
+                   torch.Generator().manual_seed(99), sampler="ddim")  # eta 0: the generator is not used
+    np.testing.assert_allclose(ddim.numpy(), reference["ddim"], rtol=1e-5, atol=1e-4)
+    assert np.abs(ddim.numpy() - out.numpy()).max() > 1.0  # a different sampler, not the same loop
     with pytest.raises(BackendError):
         spaced_timesteps(1001)
+    with pytest.raises(BackendError, match="sampler"):
+        denoise(ref.sampler_eps, s["noise"], s["mask"], s["masked"], seine_scheduler(), 2, None, sampler="euler")
 
 
 # ------------------------------------------------------------------ checkpoint loading
@@ -175,6 +181,17 @@ def test_seine_modes_give_exact_frames_sizes_keyframe_and_reproducible_output(ti
     assert all(np.array_equal(a, b) for a, b in zip(frames, again))  # same seed, same device: same frames
     other = list(_recon(tiny_seine, mode, dataclasses.replace(RUNTIME, seed=5)).reconstruct(first, nxt, 6, "a cat and a dog"))
     assert any(not np.array_equal(a, b) for a, b in zip(frames[1:], other[1:]))
+
+
+@pytest.mark.models
+def test_seine_ddim_sampler_runs_and_differs_from_ddpm(tiny_seine):
+    first, nxt = _keyframes()
+    ddpm = list(_recon(tiny_seine, "interpolation").reconstruct(first, nxt, 4, "x"))
+    ddim = list(_recon(tiny_seine, "interpolation", sampler="ddim").reconstruct(first, nxt, 4, "x"))
+    again = list(_recon(tiny_seine, "interpolation", sampler="ddim").reconstruct(first, nxt, 4, "x"))
+    assert len(ddim) == 4 and np.array_equal(ddim[0], first)
+    assert all(np.array_equal(a, b) for a, b in zip(ddim, again))
+    assert any(not np.array_equal(a, b) for a, b in zip(ddpm[1:], ddim[1:]))
 
 
 @pytest.mark.models
@@ -275,7 +292,7 @@ def test_seine_settings_are_checked_and_crafted_headers_refused(tiny_seine):
     from m3cvc.reconstruct import reconstructor_from_params
 
     for bad in (dict(steps=0), dict(steps=5000), dict(num_frames=1), dict(num_frames=10**6), dict(guidance=float("nan")),
-                dict(width=10**6, height=8), dict(max_area=0), dict(base="")):
+                dict(width=10**6, height=8), dict(max_area=0), dict(base=""), dict(sampler="euler")):
         with pytest.raises(ConfigError):
             _recon(tiny_seine, "interpolation", **bad)
     params = _recon(tiny_seine, "prediction").params()
@@ -283,7 +300,8 @@ def test_seine_settings_are_checked_and_crafted_headers_refused(tiny_seine):
     assert params["mode"] == "prediction" and params["steps"] == STEPS and params["num_frames"] == 16
     rebuilt = reconstructor_from_params("seine", params)
     assert rebuilt.params() == params
-    for key, value in (("steps", 10**9), ("num_frames", 10**6), ("width", 10**6), ("guidance", -1.0), ("frobnicate", 1)):
+    for key, value in (("steps", 10**9), ("num_frames", 10**6), ("width", 10**6), ("guidance", -1.0), ("sampler", "x"),
+                       ("frobnicate", 1)):
         with pytest.raises(BitstreamError):
             reconstructor_from_params("seine", {**params, key: value})
 

@@ -297,13 +297,17 @@ class CogVideoXOptions:
     height: int = 0
 
 
+SEINE_SAMPLERS = ("ddpm", "ddim")
+
+
 @dataclass(frozen=True)
 class SeineOptions:
     """SEINE (the paper's model): 16-frame masked video diffusion on Stable Diffusion v1.4 (``seine.pt``)."""
 
     model: str = "xinyuanc91/SEINE"  # seine.pt, a folder holding it, or a hub repo id with it
     base: str = "CompVis/stable-diffusion-v1-4"  # its VAE, CLIP text encoder, tokenizer and UNet config
-    steps: int = 250  # DDPM steps, respaced from SEINE's 1000 (the official sampling scripts use 250)
+    steps: int = 250  # sampling steps, respaced from SEINE's 1000 (the official sampling scripts use 250)
+    sampler: str = "ddpm"  # ddpm (official default) | ddim (the official scripts' other option, eta 0)
     guidance: float = 8.0  # classifier-free guidance scale (official: 8)
     negative_prompt: str = ""
     num_frames: int = 16  # frames per generated window (SEINE is trained on 16)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import SEINE_SAMPLERS as SAMPLERS
 from ..config import SeineOptions
 from ..errors import ConfigError
 from .video_diffusion import VideoDiffusionReconstructor, Window
@@ -44,6 +45,8 @@ class SeineReconstructor(VideoDiffusionReconstructor):
         if not (0 <= o.width <= MAX_SIZE and 0 <= o.height <= MAX_SIZE and 0 < o.max_area <= MAX_SIZE * MAX_SIZE):
             raise ConfigError(f"reconstruct.seine width/height must be in 0..{MAX_SIZE} and max_area in "
                               f"1..{MAX_SIZE * MAX_SIZE} (got {o.width}x{o.height}, {o.max_area})")
+        if o.sampler not in SAMPLERS:
+            raise ConfigError(f"reconstruct.seine.sampler must be one of {', '.join(SAMPLERS)} (got {o.sampler!r})")
         if not o.base:
             raise ConfigError("reconstruct.seine.base is empty: set it to Stable Diffusion v1.4 (a folder or hub id)")
 
@@ -72,5 +75,5 @@ class SeineReconstructor(VideoDiffusionReconstructor):
         o = self.options
         out = pipe(image=window.first, last_image=window.last, prompt=window.text, negative_prompt=o.negative_prompt,
                    num_frames=window.frames, num_inference_steps=o.steps, guidance_scale=o.guidance,
-                   generator=window.generator)
+                   generator=window.generator, sampler=o.sampler)
         return out.frames[0]

@@ -12,7 +12,7 @@ Apache-2.0):
   1e-4 .. 0.02 (not SD's scaled-linear one), epsilon prediction, "fixed large" variance, no
   clipping, respaced to ``steps`` evenly spaced timesteps (250 in the official scripts); run with
   diffusers' ``DDPMScheduler`` on those custom timesteps (:func:`seine_scheduler`,
-  :func:`spaced_timesteps`). Classifier-free guidance with the negative prompt (``""``) and scale
+  :func:`spaced_timesteps`). The official ``ddim`` option (eta 0, same timesteps) is ``sampler="ddim"``. Classifier-free guidance with the negative prompt (``""``) and scale
   8 as there.
 * Text: SD v1.4's CLIP tokenizer + text encoder, padded to 77 tokens, last hidden state.
 
@@ -31,6 +31,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..config import SEINE_SAMPLERS as SAMPLERS
 from ..errors import BackendError
 from .seine_unet import SeineUNet3D, checkpoint_state_dict, load_seine_state_dict
 
@@ -59,16 +60,31 @@ def seine_scheduler() -> DDPMScheduler:
 
 def denoise(eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], noise: torch.Tensor, mask: torch.Tensor,
             masked: torch.Tensor, scheduler: DDPMScheduler, steps: int, generator: Any,
-            progress: Callable[[Any], Any] = lambda it: it) -> torch.Tensor:
-    """The DDPM loop: ``eps([latent, mask, masked latents], t)`` -> predicted noise, from ``noise``.
+            progress: Callable[[Any], Any] = lambda it: it, sampler: str = "ddpm") -> torch.Tensor:
+    """The sampling loop: ``eps([latent, mask, masked latents], t)`` -> predicted noise, from ``noise``.
 
-    ``noise``, ``masked``: (b, 4, f, h, w); ``mask``: (b, 1, f, h, w). Returns the final latents.
+    ``sampler``: ``ddpm`` (the official default: ancestral steps of :func:`seine_scheduler`, noise from
+    ``generator``) or ``ddim`` (the official ``ddim`` option: guided-diffusion's DDIM with eta 0, on the
+    same respaced timesteps; deterministic after the initial noise). ``noise``, ``masked``:
+    (b, 4, f, h, w); ``mask``: (b, 1, f, h, w). Returns the final latents.
     """
-    scheduler.set_timesteps(timesteps=spaced_timesteps(steps))
+    if sampler not in SAMPLERS:
+        raise BackendError(f"SEINE sampler must be one of {', '.join(SAMPLERS)} (got {sampler!r})")
+    timesteps = spaced_timesteps(steps)
     latents = noise
-    for t in progress(scheduler.timesteps):
-        out = eps(torch.cat([latents, mask, masked], dim=1), t)
-        latents = scheduler.step(out.to(latents.dtype), t, latents, generator=generator).prev_sample
+    if sampler == "ddpm":
+        scheduler.set_timesteps(timesteps=timesteps)
+        for t in progress(scheduler.timesteps):
+            out = eps(torch.cat([latents, mask, masked], dim=1), t)
+            latents = scheduler.step(out.to(latents.dtype), t, latents, generator=generator).prev_sample
+        return latents
+    alphas = scheduler.alphas_cumprod.to(torch.float64)
+    for i, t in enumerate(progress(timesteps)):
+        out = eps(torch.cat([latents, mask, masked], dim=1), torch.tensor(t)).to(latents.dtype)
+        a = float(alphas[t])
+        a_prev = float(alphas[timesteps[i + 1]]) if i + 1 < len(timesteps) else 1.0
+        x0 = (latents - (1.0 - a) ** 0.5 * out) / a**0.5
+        latents = a_prev**0.5 * x0 + (1.0 - a_prev) ** 0.5 * out
     return latents
 
 
@@ -149,7 +165,8 @@ class SeinePipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, image: np.ndarray, last_image: Optional[np.ndarray] = None, prompt: str = "",
                  negative_prompt: str = "", num_frames: int = NATIVE_FRAMES, num_inference_steps: int = 250,
-                 guidance_scale: float = 8.0, generator: Any = None, output_type: str = "np") -> SeineOutput:
+                 guidance_scale: float = 8.0, generator: Any = None, output_type: str = "np",
+                 sampler: str = "ddpm") -> SeineOutput:
         """``num_frames`` frames at ``image``'s size (uint8 RGB (h, w, 3), h and w multiples of 8):
         frame 0 conditioned on ``image``, and the last on ``last_image`` when given."""
         factor = self.vae_scale_factor
@@ -173,7 +190,8 @@ class SeinePipeline(DiffusionPipeline):
             cond, uncond = out.chunk(2)
             return uncond + guidance_scale * (cond - uncond)
 
-        latents = denoise(eps, noise, mask, masked, self.scheduler, num_inference_steps, generator, self.progress_bar)
+        latents = denoise(eps, noise, mask, masked, self.scheduler, num_inference_steps, generator, self.progress_bar,
+                          sampler)
         latents = latents[0].transpose(0, 1) / self.vae.config.scaling_factor  # (f, 4, h, w)
         frames = torch.cat([self.vae.decode(chunk.to(self.vae.dtype)).sample for chunk in latents.split(4)])
         frames = (frames.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
