@@ -132,10 +132,14 @@ def test_seine_checkpoint_loads_strictly_and_bad_ones_are_one_line_errors(tiny_s
     fails({"ema": {**state, "extra.weight": torch.zeros(1)}}, "1 unexpected key.*extra.weight")
     fails({"ema": {**state, "conv_in.weight": torch.zeros(32, 4, 3, 3)}}, r"shape mismatch.*conv_in.weight \(32, 4, 3, 3\)")
     fails({"epoch": 3}, "not a SEINE checkpoint")
-    fails({"ema": state, "args": argparse.Namespace(lr=1e-4)}, "cannot read the SEINE checkpoint")  # code-bearing pickle
+    fails({"ema": {**state, "conv_in.bias": state["conv_in.bias"].long()}}, "not real floating point: conv_in.bias int64")
+    fails({"ema": {**state, "conv_in.bias": state["conv_in.bias"].to(torch.complex64)}}, "not real floating point")
+    fails({"ema": state, "args": argparse.Namespace(lr=1e-4)}, "Python objects besides tensors")  # code-bearing pickle
     (tmp_path / "text.pt").write_text("not a checkpoint")
-    with pytest.raises(BackendError, match="cannot read"):
+    with pytest.raises(BackendError, match="not a readable torch checkpoint"):
         load_unet(tmp_path / "text.pt", config, "k")
+    with pytest.raises(BackendError, match="is a URL"):
+        resolve_checkpoint("https://example.org/seine.pt", "k", True)
     with pytest.raises(BackendError, match="no seine.pt"):
         resolve_checkpoint(str(tmp_path / "empty"), "reconstruct.seine.model", True)
     # a base whose UNet has heads too narrow for the 32 rotary features
@@ -285,39 +289,73 @@ def test_seine_defaults_are_the_official_ones_and_the_paper_profile_uses_it():
     assert (o.model, o.base) == ("xinyuanc91/SEINE", "CompVis/stable-diffusion-v1-4")
     assert (o.steps, o.guidance, o.num_frames, o.negative_prompt) == (250, 8.0, 16, "")
     assert profile_config("paper").reconstruct.backend == "seine"
+    assert profile_config("paper").keyframes.max_interval == 15  # a clip is one 16-frame SEINE window
     assert profile_config("full").reconstruct.backend == "ltx"
 
 
 def test_seine_settings_are_checked_and_crafted_headers_refused(tiny_seine):
     from m3cvc.reconstruct import reconstructor_from_params
 
-    for bad in (dict(steps=0), dict(steps=5000), dict(num_frames=1), dict(num_frames=10**6), dict(guidance=float("nan")),
-                dict(width=10**6, height=8), dict(max_area=0), dict(base=""), dict(sampler="euler")):
+    for bad in (dict(steps=0), dict(steps=5000), dict(num_frames=1), dict(num_frames=33), dict(guidance=float("nan")),
+                dict(width=10**6, height=8), dict(width=64), dict(width=60, height=48), dict(width=1024, height=512),
+                dict(max_area=0), dict(max_area=512 * 513), dict(base=""), dict(model=""), dict(sampler="euler")):
         with pytest.raises(ConfigError):
             _recon(tiny_seine, "interpolation", **bad)
+    with pytest.raises(ConfigError, match="seed"):  # window k is seeded seed + k: it must fit a torch seed
+        _recon(tiny_seine, "interpolation", dataclasses.replace(RUNTIME, seed=2**64 - 1))
     params = _recon(tiny_seine, "prediction").params()
     assert params["model"] == str(tiny_seine[0].parent) and params["base"] == str(tiny_seine[1])
     assert params["mode"] == "prediction" and params["steps"] == STEPS and params["num_frames"] == 16
     rebuilt = reconstructor_from_params("seine", params)
     assert rebuilt.params() == params
-    for key, value in (("steps", 10**9), ("num_frames", 10**6), ("width", 10**6), ("guidance", -1.0), ("sampler", "x"),
-                       ("frobnicate", 1)):
+    for key, value in (("steps", 10**9), ("num_frames", 10**6), ("width", 10**6), ("max_area", 10**7), ("guidance", -1.0),
+                       ("sampler", "x"), ("seed", 2**64), ("frobnicate", 1)):
         with pytest.raises(BitstreamError):
             reconstructor_from_params("seine", {**params, key: value})
 
 
 def test_seine_missing_files_are_one_line_backend_errors(tiny_seine, tmp_path):
+    import shutil
+
     first, nxt = _keyframes()
     ckpt, base = tiny_seine
     from m3cvc.reconstruct import build_reconstructor
 
+    no_tokenizer = shutil.copytree(base, tmp_path / "sd-no-tokenizer")
+    shutil.rmtree(no_tokenizer / "tokenizer")
+    no_config = shutil.copytree(base, tmp_path / "sd-no-unet-config")
+    (no_config / "unet" / "config.json").unlink()
     for seine, match in ((SeineOptions(model=str(tmp_path / "nowhere"), base=str(base)), "no seine.pt"),
                          (SeineOptions(model=str(ckpt), base=str(tmp_path / "no-sd")), "does not exist"),
-                         (SeineOptions(model="nobody/no-such-seine", base=str(base)), "not in the HF cache")):
+                         (SeineOptions(model="nobody/no-such-seine", base=str(base)), "not in the HF cache"),
+                         (SeineOptions(model=str(ckpt), base=str(no_tokenizer)), "has no tokenizer"),
+                         (SeineOptions(model=str(ckpt), base=str(no_config)), "has no unet/config.json")):
         recon = build_reconstructor(ReconstructConfig(backend="seine", seine=seine, diffusion=RUNTIME))
         with pytest.raises(BackendError, match=match) as info:
             list(recon.reconstruct(first, nxt, 3, "x"))
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.models
+def test_seine_non_finite_output_stops_with_one_line(tiny_seine, tmp_path):
+    ckpt, base = tiny_seine
+    state = torch.load(ckpt, weights_only=True)["ema"]
+    (tmp_path / "nan").mkdir()
+    torch.save({"ema": {k: torch.full_like(v, float("nan")) for k, v in state.items()}}, tmp_path / "nan" / "seine.pt")
+    first, nxt = _keyframes()
+    recon = _recon((tmp_path / "nan" / "seine.pt", base), "interpolation")
+    with pytest.raises(BackendError, match="non-finite") as info:
+        list(recon.reconstruct(first, nxt, 3, "x"))
+    assert "\n" not in str(info.value)
+
+
+def test_seine_cuda_requested_without_a_gpu_is_one_line(tiny_seine):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    first, nxt = _keyframes()
+    recon = _recon(tiny_seine, "interpolation", dataclasses.replace(RUNTIME, device="cuda"))
+    with pytest.raises(BackendError, match="CUDA is not available"):
+        list(recon.reconstruct(first, nxt, 3, "x"))
 
 
 @pytest.mark.models

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from typing import Any, Callable, Optional, Sequence
 
 from .errors import M3cvcError
@@ -98,6 +99,9 @@ def _quiet_libraries() -> dict[str, Optional[str]]:
     huggingface_hub read these variables); returns the values to restore."""
     saved: dict[str, Any] = {k: os.environ.get(k) for k in _QUIET_ENV}
     os.environ.update(_QUIET_ENV)
+    saved["warnings"] = list(warnings.filters)
+    for module in ("huggingface_hub", "diffusers", "transformers"):  # their deprecation advice to us, not to users
+        warnings.filterwarnings("ignore", module=module + r"(\.|$)")
     for module in ("transformers", "diffusers"):  # already imported: their loggers read the variables once
         if module in sys.modules:
             try:
@@ -111,6 +115,7 @@ def _quiet_libraries() -> dict[str, Optional[str]]:
 
 
 def _restore_env(saved: dict[str, Any]) -> None:
+    warnings.filters[:] = saved["warnings"]
     for key in _QUIET_ENV:
         if saved[key] is None:
             os.environ.pop(key, None)

@@ -311,9 +311,9 @@ class SeineOptions:
     guidance: float = 8.0  # classifier-free guidance scale (official: 8)
     negative_prompt: str = ""
     num_frames: int = 16  # frames per generated window (SEINE is trained on 16)
-    width: int = 0  # generation size (multiple of 8); 0: the clip size within max_area (512x320 clips: 512x320)
+    width: int = 0  # generation size (multiples of 8); 0: the clip size within max_area (512x320 clips: 512x320)
     height: int = 0
-    max_area: int = 512 * 512  # the paper: "output resolution up to 512 x 512"
+    max_area: int = 512 * 512  # pixels, at most 512 * 512 (the paper: "output resolution up to 512 x 512")
 
 
 @dataclass(frozen=True)
@@ -354,7 +354,9 @@ def profile_config(profile: str) -> M3Config:
         kc = replace(kc, refine=replace(kc.refine, backend="img2img")) if profile == "full" else replace(kc, backend="vq-diffusion")
         return replace(
             base,
-            keyframes=replace(base.keyframes, semantic="clip", motion="raft"),
+            # paper: clips of at most 15 frame intervals, SEINE's 16-frame window (one run per clip, frames 1:1)
+            keyframes=replace(base.keyframes, semantic="clip", motion="raft",
+                              max_interval=base.keyframes.max_interval if profile == "full" else 15),
             describe=replace(base.describe, backend="qwen-vl"),
             keyframe_codec=kc,
             reconstruct=replace(base.reconstruct, backend="ltx" if profile == "full" else "seine"),

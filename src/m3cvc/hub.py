@@ -96,7 +96,7 @@ def resolve_model(model: str, key: str, local_files_only: bool = False, revision
         return str(path), True
     if _cached(model, revision):
         return model, True
-    how = (f"download it where the hub is reachable (huggingface-cli download {model}) and copy the HF cache here, "
+    how = (f"download it where the hub is reachable (hf download {model}) and copy the HF cache here, "
            f"or set {key} to a local folder with its files")  # fmt: skip
     if local_files_only or offline():
         why = "local_files_only is set" if local_files_only else "HF_HUB_OFFLINE is set"

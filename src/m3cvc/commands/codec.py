@@ -324,7 +324,7 @@ def decode_main(argv: Sequence[str]) -> int:
                     writer.write(frame)
                     bar.update(1)
     except BackendError as exc:
-        if "does not exist" in str(exc) or "not in the HF cache" in str(exc) or "no checkpoint" in str(exc):
+        if any(why in str(exc) for why in ("does not exist", "not in the HF cache", "no checkpoint", "no seine.pt")):
             raise BackendError(f"{exc} (when decoding: --model-path STORED=LOCAL points a model path stored in the "
                                "stream, see m3cvc info, at a folder here)") from None  # fmt: skip
         raise

@@ -6,7 +6,7 @@ keyframe on the last frame (``onelast1``). So, as for Wan's ``last_image``, an i
 is stretched over the clip (clip frame ``i`` read at generated position ``i * 15 / m``, blending
 neighbours), a predicted one maps 1:1 (clips longer than 15 frames are chained windows; only the
 last one of an interpolated clip sees the next keyframe). Sizes are multiples of 8 within
-``max_area`` (512x320 clips generate at 512x320, SEINE's training size).
+``max_area`` (at most 512x512 pixels; 512x320 clips generate at 512x320, SEINE's training size).
 
 The model: :mod:`m3cvc.reconstruct.seine_unet` (our implementation of the official UNet, loading
 the released ``seine.pt`` strictly) and :mod:`m3cvc.reconstruct.seine_pipeline` (conditioning and
@@ -25,9 +25,13 @@ from ..config import SeineOptions
 from ..errors import ConfigError
 from .video_diffusion import VideoDiffusionReconstructor, Window
 
+# bounds on what a config or a crafted stream header can ask of the decoder (official: 250 steps of
+# 16 frames at 512x320; the worst allowed window costs about 13x that)
 MAX_STEPS = 1000  # SEINE's training steps: a respaced sampler cannot take more
-MAX_FRAMES = 64  # per window (SEINE is trained on 16; its position bias saturates at 32)
-MAX_SIZE = 2048
+MAX_FRAMES = 32  # per window (SEINE is trained on 16; its relative position bias saturates at 32)
+MAX_SIDE = 1024
+MAX_AREA = 512 * 512  # the paper: "output resolution up to 512 x 512"
+SIZE_MULTIPLE = 8  # Stable Diffusion's VAE
 
 
 class SeineReconstructor(VideoDiffusionReconstructor):
@@ -42,9 +46,16 @@ class SeineReconstructor(VideoDiffusionReconstructor):
             raise ConfigError(f"reconstruct.seine.steps must be at most {MAX_STEPS} (got {o.steps})")
         if not (math.isfinite(o.guidance) and 0.0 <= o.guidance <= 100.0):
             raise ConfigError(f"reconstruct.seine.guidance must be in 0..100 (got {o.guidance})")
-        if not (0 <= o.width <= MAX_SIZE and 0 <= o.height <= MAX_SIZE and 0 < o.max_area <= MAX_SIZE * MAX_SIZE):
-            raise ConfigError(f"reconstruct.seine width/height must be in 0..{MAX_SIZE} and max_area in "
-                              f"1..{MAX_SIZE * MAX_SIZE} (got {o.width}x{o.height}, {o.max_area})")
+        if not 0 < o.max_area <= MAX_AREA:
+            raise ConfigError(f"reconstruct.seine.max_area must be in 1..{MAX_AREA} pixels (got {o.max_area})")
+        if (o.width, o.height) != (0, 0):
+            if not (0 < o.width <= MAX_SIDE and 0 < o.height <= MAX_SIDE and o.width * o.height <= MAX_AREA
+                    and o.width % SIZE_MULTIPLE == 0 and o.height % SIZE_MULTIPLE == 0):
+                raise ConfigError(
+                    f"reconstruct.seine.width/height must both be 0 (the clip's size within max_area) or multiples "
+                    f"of {SIZE_MULTIPLE} up to {MAX_SIDE} a side and {MAX_AREA} pixels (got {o.width}x{o.height})")
+        if not o.model:
+            raise ConfigError("reconstruct.seine.model is empty: set it to seine.pt, a folder holding it, or a hub id")
         if o.sampler not in SAMPLERS:
             raise ConfigError(f"reconstruct.seine.sampler must be one of {', '.join(SAMPLERS)} (got {o.sampler!r})")
         if not o.base:

@@ -37,6 +37,7 @@ from .seine_unet import SeineUNet3D, checkpoint_state_dict, load_seine_state_dic
 
 TRAIN_STEPS = 1000
 CHECKPOINT_FILE = "seine.pt"
+BASE_PARTS = ("vae", "text_encoder", "tokenizer", "unet/config.json")  # what SEINE reads of Stable Diffusion v1.4
 NATIVE_FRAMES = 16
 
 
@@ -126,6 +127,11 @@ class SeinePipeline(DiffusionPipeline):
         ckpt_file = resolve_checkpoint(checkpoint, keys[0], local_files_only)
         base_path, base_local = resolve_model(base, keys[1], local_files_only)
         kw = dict(local_files_only=base_local)
+        if Path(base_path).is_dir():  # a local folder: name a missing part before a library does it vaguely
+            for part in BASE_PARTS:
+                if not (Path(base_path) / part).exists():
+                    raise BackendError(f"{keys[1]}: {base_path} has no {part} (SEINE needs Stable Diffusion v1.4's "
+                                       f"{', '.join(BASE_PARTS)})")
         try:
             vae = AutoencoderKL.from_pretrained(base_path, subfolder="vae", torch_dtype=dtype, **kw)
             text_encoder = CLIPTextModel.from_pretrained(base_path, subfolder="text_encoder", dtype=dtype, **kw)
@@ -136,6 +142,9 @@ class SeinePipeline(DiffusionPipeline):
             raise BackendError(f"cannot load SEINE's Stable Diffusion parts from {base_path!r} ({first}); set {keys[1]} "
                                "to a Stable Diffusion v1.4 folder (vae/, text_encoder/, tokenizer/, unet/config.json) "
                                "or hub id") from exc
+        if not len(tokenizer) or not 0 < tokenizer.model_max_length <= 4096:
+            raise BackendError(f"{keys[1]}: the tokenizer in {base_path}/tokenizer is incomplete ({len(tokenizer)} tokens, "
+                               f"max length {tokenizer.model_max_length}); SD v1.4's has 49408 and 77")
         unet = load_unet(ckpt_file, unet_config, keys[0], dtype)
         return cls(unet=unet.eval(), vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer,
                    scheduler=seine_scheduler())
@@ -206,6 +215,9 @@ def resolve_checkpoint(checkpoint: str, key: str, local_files_only: bool) -> Pat
 
     if not checkpoint:
         raise BackendError(f"{key} is empty: set it to seine.pt, a folder holding it, or a hub id")
+    if "://" in checkpoint:
+        raise BackendError(f"{key}: {checkpoint} is a URL; m3cvc does not download files: fetch {CHECKPOINT_FILE} "
+                           "and set the key to its path, or to a hub id in the HF cache")
     if looks_like_path(checkpoint):
         path = Path(checkpoint).expanduser()
         if path.is_file():
@@ -228,16 +240,28 @@ def load_unet(ckpt_file: Path, unet_config: dict[str, Any], key: str, dtype: Any
     """SEINE's UNet for ``unet_config`` with the weights of ``ckpt_file`` (``torch.load`` with
     ``weights_only``: a checkpoint cannot run code) in ``dtype`` (default: the checkpoint's), loaded
     strictly."""
+    import pickle
+    import warnings
+
     try:
-        try:
-            obj = torch.load(ckpt_file, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:  # a legacy (non-zip) torch file cannot be memory-mapped
-            if "mmap" not in str(exc):
-                raise
-            obj = torch.load(ckpt_file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling / zip / OS errors: one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BackendError(f"cannot read the SEINE checkpoint {ckpt_file} ({key}): {first[:200]}") from exc
+        with warnings.catch_warnings():  # torch's advice on legacy files is not for our users
+            warnings.simplefilter("ignore")
+            try:
+                obj = torch.load(ckpt_file, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as exc:  # a legacy (non-zip) torch file cannot be memory-mapped
+                if "mmap" not in str(exc):
+                    raise
+                obj = torch.load(ckpt_file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not a pickle of Python objects at all (text, random bytes)
+            raise BackendError(f"cannot read the SEINE checkpoint {ckpt_file} ({key}): not a readable torch "
+                               "checkpoint") from exc
+        raise BackendError(f"cannot read the SEINE checkpoint {ckpt_file} ({key}): it holds Python objects besides "
+                           "tensors, which are not loaded (they could run code); re-save its 'ema' state dict with "
+                           "torch.save") from exc
+    except Exception as exc:  # noqa: BLE001 - zip / format / OS errors: one line
+        raise BackendError(f"cannot read the SEINE checkpoint {ckpt_file} ({key}): not a readable torch checkpoint "
+                           f"({type(exc).__name__})") from exc
     state = checkpoint_state_dict(obj, str(ckpt_file))
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}

@@ -501,6 +501,8 @@ def load_seine_state_dict(model: SeineUNet3D, state: Mapping[str, torch.Tensor],
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items()
               if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    dtypes = [f"{k} {str(v.dtype).replace('torch.', '')}" for k, v in state.items()
+              if k in own and (not v.is_floating_point() or v.is_complex())]
 
     def some(keys: list[str]) -> str:
         return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
@@ -512,6 +514,8 @@ def load_seine_state_dict(model: SeineUNet3D, state: Mapping[str, torch.Tensor],
         problems.append(f"{len(unexpected)} unexpected key(s): {some(unexpected)}")
     if shapes:
         problems.append(f"{len(shapes)} shape mismatch(es): {some(shapes)}")
+    if dtypes:
+        problems.append(f"{len(dtypes)} tensor(s) that are not real floating point: {some(dtypes)}")
     if problems:
         raise BackendError(f"{source} does not fit SEINE's UNet for this base model config: " + "; ".join(problems))
     # assign: a model built on the meta device takes the checkpoint's tensors as they are

@@ -56,6 +56,8 @@ from .base import ClipReconstructor, read_params
 
 from ..devices import DTYPES  # noqa: E402  (re-exported)
 
+MAX_SEED = 2**62  # window k is seeded with seed + k: a torch.Generator seed must fit 64 bits
+
 
 # --------------------------------------------------------------------------------------------
 # frame-count / size arithmetic (pure, unit-tested)
@@ -115,9 +117,10 @@ def to_uint8(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # torch helpers (imported lazily)
 def resolve_device(device: str) -> str:
-    from ..devices import resolve_device as resolve
+    """The device name to run on (``auto`` resolved); a one-line BackendError when it is not usable here."""
+    from ..devices import torch_device
 
-    return resolve(device)
+    return str(torch_device(device, "reconstruct.diffusion.device"))
 
 
 def resolve_dtype(dtype: str, device: str) -> Any:
@@ -176,6 +179,8 @@ class VideoDiffusionReconstructor(ClipReconstructor):
         if self.runtime.dtype not in DTYPES:
             raise ConfigError(f"reconstruct.diffusion.dtype: unknown dtype {self.runtime.dtype!r}; "
                               f"choose one of: {', '.join(DTYPES)}")
+        if not 0 <= self.runtime.seed <= MAX_SEED:
+            raise ConfigError(f"reconstruct.diffusion.seed must be in 0..{MAX_SEED} (got {self.runtime.seed})")
         if self.options.steps < 1:
             raise ConfigError(f"reconstruct.{self.name}.steps must be at least 1 (got {self.options.steps})")
         self.check_options()
@@ -351,6 +356,9 @@ class VideoDiffusionReconstructor(ClipReconstructor):
             video = np.asarray(self.generate(pipe, window))
             if video.ndim != 4 or video.shape[0] != frames:
                 raise BackendError(f"{self.name} pipeline returned {video.shape}, expected {frames} frames")
+            if not np.isfinite(video).all():
+                raise BackendError(f"{self.name} generated non-finite values (NaN / inf): broken weights, or a dtype "
+                                   "too narrow for this model (try --dtype float32)")
             clip = sample_window(video, cover, end)
             # clip[0] is the start image the previous window already yielded (or the keyframe)
             for frame in clip[1:cover if last_window else cover + 1]:
