@@ -374,3 +374,17 @@ def test_use_pipeline_takes_an_in_memory_pipeline_instead_of_loading(tiny_model,
     frames = list(recon.reconstruct(first, following, 4, "a cat"))
     loaded = list(_reconstructor("ltx", tiny_model("ltx"), "interpolation").reconstruct(first, following, 4, "a cat"))
     assert len(frames) == 4 and all(np.array_equal(a, b) for a, b in zip(frames, loaded))
+
+
+@pytest.mark.parametrize("backend", ["ltx", "wan", "cogvideox"])
+def test_crafted_headers_cannot_ask_any_backend_for_unbounded_work(backend):
+    """Steps, frames and sizes are bounded for every backend: a 1 kB stream must not take hours or GiBs."""
+    from m3cvc.reconstruct import RECONSTRUCTORS
+
+    cls = RECONSTRUCTORS.resolve(backend)
+    params = cls("prediction", None, RUNTIME).params()
+    for key, value in (("steps", 10**6), ("guidance", float("inf")), ("num_frames", 10**5), ("max_frames", 10**5),
+                       ("width", 10**5), ("height", 10**5), ("max_area", 10**9)):
+        if key in params:
+            with pytest.raises(BitstreamError):
+                cls.from_params({**params, key: value})

@@ -57,6 +57,12 @@ from .base import ClipReconstructor, read_params
 from ..devices import DTYPES  # noqa: E402  (re-exported)
 
 MAX_SEED = 2**62  # window k is seeded with seed + k: a torch.Generator seed must fit 64 bits
+# what a config or a crafted stream header may ask of any backend (the decoder must not run away):
+# above the published models' own settings (LTX 161 frames at 768x512, Wan 81 at 1280x720, 50 steps)
+MAX_STEPS = 1000
+MAX_WINDOW_FRAMES = 257
+MAX_SIDE = 2048
+MAX_AREA = 1280 * 720
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,10 +187,27 @@ class VideoDiffusionReconstructor(ClipReconstructor):
                               f"choose one of: {', '.join(DTYPES)}")
         if not 0 <= self.runtime.seed <= MAX_SEED:
             raise ConfigError(f"reconstruct.diffusion.seed must be in 0..{MAX_SEED} (got {self.runtime.seed})")
-        if self.options.steps < 1:
-            raise ConfigError(f"reconstruct.{self.name}.steps must be at least 1 (got {self.options.steps})")
+        self._check_bounds()
         self.check_options()
         self._pipe: Any = None
+
+    def _check_bounds(self) -> None:
+        """The limits every backend shares (module constants); one-line :class:`ConfigError`."""
+        o, key = self.options, f"reconstruct.{self.name}"
+        if not 1 <= o.steps <= MAX_STEPS:
+            raise ConfigError(f"{key}.steps must be in 1..{MAX_STEPS} (got {o.steps})")
+        if not (math.isfinite(o.guidance) and 0.0 <= o.guidance <= 100.0):
+            raise ConfigError(f"{key}.guidance must be in 0..100 (got {o.guidance})")
+        for name in ("num_frames", "max_frames"):
+            value = getattr(o, name, 0)
+            if not 0 <= value <= MAX_WINDOW_FRAMES:
+                raise ConfigError(f"{key}.{name} must be in 0..{MAX_WINDOW_FRAMES} (got {value})")
+        width, height = getattr(o, "width", 0), getattr(o, "height", 0)
+        if not (0 <= width <= MAX_SIDE and 0 <= height <= MAX_SIDE and width * height <= MAX_AREA):
+            raise ConfigError(f"{key}.width/height must be in 0..{MAX_SIDE} with at most {MAX_AREA} pixels "
+                              f"(got {width}x{height})")
+        if not 0 <= getattr(o, "max_area", 0) <= MAX_AREA:
+            raise ConfigError(f"{key}.max_area must be in 0..{MAX_AREA} pixels (got {o.max_area})")
 
     def check_options(self) -> None:
         """Backend-specific checks of ``self.options`` (raise :class:`ConfigError`); none by default."""
