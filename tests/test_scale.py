@@ -122,7 +122,7 @@ def test_process_workers_are_pinned_to_gpus_round_robin():
 def test_executor_options_are_checked(capsys):
     from m3cvc.errors import ConfigError
     from m3cvc.executors import model_devices, task_resources
-    from m3cvc.config import load_config
+    from m3cvc.config import load_config, with_overrides
 
     for kwargs, message in [({"name": "local", "workers": 2}, "--workers needs"), ({"name": "process", "workers": 0}, ">= 1"),
                             ({"name": "local", "ray_address": "auto"}, "--ray-address needs --executor ray")]:  # fmt: skip
@@ -131,6 +131,8 @@ def test_executor_options_are_checked(capsys):
     assert model_devices(load_config(profile="lite")) == []
     full = load_config(profile="full")
     assert "auto" in model_devices(full)
+    seine_on_gpu = with_overrides(load_config(profile="lite"), reconstruct={"backend": "seine", "diffusion": {"device": "cuda:1"}})
+    assert model_devices(seine_on_gpu) == ["cuda:1"]  # a SEINE decode task asks the executor for a GPU
     assert task_resources(model_devices(load_config(profile="lite")), LocalExecutor()) == Resources(1.0, 0.0)
     assert task_resources(["cuda:1"], LocalExecutor()) == Resources(1.0, 1.0)
     assert task_resources([], LocalExecutor(), 0.25) == Resources(1.0, 0.25)  # fractional GPUs

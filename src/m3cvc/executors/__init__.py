@@ -35,6 +35,9 @@ def create_executor(name: str = "local", workers: Optional[int] = None, ray_addr
     return cls(workers)
 
 
+WEIGHT_FREE_RECONSTRUCTORS = ("flow", "blend")
+
+
 def model_devices(cfg: Any) -> list[str]:
     """The ``device`` settings of an m3cvc config's model-backed stages in use (CLIP, RAFT, Qwen-VL,
     vq-diffusion, the keyframe refiner, video diffusion); empty for the lite profile."""
@@ -46,7 +49,7 @@ def model_devices(cfg: Any) -> list[str]:
     out = [d[section].get(name.replace("-", "_"), {}).get("device") for section, name in stages]
     if d["keyframe_codec"]["backend"] in ("hevc", "avif") and d["keyframe_codec"]["refine"]["backend"] != "none":
         out.append(d["keyframe_codec"]["refine"]["device"])
-    if d["reconstruct"]["backend"] in ("ltx", "wan", "cogvideox"):
+    if d["reconstruct"]["backend"] not in WEIGHT_FREE_RECONSTRUCTORS:  # every other backend is video diffusion
         out.append(d["reconstruct"]["diffusion"]["device"])
     return [x for x in out if isinstance(x, str)]
 
