@@ -112,3 +112,20 @@ def test_decoder_tells_the_reconstructor_the_videos_frame_rate(small_stream, mon
     monkeypatch.setattr(FlowReconstructor, "set_video_fps", lambda self, fps: (seen.append(fps), original(self, fps)))
     list(Decoder().decode(small_stream))
     assert seen == [read_stream(small_stream).header.fps]
+
+
+def test_wide_frames_encode_and_decode_and_too_small_ones_are_one_line(tmp_path):
+    """OpenCV's DIS crashed (segfault) on flow images under 32 px high: 448x64 frames at the keyframe
+    selector's 192 px working width; x265's size limits were raw PyAV errors."""
+    from m3cvc.config import M3Config, with_overrides
+    from m3cvc.errors import InputError
+    from m3cvc.pipeline import Decoder, Encoder
+
+    src = write_video(tmp_path / "wide.y4m", synthetic_frames(12, width=448, height=64))
+    cfg = with_overrides(M3Config(), preprocess={"keep_size": True, "keep_fps": True})
+    result = Encoder(cfg).encode(src)
+    frames = list(Decoder().decode(result.data))
+    assert len(frames) == 12 and frames[0].shape == (64, 448, 3)
+    tiny = write_video(tmp_path / "tiny.y4m", synthetic_frames(4, width=64, height=8))
+    with pytest.raises(InputError, match=r"x265 cannot code 64x\d+ keyframes"):
+        Encoder(cfg).encode(tiny)

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from ..errors import BitstreamError, ConfigError
+from ..errors import BitstreamError, ConfigError, InputError
 from .base import KeyframeCodec
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -167,7 +167,15 @@ class HevcChainCodec(KeyframeCodec):
             raise ConfigError(f"keyframe size changed from {self._size} to {frame.shape[:2]}")
         vf = to_picture(frame) if picture is None else picture
         prepare(vf, self._count, intra)
-        packets = self._encoder.encode(vf)
+        try:
+            packets = self._encoder.encode(vf)
+        except av_errors() as exc:  # x265 refuses the picture size when it opens (e.g. a side under 16 px)
+            if self._count:
+                raise
+            h, w = frame.shape[:2]
+            raise InputError(f"x265 cannot code {w}x{h} keyframes ({type(exc).__name__}); HEVC needs sides of at "
+                             "least 16 px and a level-conformant size: choose another --size, or keyframe_codec."
+                             "backend: avif") from None
         self._count += 1
         if len(packets) != 1:  # low delay: x265 must return this picture now
             raise RuntimeError(f"x265 returned {len(packets)} packets for one keyframe (expected 1)")
@@ -200,3 +208,10 @@ class HevcChainCodec(KeyframeCodec):
         if (vf.height, vf.width) != padded:
             raise BitstreamError(f"keyframe picture is {vf.width}x{vf.height}, header says {shape[1]}x{shape[0]}")
         return _to_rgb(vf, shape)
+
+
+def av_errors() -> tuple[type, ...]:
+    """PyAV's FFmpeg error classes (imported lazily)."""
+    import av
+
+    return (av.error.FFmpegError,)

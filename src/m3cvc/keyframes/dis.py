@@ -23,7 +23,7 @@ DIS_PRESETS = {
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
 
-DIS_MIN_SIDE = 16  # OpenCV's DIS needs a side >= 12 px: tiny frames are upscaled to 16
+DIS_MIN_SIDE = 32  # OpenCV 4.x's DIS (fast presets) crashes on images under 32 px high: smaller ones are upscaled
 
 
 class DisMotion(MotionBackend):

@@ -76,7 +76,7 @@ PRESETS = ("ultrafast", "fast", "medium")
 # video the check also fails on compression noise and flat areas (0 measured worse on bikes.mp4).
 OCCLUDED_WEIGHT = 0.25
 MATCH_GREY = 20  # grey-level tolerance of a flow match (AVIF noise is well below it)
-MIN_FLOW_SIDE = 16  # DIS needs images larger than its patches (up to 12 px); smaller frames are cross-faded
+MIN_FLOW_SIDE = 32  # OpenCV 4.x's DIS crashes (segfault) on images under 32 px high; smaller frames are cross-faded
 CONFIDENCE_SIGMA = 4.0  # smoothing of the matched masks for the fallback, px at 512 px width
 _TINY = 1e-3  # keeps the weights positive where both samples fall outside the frame
 

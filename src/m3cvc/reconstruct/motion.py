@@ -54,7 +54,7 @@ RANSAC_PX = 1.5  # inlier threshold, working pixels
 MIN_INLIERS = 0.2  # share of the matches a fit must explain
 MIN_MATCHES = 12
 MAX_GREY_MEDIAN = 10  # grey levels between inliers and where they land in the keyframe
-MIN_SIDE = 16  # DIS needs images larger than its patches; smaller frames get identity hints
+MIN_SIDE = 32  # OpenCV 4.x's DIS crashes (segfault) on images under 32 px high; smaller frames get identity hints
 
 
 @dataclass(frozen=True)
@@ -246,6 +246,8 @@ class MotionHintEstimator:
         height, width = keyframe.shape[:2]
         work_w = min(self.working_width, width)
         work_h = max(1, int(round(height * work_w / width)))
+        if work_h < MIN_SIDE <= height:  # a wide frame: keep DIS's minimum height rather than lose the hints
+            work_w, work_h = max(1, int(round(width * MIN_SIDE / height))), MIN_SIDE
         self._size = (work_w, work_h) if min(work_w, work_h) >= MIN_SIDE else (0, 0)
         sx, sy = work_w / width, work_h / height
         self._scale = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
