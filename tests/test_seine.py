@@ -132,8 +132,9 @@ def test_seine_checkpoint_loads_strictly_and_bad_ones_are_one_line_errors(tiny_s
     fails({"ema": {**state, "extra.weight": torch.zeros(1)}}, "1 unexpected key.*extra.weight")
     fails({"ema": {**state, "conv_in.weight": torch.zeros(32, 4, 3, 3)}}, r"shape mismatch.*conv_in.weight \(32, 4, 3, 3\)")
     fails({"epoch": 3}, "not a SEINE checkpoint")
-    fails({"ema": {**state, "conv_in.bias": state["conv_in.bias"].long()}}, "not real floating point: conv_in.bias int64")
-    fails({"ema": {**state, "conv_in.bias": state["conv_in.bias"].to(torch.complex64)}}, "not real floating point")
+    fails({"ema": {**state, "conv_in.bias": state["conv_in.bias"].long()}}, "not dense real floating point: conv_in.bias int64")
+    fails({"ema": {**state, "conv_in.bias": state["conv_in.bias"].to(torch.complex64)}}, "not dense real floating point")
+    fails({"ema": {**state, "conv_in.weight": state["conv_in.weight"].to_sparse()}}, "conv_in.weight float32 sparse_coo")
     fails({"ema": state, "args": argparse.Namespace(lr=1e-4)}, "Python objects besides tensors")  # code-bearing pickle
     (tmp_path / "text.pt").write_text("not a checkpoint")
     with pytest.raises(BackendError, match="not a readable torch checkpoint"):
@@ -279,6 +280,9 @@ def test_seine_generation_size_resamples_to_the_clip(tiny_seine):
     auto = _recon(tiny_seine, "interpolation")
     assert auto.generation_size(auto.pipeline(), 512, 320) == (512, 320)  # SEINE's training size
     assert auto.generation_size(auto.pipeline(), 1920, 1080) == (680, 384)  # within 512x512, multiple of 8
+    for width, height in ((4096, 64), (65536, 8), (8, 65536)):  # automatic sizes of extreme shapes stay bounded
+        w, h = auto.generation_size(auto.pipeline(), width, height)
+        assert w <= 1024 and h <= 1024 and w * h <= 512 * 512 and w % 8 == 0 and h % 8 == 0
 
 
 # ------------------------------------------------------------------ settings and stream header
@@ -337,13 +341,26 @@ def test_seine_missing_files_are_one_line_backend_errors(tiny_seine, tmp_path):
 
 
 @pytest.mark.models
-def test_seine_non_finite_output_stops_with_one_line(tiny_seine, tmp_path):
+def test_seine_non_finite_weights_or_output_stop_with_one_line(tiny_seine, tmp_path):
+    import shutil
+
+    from diffusers import AutoencoderKL
+
     ckpt, base = tiny_seine
     state = torch.load(ckpt, weights_only=True)["ema"]
     (tmp_path / "nan").mkdir()
-    torch.save({"ema": {k: torch.full_like(v, float("nan")) for k, v in state.items()}}, tmp_path / "nan" / "seine.pt")
+    torch.save({"ema": {**state, "conv_out.bias": torch.full_like(state["conv_out.bias"], float("nan"))}},
+               tmp_path / "nan" / "seine.pt")
     first, nxt = _keyframes()
     recon = _recon((tmp_path / "nan" / "seine.pt", base), "interpolation")
+    with pytest.raises(BackendError, match="1 tensor.* with NaN or inf values: conv_out.bias"):  # at load, before any step
+        list(recon.reconstruct(first, nxt, 3, "x"))
+    nan_vae = shutil.copytree(base, tmp_path / "sd-nan-vae")
+    vae = AutoencoderKL.from_pretrained(str(base), subfolder="vae")
+    with torch.no_grad():
+        vae.decoder.conv_out.bias.fill_(float("nan"))
+    vae.save_pretrained(str(nan_vae / "vae"))
+    recon = _recon((ckpt, nan_vae), "interpolation")
     with pytest.raises(BackendError, match="non-finite") as info:
         list(recon.reconstruct(first, nxt, 3, "x"))
     assert "\n" not in str(info.value)

@@ -384,7 +384,17 @@ def test_crafted_headers_cannot_ask_any_backend_for_unbounded_work(backend):
     cls = RECONSTRUCTORS.resolve(backend)
     params = cls("prediction", None, RUNTIME).params()
     for key, value in (("steps", 10**6), ("guidance", float("inf")), ("num_frames", 10**5), ("max_frames", 10**5),
-                       ("width", 10**5), ("height", 10**5), ("max_area", 10**9)):
+                       ("max_frames", 0), ("width", 10**5), ("height", 10**5), ("max_area", 10**9),
+                       ("max_sequence_length", 10**5)):
         if key in params:
             with pytest.raises(BitstreamError):
                 cls.from_params({**params, key: value})
+
+
+def test_automatic_generation_sizes_stay_bounded_for_extreme_shapes():
+    from m3cvc.reconstruct.video_diffusion import MAX_AREA, MAX_SIDE, bounded_size
+
+    for width, height in ((4096, 64), (65536, 8), (8, 65536), (512, 320)):
+        w, h = bounded_size(*fit_size(width, height, 16, 832 * 480), 16, 832 * 480, MAX_SIDE)
+        assert w <= MAX_SIDE and h <= MAX_SIDE and w * h <= min(MAX_AREA, 832 * 480) and w % 16 == 0 and h % 16 == 0
+    assert bounded_size(512, 320, 16, 832 * 480, MAX_SIDE) == (512, 320)

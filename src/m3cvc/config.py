@@ -356,7 +356,8 @@ def profile_config(profile: str) -> M3Config:
             base,
             # paper: clips of at most 15 frame intervals, SEINE's 16-frame window (one run per clip, frames 1:1)
             keyframes=replace(base.keyframes, semantic="clip", motion="raft",
-                              max_interval=base.keyframes.max_interval if profile == "full" else 15),
+                              max_interval=base.keyframes.max_interval if profile == "full" else 15,
+                              interval=base.keyframes.interval if profile == "full" else 15),
             describe=replace(base.describe, backend="qwen-vl"),
             keyframe_codec=kc,
             reconstruct=replace(base.reconstruct, backend="ltx" if profile == "full" else "seine"),

@@ -57,7 +57,8 @@ def torch_device(name: str, key: str) -> Any:
     check_device(name, key)
     device = torch.device(resolve_device(name))
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise BackendError(f"{key}: device {name!r} requested but CUDA is not available")
+        raise BackendError(f"{key}: device {name!r} requested but CUDA is not available here (set it to auto or cpu; "
+                           "when decoding a stream that stores it: decode --device cpu)")
     if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise BackendError(f"{key}: device {name!r} requested but this torch has no usable mps backend")
     return device

@@ -74,6 +74,13 @@ class SeineReconstructor(VideoDiffusionReconstructor):
     def size_multiple(self, pipe: Any) -> int:
         return int(pipe.vae_scale_factor)
 
+    def generation_size(self, pipe: Any, width: int, height: int) -> tuple[int, int]:
+        """As the base, with SEINE's tighter side and area limits (also for automatic sizes)."""
+        from .video_diffusion import bounded_size
+
+        size = super().generation_size(pipe, width, height)
+        return bounded_size(*size, self.size_multiple(pipe), min(self.options.max_area, MAX_AREA), MAX_SIDE)
+
     def end_position(self, frames: int, cover: int, has_end: bool) -> int:
         return frames - 1 if has_end else cover  # onelast1: the next keyframe is the last generated frame
 

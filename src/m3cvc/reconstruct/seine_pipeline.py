@@ -137,14 +137,16 @@ class SeinePipeline(DiffusionPipeline):
             text_encoder = CLIPTextModel.from_pretrained(base_path, subfolder="text_encoder", dtype=dtype, **kw)
             tokenizer = CLIPTokenizer.from_pretrained(base_path, subfolder="tokenizer", **kw)
             unet_config = dict(SeineUNet3D.load_config(base_path, subfolder="unet", **kw))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - OSError, safetensors, config validation...: one line for all
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise BackendError(f"cannot load SEINE's Stable Diffusion parts from {base_path!r} ({first}); set {keys[1]} "
                                "to a Stable Diffusion v1.4 folder (vae/, text_encoder/, tokenizer/, unet/config.json) "
                                "or hub id") from exc
-        if not len(tokenizer) or not 0 < tokenizer.model_max_length <= 4096:
-            raise BackendError(f"{keys[1]}: the tokenizer in {base_path}/tokenizer is incomplete ({len(tokenizer)} tokens, "
-                               f"max length {tokenizer.model_max_length}); SD v1.4's has 49408 and 77")
+        positions = getattr(text_encoder.config, "max_position_embeddings", 77)
+        if not len(tokenizer) or not 0 < tokenizer.model_max_length <= positions:
+            raise BackendError(f"{keys[1]}: the tokenizer in {base_path}/tokenizer does not fit the text encoder "
+                               f"({len(tokenizer)} tokens, max length {tokenizer.model_max_length} for {positions} "
+                               "positions); SD v1.4's: 49408 tokens, 77 and 77")
         unet = load_unet(ckpt_file, unet_config, keys[0], dtype)
         return cls(unet=unet.eval(), vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer,
                    scheduler=seine_scheduler())

@@ -501,8 +501,9 @@ def load_seine_state_dict(model: SeineUNet3D, state: Mapping[str, torch.Tensor],
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items()
               if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    dtypes = [f"{k} {str(v.dtype).replace('torch.', '')}" for k, v in state.items()
-              if k in own and (not v.is_floating_point() or v.is_complex())]
+    dtypes = [f"{k} {str(v.dtype).replace('torch.', '')} {str(v.layout).replace('torch.', '')} {v.device.type}"
+              for k, v in state.items() if k in own and (not v.is_floating_point() or v.is_complex()
+                                                         or v.layout != torch.strided or v.device.type == "meta")]
 
     def some(keys: list[str]) -> str:
         return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
@@ -515,7 +516,11 @@ def load_seine_state_dict(model: SeineUNet3D, state: Mapping[str, torch.Tensor],
     if shapes:
         problems.append(f"{len(shapes)} shape mismatch(es): {some(shapes)}")
     if dtypes:
-        problems.append(f"{len(dtypes)} tensor(s) that are not real floating point: {some(dtypes)}")
+        problems.append(f"{len(dtypes)} tensor(s) that are not dense real floating point: {some(dtypes)}")
+    if not problems:
+        broken = [k for k, v in state.items() if not bool(torch.isfinite(v).all())]
+        if broken:
+            problems.append(f"{len(broken)} tensor(s) with NaN or inf values: {some(broken)}")
     if problems:
         raise BackendError(f"{source} does not fit SEINE's UNet for this base model config: " + "; ".join(problems))
     # assign: a model built on the meta device takes the checkpoint's tensors as they are

@@ -63,6 +63,7 @@ MAX_STEPS = 1000
 MAX_WINDOW_FRAMES = 257
 MAX_SIDE = 2048
 MAX_AREA = 1280 * 720
+MAX_TEXT_TOKENS = 1024  # the models' T5 contexts are 226..512 tokens
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,6 +89,19 @@ def fit_size(width: int, height: int, multiple: int, max_area: int) -> tuple[int
         max(multiple, int(round(width * scale / multiple)) * multiple),
         max(multiple, int(round(height * scale / multiple)) * multiple),
     )
+
+
+def bounded_size(width: int, height: int, multiple: int, max_area: int, max_side: int) -> tuple[int, int]:
+    """``width`` x ``height`` (multiples of ``multiple``) shrunk so that no side exceeds ``max_side`` and the
+    area ``max_area`` (extreme aspect ratios, where :func:`fit_size` keeps the short side at ``multiple``)."""
+    width = min(width, max(multiple, max_side // multiple * multiple))
+    height = min(height, max(multiple, max_side // multiple * multiple))
+    if max_area > 0 and width * height > max_area:
+        if width >= height:
+            width = max(multiple, max_area // height // multiple * multiple)
+        else:
+            height = max(multiple, max_area // width // multiple * multiple)
+    return width, height
 
 
 def sample_window(generated: np.ndarray, cover: int, end: int) -> list[np.ndarray]:
@@ -208,6 +222,11 @@ class VideoDiffusionReconstructor(ClipReconstructor):
                               f"(got {width}x{height})")
         if not 0 <= getattr(o, "max_area", 0) <= MAX_AREA:
             raise ConfigError(f"{key}.max_area must be in 0..{MAX_AREA} pixels (got {o.max_area})")
+        if getattr(o, "max_frames", 2) < 2:
+            raise ConfigError(f"{key}.max_frames must be at least 2 (got {o.max_frames})")
+        if not 0 <= self.runtime.max_sequence_length <= MAX_TEXT_TOKENS:
+            raise ConfigError(f"reconstruct.diffusion.max_sequence_length must be in 0..{MAX_TEXT_TOKENS} "
+                              f"(got {self.runtime.max_sequence_length})")
 
     def check_options(self) -> None:
         """Backend-specific checks of ``self.options`` (raise :class:`ConfigError`); none by default."""
@@ -303,7 +322,11 @@ class VideoDiffusionReconstructor(ClipReconstructor):
             if (fixed - 1) % multiple:
                 raise ConfigError(f"reconstruct.{self.name}.num_frames must be k*{multiple}+1 (got {fixed})")
             return fixed - 1
-        return (self.options.max_frames - 1) // multiple * multiple
+        cover = (self.options.max_frames - 1) // multiple * multiple
+        if cover < 1:
+            raise ConfigError(f"reconstruct.{self.name}.max_frames must be at least {multiple + 1} for this model "
+                              f"(got {self.options.max_frames})")
+        return cover
 
     def generation_size(self, pipe: Any, width: int, height: int) -> tuple[int, int]:
         """The model's generation size for a clip of ``width`` x ``height``."""
@@ -316,7 +339,7 @@ class VideoDiffusionReconstructor(ClipReconstructor):
                     f"(got {opts.width}x{opts.height}); 0x0 picks the size automatically"
                 )
             return opts.width, opts.height
-        return fit_size(width, height, multiple, opts.max_area)
+        return bounded_size(*fit_size(width, height, multiple, opts.max_area), multiple, opts.max_area, MAX_SIDE)
 
     def end_position(self, frames: int, cover: int, has_end: bool) -> int:
         """Generated index of the window's end (``t`` of the next window / keyframe)."""
