@@ -1,0 +1,39 @@
+"""Lite keyframe selection: the calibrated composite (l2 = 0.028, threshold = 0.30, README "Calibration")
+against the defaults (l2 = 0.02, threshold = 0.47), same QP sweep, BD-rate on LPIPS (real AlexNet) and PSNR.
+
+    M3CVC_WEIGHTS=../shared/weights/lpips .venv/bin/python benchmarks/motion_defaults.py bikes.mp4,bigbuckbunny.mp4,carphone_pristine.mp4 80
+
+Recorded (2026-12-01, 80 frames, QP 36/40/44/48): bikes 12 -> 20 keyframes, BD-rate LPIPS +2.3 %, PSNR -53.7 %;
+bigbuckbunny and carphone: identical streams (the motion term triggers nothing there). By LPIPS the
+defaults stay (issue 17).
+"""
+
+import sys
+from fractions import Fraction
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "src"))
+import m3cvc.pipeline as pipeline
+from m3cvc.config import load_config, with_overrides
+from m3cvc.eval.bdrate import Curve, bd
+from m3cvc.eval.m3cvc_codec import ArraySource
+from m3cvc.eval.metrics import MetricSuite
+from m3cvc.samples import sample_clip_path
+from m3cvc.video import open_video, preprocess
+
+suite = MetricSuite(["lpips", "psnr"])
+cfg = load_config(profile="lite")
+VARIANTS = {"default": {}, "calibrated": {"lambda2": 0.028, "threshold": 0.30}}
+for clip in sys.argv[1].split(","):
+    with open_video(sample_clip_path(clip)) as src:
+        ref = [f for _, f in zip(range(int(sys.argv[2])), preprocess(src, cfg.preprocess))]
+    pts = {}
+    for name, kf in VARIANTS.items():
+        pts[name] = []
+        for qp in (36, 40, 44, 48):
+            res = pipeline.Encoder(with_overrides(cfg, keyframes=kf, keyframe_codec={"hevc": {"qp": qp}})).encode(ArraySource(ref, Fraction(8)))
+            v, _ = suite.measure(ref, list(pipeline.Decoder().decode(res.data)))
+            pts[name].append((res.bpp, v["lpips"], v["psnr"], len(res.keyframe_indices)))
+        print(clip, name, [(round(b, 4), round(l, 4), round(p, 2), k) for b, l, p, k in pts[name]], flush=True)
+    for metric, i in (("lpips", 1), ("psnr", 2)):
+        r = bd(Curve(tuple(p[0] for p in pts["default"]), tuple(p[i] for p in pts["default"])),
+               Curve(tuple(p[0] for p in pts["calibrated"]), tuple(p[i] for p in pts["calibrated"])), metric)
+        print(clip, f"calibrated vs default BD-rate {metric}: {r.bd_rate if r.bd_rate is None else round(r.bd_rate, 1)} {r.note if r.bd_rate is None else ''}", flush=True)
