@@ -302,7 +302,8 @@ def test_seine_settings_are_checked_and_crafted_headers_refused(tiny_seine):
 
     for bad in (dict(steps=0), dict(steps=5000), dict(num_frames=1), dict(num_frames=33), dict(guidance=float("nan")),
                 dict(width=10**6, height=8), dict(width=64), dict(width=60, height=48), dict(width=1024, height=512),
-                dict(max_area=0), dict(max_area=512 * 513), dict(base=""), dict(model=""), dict(sampler="euler")):
+                dict(max_area=0), dict(max_area=512 * 513), dict(base=""), dict(model=""), dict(sampler="euler"),
+                dict(model="https://example.org/seine.pt"), dict(base="https://example.org/sd")):
         with pytest.raises(ConfigError):
             _recon(tiny_seine, "interpolation", **bad)
     with pytest.raises(ConfigError, match="seed"):  # window k is seeded seed + k: it must fit a torch seed

@@ -55,6 +55,10 @@ class SeineReconstructor(VideoDiffusionReconstructor):
             raise ConfigError(f"reconstruct.seine.sampler must be one of {', '.join(SAMPLERS)} (got {o.sampler!r})")
         if not o.base:
             raise ConfigError("reconstruct.seine.base is empty: set it to Stable Diffusion v1.4 (a folder or hub id)")
+        for key, value in (("model", o.model), ("base", o.base)):
+            if "://" in value:
+                raise ConfigError(f"reconstruct.seine.{key} is a URL ({value}); m3cvc does not download files: set a "
+                                  "local path or a hub id")
 
     def params(self) -> dict[str, Any]:
         from ..hub import stored_model_path
