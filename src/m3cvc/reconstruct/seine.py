@@ -10,7 +10,7 @@ last one of an interpolated clip sees the next keyframe). Sizes are multiples of
 
 The model: :mod:`m3cvc.reconstruct.seine_unet` (our implementation of the official UNet, loading
 the released ``seine.pt`` strictly) and :mod:`m3cvc.reconstruct.seine_pipeline` (conditioning and
-the official DDPM sampler).
+the official DDPM / DDIM samplers).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from ..config import SEINE_SAMPLERS as SAMPLERS
 from ..config import SeineOptions
 from ..errors import ConfigError
-from .video_diffusion import VideoDiffusionReconstructor, Window
+from .video_diffusion import VideoDiffusionReconstructor, Window, bounded_size
 
 # bounds on what a config or a crafted stream header can ask of the decoder (official: 250 steps of
 # 16 frames at 512x320; the worst allowed window costs about 13x that), tighter than the shared ones
@@ -80,8 +80,6 @@ class SeineReconstructor(VideoDiffusionReconstructor):
 
     def generation_size(self, pipe: Any, width: int, height: int) -> tuple[int, int]:
         """As the base, with SEINE's tighter side and area limits (also for automatic sizes)."""
-        from .video_diffusion import bounded_size
-
         size = super().generation_size(pipe, width, height)
         return bounded_size(*size, self.size_multiple(pipe), min(self.options.max_area, MAX_AREA), MAX_SIDE)
 
