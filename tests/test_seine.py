@@ -139,6 +139,9 @@ def test_seine_checkpoint_loads_strictly_and_bad_ones_are_one_line_errors(tiny_s
     (tmp_path / "text.pt").write_text("not a checkpoint")
     with pytest.raises(BackendError, match="not a readable torch checkpoint"):
         load_unet(tmp_path / "text.pt", config, "k")
+    (tmp_path / "lfs.pt").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n")
+    with pytest.raises(BackendError, match="Git LFS pointer"):
+        load_unet(tmp_path / "lfs.pt", config, "k")
     with pytest.raises(BackendError, match="is a URL"):
         resolve_checkpoint("https://example.org/seine.pt", "k", True)
     with pytest.raises(BackendError, match="no seine.pt"):
@@ -333,6 +336,8 @@ def test_seine_missing_files_are_one_line_backend_errors(tiny_seine, tmp_path):
     for seine, match in ((SeineOptions(model=str(tmp_path / "nowhere"), base=str(base)), "no seine.pt"),
                          (SeineOptions(model=str(ckpt), base=str(tmp_path / "no-sd")), "does not exist"),
                          (SeineOptions(model="nobody/no-such-seine", base=str(base)), "not in the HF cache"),
+                         (SeineOptions(model=str(ckpt), base="nobody/no-such-sd"),
+                          'hf download nobody/no-such-sd --include "vae/\\*" .*--include "unet/config.json"'),
                          (SeineOptions(model=str(ckpt), base=str(no_tokenizer)), "has no tokenizer"),
                          (SeineOptions(model=str(ckpt), base=str(no_config)), "has no unet/config.json")):
         recon = build_reconstructor(ReconstructConfig(backend="seine", seine=seine, diffusion=RUNTIME))

@@ -81,9 +81,11 @@ def stored_model_path(model: str) -> str:
     return model
 
 
-def resolve_model(model: str, key: str, local_files_only: bool = False, revision: Optional[str] = None) -> tuple[str, bool]:
+def resolve_model(model: str, key: str, local_files_only: bool = False, revision: Optional[str] = None,
+                  download_options: str = "") -> tuple[str, bool]:
     """``(source, local_files_only)`` to load ``model`` (the value of config key ``key``) with, or a
-    one-line BackendError when it cannot be had here."""
+    one-line BackendError when it cannot be had here; ``download_options`` (e.g. ``--include`` patterns
+    for the part of a repo that is read) go into the download hint."""
     if not model:
         raise BackendError(f"{key} is empty: set it to a hub id or a local folder")
     if looks_like_path(model):
@@ -96,7 +98,8 @@ def resolve_model(model: str, key: str, local_files_only: bool = False, revision
         return str(path), True
     if _cached(model, revision):
         return model, True
-    how = (f"download it where the hub is reachable (hf download {model}) and copy the HF cache here, "
+    command = f"hf download {model}" + (f" {download_options}" if download_options else "")
+    how = (f"download it where the hub is reachable ({command}) and copy the HF cache here, "
            f"or set {key} to a local folder with its files")  # fmt: skip
     if local_files_only or offline():
         why = "local_files_only is set" if local_files_only else "HF_HUB_OFFLINE is set"

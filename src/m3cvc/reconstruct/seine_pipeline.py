@@ -125,7 +125,9 @@ class SeinePipeline(DiffusionPipeline):
         from ..hub import resolve_model
 
         ckpt_file = resolve_checkpoint(checkpoint, keys[0], local_files_only)
-        base_path, base_local = resolve_model(base, keys[1], local_files_only)
+        base_path, base_local = resolve_model(base, keys[1], local_files_only,
+                                              download_options=" ".join(f'--include "{p}{"/*" if "." not in p else ""}"'
+                                                                        for p in BASE_PARTS))
         kw = dict(local_files_only=base_local)
         if Path(base_path).is_dir():  # a local folder: name a missing part before a library does it vaguely
             for part in BASE_PARTS:
@@ -245,6 +247,14 @@ def load_unet(ckpt_file: Path, unet_config: dict[str, Any], key: str, dtype: Any
     import pickle
     import warnings
 
+    try:
+        with open(ckpt_file, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise BackendError(f"cannot read the SEINE checkpoint {ckpt_file} ({key}): {exc.strerror}") from None
+    if head.startswith(b"version https://git-lfs"):
+        raise BackendError(f"{ckpt_file} ({key}) is a Git LFS pointer, not the weights: fetch the file itself "
+                           "(git lfs pull, or hf download xinyuanc91/SEINE seine.pt)")
     try:
         with warnings.catch_warnings():  # torch's advice on legacy files is not for our users
             warnings.simplefilter("ignore")
