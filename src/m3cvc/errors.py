@@ -6,6 +6,8 @@ Every error a user can cause (bad input, bad config, a damaged bitstream, a miss
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 class M3cvcError(Exception):
     """Base class of every user-facing m3cvc error."""
@@ -25,3 +27,10 @@ class BackendError(M3cvcError):
 
 class BitstreamError(M3cvcError):
     """A bitstream is truncated, corrupted, or written by an unknown format version."""
+
+
+def first_line(exc: BaseException, limit: Optional[int] = None) -> str:
+    """The first line of ``exc``'s message (at most ``limit`` characters), or its class name when it
+    has none: how a library's error is quoted inside one of ours."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import BackendError
+from .errors import BackendError, first_line
 
 PROBE_SECONDS = 3.0
 _reachable: dict[str, bool] = {}  # endpoint -> answered, once per process
@@ -124,7 +124,7 @@ def load_pipeline(pipeline_class: Any, model: str, dtype: Any, local_files_only:
     try:
         return pipeline_class.from_pretrained(model, local_files_only=local_files_only, **dtype_kw, **kwargs)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise BackendError(
             f"cannot load {pipeline_class.__name__} from {model!r} ({first}); download it into the "
             f"Hugging Face cache or set {key} to a local folder"

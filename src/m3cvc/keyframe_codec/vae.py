@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import torch
 
-from ..errors import BackendError
+from ..errors import BackendError, first_line
 
 VAE_KINDS = ("autoencoderkl", "autoencodertiny", "taef2")
 
@@ -117,7 +117,7 @@ def load_vae(
             model = cls.from_pretrained(source, subfolder=_diffusers_subfolder(source, subfolder),
                                         torch_dtype=torch_dtype(dtype, device), local_files_only=local_files_only)
         except (OSError, ValueError, RuntimeError, NotImplementedError) as exc:  # the last two: weights of another kind
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise BackendError(f"cannot load the {kind} VAE {source!r} (is it a {kind}?): {first}") from None
         if any(t.is_meta for t in model.parameters()):  # weights that did not fit the class were left unloaded
             raise BackendError(f"cannot load the {kind} VAE {source!r}: its weights do not fit a {kind} (check the VAE kind)")

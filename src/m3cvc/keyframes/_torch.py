@@ -5,13 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..devices import resolve_device, resolve_dtype, torch_device  # noqa: F401  (the one resolver, re-exported)
+from ..errors import first_line  # noqa: F401  (re-exported)
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (for one-line user errors)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 __all__ = ["TORCH_DTYPES", "first_line", "resolve_device", "resolve_dtype", "torch_device"]

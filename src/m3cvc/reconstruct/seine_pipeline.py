@@ -32,7 +32,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..config import SEINE_SAMPLERS as SAMPLERS
-from ..errors import BackendError
+from ..errors import BackendError, first_line
 from .seine_unet import SeineUNet3D, checkpoint_state_dict, load_seine_state_dict
 
 TRAIN_STEPS = 1000
@@ -140,7 +140,7 @@ class SeinePipeline(DiffusionPipeline):
             tokenizer = CLIPTokenizer.from_pretrained(base_path, subfolder="tokenizer", **kw)
             unet_config = dict(SeineUNet3D.load_config(base_path, subfolder="unet", **kw))
         except Exception as exc:  # noqa: BLE001 - OSError, safetensors, config validation...: one line for all
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc, 200)
             raise BackendError(f"cannot load SEINE's Stable Diffusion parts from {base_path!r} ({first}); set {keys[1]} "
                                "to a Stable Diffusion v1.4 folder (vae/, text_encoder/, tokenizer/, unet/config.json) "
                                "or hub id") from exc
@@ -236,7 +236,7 @@ def resolve_checkpoint(checkpoint: str, key: str, local_files_only: bool) -> Pat
 
         return Path(hf_hub_download(repo, CHECKPOINT_FILE, local_files_only=local))
     except Exception as exc:  # noqa: BLE001 - hub errors come in many classes; one line for all
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise BackendError(f"cannot get {CHECKPOINT_FILE} from {repo} ({key}): {first}") from exc
 
 
