@@ -46,19 +46,19 @@ IN_CHANNELS = 9  # noisy latent (4) + mask (1) + masked-video latent (4): ``use_
 
 
 # ------------------------------------------------------------------------------------ layers
-class InflatedConv3d(nn.Conv2d):
-    """A 2D convolution applied to every frame of ``(b, c, f, h, w)``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        b, c, f, h, w = x.shape
-        y = super().forward(x.transpose(1, 2).reshape(b * f, c, h, w))
-        return y.reshape(b, f, *y.shape[1:]).transpose(1, 2)
-
-
 def _per_frame(x: torch.Tensor) -> torch.Tensor:
     """``(b, c, f, h, w) -> (b f, c, h, w)`` (batch outer, frame inner)."""
     b, c, f, h, w = x.shape
     return x.transpose(1, 2).reshape(b * f, c, h, w)
+
+
+class InflatedConv3d(nn.Conv2d):
+    """A 2D convolution applied to every frame of ``(b, c, f, h, w)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        b, f = x.shape[0], x.shape[2]
+        y = super().forward(_per_frame(x))
+        return y.reshape(b, f, *y.shape[1:]).transpose(1, 2)
 
 
 class ResnetBlock3D(nn.Module):
