@@ -182,6 +182,33 @@ def test_rate_analysis_skips_only_what_cannot_be_chosen_and_threads_do_not_chang
             assert one.candidates == fast.candidates
 
 
+def test_rate_control_writes_the_analysis_stream_which_a_plain_encode_reproduces(cut_video, monkeypatch):
+    """Without a describer the analysis has already assembled the chosen stream: the encoder writes it
+    without coding the video again, and a plain encode with the chosen settings gives the same bytes.
+    With texts the video is coded again, with the same keyframe units and the texts added."""
+    from m3cvc.describe import Descriptions
+    from m3cvc.ratecontrol import apply
+
+    cfg = _lite(rate={"target_bpp": 0.3})
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the video was coded again after the analysis")
+
+    with monkeypatch.context() as m:
+        m.setattr(Encoder, "_run", no_second_pass)
+        fast = Encoder(cfg).encode(cut_video)
+    plan = fast.rate_plan
+    assert len(fast.data) == plan.chosen.bytes and fast.stream == read_stream(fast.data)
+    plain = Encoder(with_overrides(apply(cfg, plan), rate={"target_bpp": 0})).encode(cut_video)
+    assert plain.data == fast.data and plain.rate_plan is None
+    n = len(fast.keyframe_indices)
+    texts = Descriptions(tuple(f"keyframe {i}" for i in range(n)), tuple(f"clip {i}" for i in range(n)))
+    described = Encoder(cfg).encode(cut_video, descriptions=texts)
+    assert described.rate_plan.chosen == plan.chosen
+    assert [k.data for k in described.stream.keyframes] == [k.data for k in fast.stream.keyframes]
+    assert described.stream.keyframe_texts == texts.keyframes and len(described.data) > len(fast.data)
+
+
 def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     out = tmp_path / "r.m3c"
     args = ["encode", str(cut_video), "-o", str(out), "--size", "96x64", "--json"]

@@ -77,13 +77,17 @@ class Encoder:
         """Encode ``video`` (a path or an opened source). ``descriptions`` overrides the describer.
 
         With a target rate (``rate.target_bpp`` / ``rate.target_kbps``) one analysis pass chooses keyframe
-        spacing and QP first (:mod:`m3cvc.ratecontrol`); the video is then read a second time, so an
-        opened source must be re-iterable (a path always is)."""
+        spacing and QP first (:mod:`m3cvc.ratecontrol`) and, without a describer, has already assembled
+        the stream; with one, the video is read a second time, so an opened source must be re-iterable (a
+        path always is)."""
         cfg = self.config
         start = time.perf_counter()
         plan = None
         if cfg.rate.target_bpp or cfg.rate.target_kbps:
             cfg, plan = self._plan_rate(video, open_kwargs, progress)
+            if plan.data is not None and descriptions is None and self._describer is None and cfg.describe.backend == "none":
+                # the analysis ran this very encode (no texts): its stream is the output, byte for byte
+                return EncodeResult(plan.data, plan.stream, time.perf_counter() - start, plan)
         selector = build_selector(cfg.keyframes)
         codec = build_keyframe_codec(cfg.keyframe_codec)
         reconstructor = build_reconstructor(cfg.reconstruct)

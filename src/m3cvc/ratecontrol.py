@@ -42,8 +42,10 @@ The choice:
    the encode says so.
 
 Texts are not part of the plan (lite has none; with a describer they add their bytes to the result).
-The encoder then runs once with the chosen settings, which reproduces the planned bytes exactly (the
-pipeline is deterministic), and records the target in the header (keyframe codec params).
+The chosen candidate's stream, assembled by the analysis exactly as the encoder would write it (the
+target recorded in the header's keyframe codec params), is the encoder's output when no describer runs;
+with a describer the encoder codes the video once more with the chosen settings, which reproduces the
+planned keyframe bytes exactly (the pipeline is deterministic) and adds the texts.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Optional
 
@@ -89,6 +91,10 @@ class RatePlan:
     candidates: tuple[Candidate, ...]
     chosen: Candidate
     within: bool  # the chosen candidate is within the tolerance of the target
+    # the chosen candidate's stream and bytes as the analysis assembled them: exactly what the encoder writes
+    # when nothing but the analysis decides the stream (no describer), so it need not code the video again
+    stream: Optional[Any] = field(default=None, compare=False, repr=False)
+    data: Optional[bytes] = field(default=None, compare=False, repr=False)
 
     @property
     def predicted_bpp(self) -> float:
@@ -344,7 +350,7 @@ def plan(
 
     ``frame_count`` (exact or estimated; None if unknown) sizes the budget that narrows the QPs and
     drops candidates on the way (module doc); ``workers``: encoder threads (0: :func:`default_workers`)."""
-    from .bitstream import Keyframe
+    from .bitstream import Keyframe, write_stream
     from .describe import NoneDescriber
     from .keyframe_codec import with_refine
     from .keyframes import build_selector
@@ -397,18 +403,20 @@ def plan(
         for codec in waiting:  # a video too short for the lead's second keyframe: every QP
             codec.release(codec)
     pixels = count * width * height
-    candidates = []
+    candidates, streams = [], {}
     for (interval, _, codec, hints, recon, cfg), (keyframes, kf_texts, clip_texts, frames_seen) in zip(tracks, finished):
         motion = hints.payload()
         for qp, units in codec.measured().items():
             kfs = [Keyframe(k.index, u, k.trigger) for k, u in zip(keyframes, units)]
             header_codec = with_refine(codec.codecs[qp], cfg.keyframe_codec)  # the codec the header will name
-            _, data = assemble(
+            stream, data = assemble(
                 cfg, width, height, Fraction(fps), frames_seen, header_codec, recon, kfs, kf_texts, clip_texts, motion
             )
             candidates.append(Candidate(interval, qp, len(data), len(keyframes)))
+            streams[candidates[-1]] = stream  # its units are held anyway; the bytes are written again below
     chosen, within = choose(candidates, target, pixels, tolerance)
-    return RatePlan(float(target), pixels, tuple(candidates), chosen, within)
+    data = write_stream(streams[chosen], config.text.codec)
+    return RatePlan(float(target), pixels, tuple(candidates), chosen, within, streams[chosen], data)
 
 
 def apply(config: M3Config, plan_: RatePlan) -> M3Config:
