@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,6 +48,32 @@ def test_chain_round_trip_exact_frames_deterministic_bytes(cut_video):
     # inter coding: a keyframe inside a shot costs far less than the IDR that starts it
     sizes = [len(k.data) for k in stream.keyframes]
     assert max(sizes[1:3]) < sizes[0] / 2
+
+
+@pytest.mark.parametrize("size", [(96, 64), (128, 64)])
+def test_chain_bytes_do_not_depend_on_what_the_process_coded_before(size):
+    """x265's weighted-prediction analysis read uninitialised memory at these sizes: after a chain at a
+    low QP, the same chain at QP 47 came out different from a fresh process's (weightp is now off)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, sys; sys.path[:0] = sys.argv[1:3]\n"
+        "from conftest import synthetic_frames\n"
+        "from m3cvc.keyframe_codec.hevc import HevcChainCodec\n"
+        f"c = HevcChainCodec(47); fr = synthetic_frames(12, {size[0]}, {size[1]}, cut_at=7)\n"
+        "print(hashlib.sha256(b''.join(c.compress(f) for f in fr)).hexdigest())\n"
+    )
+    tests = str(Path(__file__).parent)
+    src = str(Path(__file__).parents[1] / "src")
+    fresh = subprocess.run([sys.executable, "-c", code, tests, src], capture_output=True, text=True, check=True)
+    frames = synthetic_frames(12, *size, cut_at=7)
+    for qp in (29, 35):
+        c = HevcChainCodec(qp)
+        [c.compress(f) for f in frames]
+    c = HevcChainCodec(47)
+    assert hashlib.sha256(b"".join(c.compress(f) for f in frames)).hexdigest() == fresh.stdout.strip()
 
 
 def test_scene_cut_starts_an_idr_and_nothing_else_does(cut_video):
