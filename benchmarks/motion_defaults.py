@@ -3,7 +3,8 @@ against the defaults (l2 = 0.02, threshold = 0.47), same QP sweep, BD-rate on LP
 
     M3CVC_WEIGHTS=../shared/weights/lpips .venv/bin/python benchmarks/motion_defaults.py bikes.mp4,bigbuckbunny.mp4,carphone_pristine.mp4 80
 
-Recorded (2026-12-01, 80 frames, QP 36/40/44/48): bikes 12 -> 20 keyframes, BD-rate LPIPS +2.3 %, PSNR -53.7 %;
+Recorded (2026-12-01, 80 frames, QP 36/40/44/48): bikes 12 -> 20 keyframes, BD-rate LPIPS +2.3 %, PSNR -53.7 %
+(rerun with the star keyframe chain: +1.6 % / -53.4 %);
 bigbuckbunny and carphone: identical streams (the motion term triggers nothing there). By LPIPS the
 defaults stay (issue 17).
 """
