@@ -187,26 +187,30 @@ def test_rate_control_lands_within_10_percent_on_the_built_in_clips(quick_clips,
 
 
 @pytest.mark.slow
-def test_rate_analysis_skips_only_what_cannot_be_chosen_and_threads_do_not_change_bytes(quick_clips):
-    """The skips of the analysis pass (projections) measure far fewer candidates, yet choose what coding
-    every (spacing, QP) candidate chooses; the worker count changes nothing."""
+def test_rate_analysis_measures_only_what_the_rule_needs_and_threads_do_not_change_bytes(quick_clips):
+    """The search over the QP ladder measures far fewer candidates, yet chooses what coding every
+    (spacing, QP) candidate chooses, in the band, closest below and below reach; the worker count changes
+    which extra probes are measured, never a size or the choice."""
     from fractions import Fraction
 
     from m3cvc.ratecontrol import plan
     from m3cvc.video import read_frames
 
     cfg = _lite()
-    for path in quick_clips[:2]:
+    notes = set()
+    for path in quick_clips:
         frames = read_frames(path)
         h, w = frames[0].shape[:2]
-        for target in (0.003, 0.012):
-            every = plan(cfg, frames, w, h, Fraction(8), target)  # no frame count: nothing skipped
-            fast = plan(cfg, frames, w, h, Fraction(8), target, frame_count=len(frames), workers=2)
-            one = plan(cfg, frames, w, h, Fraction(8), target, frame_count=len(frames), workers=1)
-            assert fast.chosen == every.chosen, (path.name, target, fast.note(), every.note())
+        for target in (0.002, 0.003, 0.012, 0.03):
+            every = plan(cfg, frames, w, h, Fraction(8), target, exhaustive=True)
+            fast = plan(cfg, frames, w, h, Fraction(8), target, workers=2)
+            one = plan(cfg, frames, w, h, Fraction(8), target, workers=1)
+            assert fast.chosen == one.chosen == every.chosen, (path.name, target, fast.note(), every.note())
             assert len(fast.candidates) < len(every.candidates) == 4 * 12
-            assert set(fast.candidates) <= set(every.candidates)  # skipping never changes a measured size
-            assert one.candidates == fast.candidates
+            assert set(fast.candidates) | set(one.candidates) <= set(every.candidates)  # sizes are measured
+            assert fast.data == one.data == every.data
+            notes.add(fast.note().split("(")[1].split(";")[0])
+    assert notes == {"within 10 %", "closest below", "below reach"}  # every branch of the rule was taken
 
 
 def test_rate_control_writes_the_analysis_stream_which_a_plain_encode_reproduces(cut_video, monkeypatch):

@@ -21,7 +21,7 @@ def test_y4m_round_trip_is_exact(tmp_path):
     frames += [np.zeros((37, 53, 3), np.uint8), np.full((37, 53, 3), 255, np.uint8)]
     path = write_video(tmp_path / "x.y4m", frames)
     with open_video(path) as src:
-        assert src.frame_count == len(frames)  # known before reading (rate control sizes its budget by it)
+        assert src.frame_count == len(frames)  # known before reading (progress bars show an ETA)
     back = read_frames(path, EXACT)
     assert len(back) == len(frames)
     for a, b in zip(frames, back):

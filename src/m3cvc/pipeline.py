@@ -27,10 +27,10 @@ from .video import PreprocessedVideo, VideoSource, open_video, preprocess
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _progress(total: Optional[int], desc: str, enabled: bool) -> Any:
+def _progress(total: Optional[int], desc: str, enabled: bool, unit: str = "frame") -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True)
 
 
 @dataclass(frozen=True)
@@ -124,10 +124,11 @@ class Encoder:
             frames = preprocess(source, self.config.preprocess)
             target = ratecontrol.target_bpp(self.config, frames.width, frames.height, Fraction(frames.fps))
             with _progress(frames.frame_count, "rate analysis", progress) as bar:
-                plan = ratecontrol.plan(
-                    self.config, frames, frames.width, frames.height, Fraction(frames.fps), target, bar.update,
-                    frames.frame_count or _estimated_count(source, Fraction(frames.fps)),
-                )
+                with _progress(None, "rate search", progress, unit="keyframe") as search:
+                    plan = ratecontrol.plan(
+                        self.config, frames, frames.width, frames.height, Fraction(frames.fps), target, bar.update,
+                        search_progress=search.update,
+                    )
         finally:
             if owned:
                 source.close()
@@ -196,13 +197,6 @@ def assemble(
 def longest_clip(keyframes: Any) -> int:
     """The most frames a clip can have under a keyframe config (the selector forces a keyframe then)."""
     return keyframes.interval if keyframes.selector == "fixed" else keyframes.max_interval
-
-
-def _estimated_count(source: VideoSource, fps: Fraction) -> Optional[int]:
-    """Frames after resampling to ``fps``, from the container's count (an estimate; None if unknown)."""
-    if not source.frame_count or not source.fps:
-        return None
-    return max(1, round(source.frame_count * float(fps) / float(source.fps)))
 
 
 class _Track:

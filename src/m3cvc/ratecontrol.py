@@ -10,29 +10,22 @@ with QP <= ``QP_CAP``, then its lowest QP. On the measured grid (bigbuckbunny, c
 rule came within 0.0005-0.015 LPIPS of the per-target best choice, where "lowest QP first" lost 0.033
 on carphone.
 
-One analysis pass over the video finds that point with exact byte counts (no retry loop): the frames
-are read once, and for every candidate spacing a decision track runs keyframe selection, scene cuts and
-motion hints while its keyframe chain is coded at its candidate QPs (x265 is cheap on keyframes alone,
-and the QPs of a keyframe are coded concurrently on ``workers`` threads). Each (spacing, QP) candidate
-that stays to the end has its stream assembled exactly as the encoder would write it, so its size is
-known to the byte. Coding every QP at every spacing would cost 4 x 12 x265 chains, so the pass skips
-what cannot be chosen (nothing is skipped without a frame count):
+One analysis pass over the video finds that point with exact byte counts (no encode-and-retry loop):
+the frames are read once, and for every candidate spacing a decision track runs keyframe selection,
+scene cuts and motion hints. The keyframes' pictures (each frame once, whichever tracks chose it) go to
+a temporary file, so memory stays flat in video length. After the pass, a candidate is measured by
+coding its spacing's keyframe chain at its QP from those pictures and assembling its stream exactly as
+the encoder would write it, so its size is known to the byte. Coding all 4 spacings x 12 QPs would cost
+48 chains; the rule needs far fewer, because a chain's size falls as its QP rises:
 
-- QPs whose first keyframe alone (an IDR, estimated from one probe encode) exceeds the budget;
-- a QP whose units so far add up to more than the band's top (exact: its stream can only grow), or
-  whose *optimistic* projection does (the keyframes ahead at a third of its mean predicted-keyframe
-  size; ``low``);
-- the densest spacing (4) leads: the other tracks hold their keyframes back until the lead has coded
-  its first predicted keyframe at every QP, then start with the QPs whose optimistic projection from
-  the lead's sizes is within the band's top. A spacing that cannot land even optimistically at QP 51
-  is dropped (except the sparsest: the smallest candidate of all); a spacing whose *pessimistic*
-  projection at ``QP_CAP`` (every keyframe ahead as large as an IDR, times 1.5; ``high``) is under the
-  band's top will be chosen or beaten by a denser one, so spacings sparser than its next sparser one
-  are dropped.
+- per spacing, densest first, the lowest QP whose stream fits under the band's top is found by a
+  search over the QP ladder (``workers`` QPs coded at once, each x265 single-threaded); if it is in
+  the band and at most ``QP_CAP``, rule 1 below has its answer and sparser spacings are not coded;
+- otherwise every spacing gets that search, and if none lands in the band, also the search for its
+  largest candidate below the target and its QP 51 chain (rule 2).
 
-Only "too expensive" is decided by projection, and generously; nothing is dropped for being too cheap
-(those are the fastest encodes). On the quick dataset and the lite_rd clips the choice was the same
-as with every candidate coded, at a half to a third of the time.
+On the quick dataset (24 frames, 6 targets, 0.002-0.03 bpp, every branch of the rule) and the lite_rd
+clips (7 targets) this chose what measuring all 48 candidates chose, measuring 4-24 of them.
 The choice:
 
 1. candidates within +-``tolerance`` (10 %) of the target: the smallest spacing whose QP is at most
@@ -66,8 +59,6 @@ QPS = tuple(range(51, 28, -2))  # 51, 49, ..., 29: neighbouring QPs differ by 15
 INTERVALS = (32, 16, 8, 4)
 TOLERANCE = 0.10
 MAX_BPP = 24.0  # uncompressed 8-bit RGB: no target above it means anything
-MARGIN = 1.5  # projection margin of the drops on the way
-COUNT_MARGIN = 1.25  # a candidate is dropped on the way only when 25 % more frames than counted could not save it
 QP_CAP = 47  # keyframes coarser than this only when no finer candidate lands (they lose at every rate measured)
 
 
@@ -141,182 +132,6 @@ def choose(candidates: Iterable[Candidate], target: float, pixels: int, toleranc
     return min(cands, key=lambda c: (c.bytes, c.qp)), False
 
 
-class _QpWindow:
-    """The candidate QPs of one analysis, decided on the first keyframe (shared by every track).
-
-    The first keyframe is an IDR in every candidate stream; coded once at a probe QP, its size bounds the
-    useful QPs from below: one whose IDR alone (estimated with HEVC's rule of thumb, half the bytes per
-    +6 QP) would exceed the whole budget cannot land. The window keeps every QP from one step below the
-    lowest feasible one (estimation margin) up to 51 (the fallbacks, needed when scene cuts add IDRs);
-    without a frame count (unknown length) every QP stays.
-    """
-
-    PROBE_QP = 41
-
-    def __init__(self, preset: str, budget_bytes: Optional[float]) -> None:
-        self.preset, self.budget = preset, budget_bytes
-        self.qps: Optional[tuple[int, ...]] = None
-
-    def decide(self, frame: np.ndarray) -> tuple[int, ...]:
-        if self.qps is None:
-            self.qps = QPS
-            if self.budget:
-                from .keyframe_codec.hevc import HevcChainCodec
-
-                idr = len(HevcChainCodec(self.PROBE_QP, self.preset).compress(frame))
-                ascending = sorted(QPS)
-                feasible = [i for i, q in enumerate(ascending) if idr * 2 ** ((self.PROBE_QP - q) / 6) <= self.budget]
-                lo = max((feasible[0] if feasible else len(ascending) - 1) - 1, 0)
-                self.qps = tuple(sorted(ascending[lo:], reverse=True))
-        return self.qps
-
-
-class _MultiQp:
-    """Keyframe "codec" of an analysis track: codes each keyframe at its candidate QPs, keeps the units.
-
-    ``budget``: the target's bytes for ``frames`` frames (0 or no frame count: nothing is ever
-    dropped); the band's top (``ceiling``) has a margin for an estimated frame count. A *deferred* track
-    keeps its keyframes in a backlog until :meth:`release`. The QPs of one keyframe are coded
-    concurrently on ``pool`` (each x265 instance is single-threaded and the units are collected in QP
-    order, so the bytes do not depend on the worker count)."""
-
-    name = "hevc"
-
-    def __init__(
-        self, window: _QpWindow, preset: str, target: float, pool: Any = None, *, interval: int = 1,
-        frames: int = 0, budget: float = 0.0, tolerance: float = TOLERANCE, deferred: bool = False,
-    ) -> None:  # fmt: skip
-        self.window, self.preset, self.target, self.pool = window, preset, target, pool
-        self.interval, self.frames = interval, frames
-        self.ceiling = budget * (1 + tolerance) * COUNT_MARGIN if budget and frames else None
-        self.seen = 0  # frames of the video fed so far (set by the analysis loop)
-        self.codecs: dict[int, Any] = {}
-        self.units: dict[int, list[bytes]] = {}
-        self.dropped: set[int] = set()
-        self.backlog: Optional[list[tuple[np.ndarray, bool, int]]] = [] if deferred else None
-
-    # ---------------------------------------------------------------------------------- coding
-    def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
-        if self.backlog is not None:
-            self.backlog.append((frame, intra, self.seen))
-            return b""
-        if not self.codecs:
-            self._open(self.window.decide(frame))
-        self._code(frame, intra)
-        return b""
-
-    def _open(self, qps: Iterable[int]) -> None:
-        from .keyframe_codec.hevc import HevcChainCodec
-
-        self.codecs = {qp: HevcChainCodec(qp, self.preset, self.target) for qp in sorted(qps, reverse=True)}
-        self.units = {qp: [] for qp in self.codecs}
-
-    def _code(self, frame: np.ndarray, intra: bool) -> None:
-        from .keyframe_codec.hevc import prepare, to_picture
-
-        live = [qp for qp in self.codecs if qp not in self.dropped]
-        first = not self.units[live[0]]
-        picture = to_picture(frame)  # converted once for every QP
-        prepare(picture, len(self.units[live[0]]), intra or first)
-
-        def code(qp: int) -> bytes:
-            return self.codecs[qp].compress(frame, intra=intra, picture=picture)
-
-        coded = list(self.pool.map(code, live)) if self.pool is not None and len(live) > 1 else [code(q) for q in live]
-        for qp, unit in zip(live, coded):
-            self.units[qp].append(unit)
-        self._prune(live)
-
-    def _prune(self, live: list[int]) -> None:
-        """Drop the QPs that are too expensive to land: beyond the ceiling already (exact), or, once the
-        track has a predicted keyframe, optimistically projected beyond ``MARGIN`` times it."""
-        if self.ceiling is None:
-            return
-        top = max(self.codecs)
-        drop = {qp for qp in live if qp != top and self.low(qp) > self.ceiling}
-        for qp in drop:
-            self.dropped.add(qp)
-            self.codecs[qp] = None  # frees the encoder
-
-    def measured(self) -> dict[int, list[bytes]]:
-        """The units of every QP that stayed a candidate to the end."""
-        return {qp: units for qp, units in self.units.items() if qp not in self.dropped}
-
-    # ------------------------------------------------------------------------------ projection
-    def keyframes_ahead(self) -> int:
-        """Keyframes still to come at one per ``interval`` (the counted frames, not the margin)."""
-        return max(0, math.ceil((self.frames - self.seen) / self.interval))
-
-    def low(self, qp: int) -> float:
-        """Optimistic final bytes at ``qp``: the units so far, plus (once there is a predicted keyframe)
-        the keyframes ahead at half the mean predicted-keyframe size, divided by ``MARGIN``."""
-        units = self.units[qp]
-        done = sum(map(len, units))
-        if len(units) < 2:
-            return done
-        return max(done, (done + self.keyframes_ahead() * 0.5 * sum(map(len, units[1:])) / (len(units) - 1)) / MARGIN)
-
-    def high(self, qp: int) -> float:
-        """Pessimistic final bytes at ``qp``: every keyframe ahead as large as the largest unit so far
-        (an IDR), times ``MARGIN``."""
-        units = self.units[qp]
-        return (sum(map(len, units)) + self.keyframes_ahead() * max(map(len, units))) * MARGIN
-
-    def outlook(self, lead: "_MultiQp") -> tuple[dict[int, float], dict[int, float]]:
-        """Optimistic and pessimistic final bytes per QP (:meth:`low`, :meth:`high`). A deferred track,
-        which has coded nothing yet, takes the lead's first IDR and first predicted keyframe: its
-        keyframes after the first at half the lead's predicted keyframe (optimistic, divided by
-        ``MARGIN``) or each as large as the IDR (pessimistic, times ``MARGIN``)."""
-        if lead is self or self.backlog is None:
-            qps = list(self.measured())
-            return {q: self.low(q) for q in qps}, {q: self.high(q) for q in qps}
-        count = max(1, math.ceil(max(self.frames - 1, 0) / self.interval) + 1)
-        known = [q for q in (self.window.qps or QPS) if q in lead.units and len(lead.units[q]) > 1]
-        idr = {q: len(lead.units[q][0]) for q in known}
-        low = {q: (idr[q] + (count - 1) * 0.5 * len(lead.units[q][1])) / MARGIN for q in known}
-        high = {q: count * max(idr[q], len(lead.units[q][1])) * MARGIN for q in known}
-        return low, high
-
-    def release(self, lead: "_MultiQp") -> None:
-        """Start a deferred track with the QPs whose optimistic size (:meth:`outlook`) is within the
-        ceiling (and the highest QP), then code its backlog."""
-        low, _ = self.outlook(lead)
-        backlog, self.backlog = self.backlog or [], None
-        qps = list(self.window.qps or QPS)
-        if self.ceiling is not None and low:
-            qps = sorted({q for q in low if low[q] <= self.ceiling} | {max(qps)}, reverse=True)
-        for frame, intra, seen in backlog:
-            if not self.codecs:
-                self._open(qps)
-            self.seen = seen
-            self._code(frame, intra)
-
-
-def _needed(codecs: list[_MultiQp], lead: _MultiQp) -> list[bool]:
-    """Which tracks (sparse to dense) can still matter once the lead's first predicted keyframe is known.
-
-    The choice takes the densest spacing with a QP <= ``QP_CAP`` in the band. If a spacing is surely
-    affordable there (its pessimistic size at the highest such QP under the band's ceiling), the choice
-    is that spacing or a denser one, so spacings sparser than its next sparser one (a safety net for a
-    band that falls between two QPs) cannot matter. A spacing that cannot land even optimistically at
-    its highest QP cannot matter either, except the sparsest, the smallest candidate of all."""
-    keep = [True] * len(codecs)
-    if lead.ceiling is None:
-        return keep
-    outlooks = [c.outlook(lead) for c in codecs]
-    for i, (low, _) in enumerate(outlooks):
-        if i and low and min(low.values()) > lead.ceiling:
-            keep[i] = False
-    for i in range(len(codecs) - 1, -1, -1):  # densest first
-        high = outlooks[i][1]
-        capped = [q for q in high if q <= QP_CAP]
-        if keep[i] and capped and high[max(capped)] <= lead.ceiling:
-            for j in range(i - 1):  # sparser than the next sparser spacing
-                keep[j] = False
-            break
-    return keep
-
-
 def default_workers() -> int:
     """Encoder threads of the analysis: the CPUs this process may use, at most 8."""
     try:
@@ -334,6 +149,79 @@ def spaced(keyframes: Any, interval: int) -> Any:
     return replace(keyframes, max_interval=interval, min_interval=min(keyframes.min_interval, interval))
 
 
+class _PictureStore:
+    """The keyframe pictures of every track, each frame stored once as yuv420p planes in a temporary file
+    (memory stays flat in video length); read back with ``pread``, so threads may share it."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self._file = tempfile.TemporaryFile(prefix="m3cvc-rate-")
+        self._where: dict[int, tuple[int, tuple[int, int]]] = {}  # frame index -> (offset, padded (h, w))
+        self._end = 0
+
+    def put(self, index: int, frame: np.ndarray) -> None:
+        if index in self._where:
+            return
+        from .keyframe_codec.hevc import _pad_even
+        from .video.color import rgb_to_yuv420
+
+        rgb = _pad_even(frame)
+        data = b"".join(np.ascontiguousarray(p).tobytes() for p in rgb_to_yuv420(rgb))
+        os.pwrite(self._file.fileno(), data, self._end)
+        self._where[index] = (self._end, rgb.shape[:2])
+        self._end += len(data)
+
+    def picture(self, index: int) -> Any:
+        """Frame ``index`` as the ``av.VideoFrame`` the x265 encoder takes (a fresh one per call)."""
+        from .keyframe_codec.hevc import picture_from_planes
+
+        offset, (h, w) = self._where[index]
+        ch, cw = h // 2, w // 2
+        data = os.pread(self._file.fileno(), h * w + 2 * ch * cw, offset)
+        y = np.frombuffer(data, np.uint8, h * w).reshape(h, w)
+        cb = np.frombuffer(data, np.uint8, ch * cw, h * w).reshape(ch, cw)
+        cr = np.frombuffer(data, np.uint8, ch * cw, h * w + ch * cw).reshape(ch, cw)
+        return picture_from_planes((y, cb, cr))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Recorder:
+    """Keyframe "codec" of an analysis track: stores each keyframe's picture (once per frame, shared by the
+    tracks) and remembers whether it starts an IDR; the chains are coded after the pass."""
+
+    name = "hevc"
+
+    def __init__(self, store: _PictureStore, position: list[int]) -> None:
+        self.store, self.position = store, position  # position[0]: the frame the analysis loop is at
+        self.keyframes: list[tuple[int, bool]] = []  # (frame index, intra)
+
+    def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
+        index = self.position[0]
+        self.store.put(index, frame)
+        self.keyframes.append((index, intra or not self.keyframes))
+        return b""
+
+
+def _search(measure: Callable[[list[int]], dict[int, int]], predicate: Callable[[int], bool], qps: list[int], probes: int) -> Optional[int]:
+    """The lowest QP of ascending ``qps`` whose size satisfies ``predicate`` (sizes fall as QP rises, so the
+    QPs that satisfy it are a top range), or None: a search over the ladder with ``probes`` sizes measured at
+    once (``measure`` codes the chains of the QPs it is given that it has not coded yet)."""
+    lo, hi = 0, len(qps)  # the answer's position is in [lo, hi]; hi = len: none
+    while lo < hi:
+        step = (hi - lo) / (probes + 1)
+        picks = sorted({lo + min(int(step * (k + 1)), hi - lo - 1) for k in range(probes)})
+        sizes = measure([qps[i] for i in picks])
+        for i in picks:
+            if predicate(sizes[qps[i]]):
+                hi = i
+                break
+            lo = i + 1
+    return qps[lo] if lo < len(qps) else None
+
+
 def plan(
     config: M3Config,
     frames: Iterable[np.ndarray],
@@ -342,17 +230,20 @@ def plan(
     fps: Fraction,
     target: float,
     progress: Optional[Callable[[int], None]] = None,
-    frame_count: Optional[int] = None,
     tolerance: float = TOLERANCE,
     workers: int = 0,
+    exhaustive: bool = False,
+    search_progress: Optional[Callable[[int], None]] = None,
 ) -> RatePlan:
-    """Measure every (spacing, QP) candidate on ``frames`` (one pass) and choose one for ``target`` bpp.
+    """Choose a (spacing, QP) candidate for ``target`` bpp by the rule of :func:`choose`, measuring only the
+    candidates that the rule needs (module doc); ``exhaustive``: measure all 4 x 12 (for checks).
 
-    ``frame_count`` (exact or estimated; None if unknown) sizes the budget that narrows the QPs and
-    drops candidates on the way (module doc); ``workers``: encoder threads (0: :func:`default_workers`)."""
+    ``progress(1)`` after each frame of the pass, ``search_progress(1)`` after each keyframe coded by the
+    search; ``workers``: encoder threads (0: :func:`default_workers`)."""
     from .bitstream import Keyframe, write_stream
     from .describe import NoneDescriber
     from .keyframe_codec import with_refine
+    from .keyframe_codec.hevc import HevcChainCodec
     from .keyframes import build_selector
     from .pipeline import _HintCollector, _Track, assemble
     from .reconstruct import build_reconstructor
@@ -362,61 +253,88 @@ def plan(
     if not (math.isfinite(target) and 0 < target <= MAX_BPP):
         raise ConfigError(f"the target rate must be a positive number of at most {MAX_BPP} bpp, got {target}")
     preset = config.keyframe_codec.hevc.preset
-    budget = target * frame_count * width * height / 8 if frame_count else None
-    window = _QpWindow(preset, budget)
-    with ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="m3cvc-rate") as pool:
+    store, position = _PictureStore(), [0]
+    try:
+        # the pass: every spacing's decisions (selection, scene cuts, motion hints); keyframes are stored
         tracks = []
-        for interval in INTERVALS:  # sparse to dense: the last, densest track leads
+        for interval in INTERVALS:
             cfg = replace(config, keyframes=spaced(config.keyframes, interval))
             recon = build_reconstructor(cfg.reconstruct)
             hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation")
-            codec = _MultiQp(
-                window, preset, float(target), pool, interval=interval, frames=frame_count or 0,
-                budget=budget or 0.0, tolerance=tolerance, deferred=interval != INTERVALS[-1],
-            )  # fmt: skip
-            track = _Track(cfg, build_selector(cfg.keyframes), codec, NoneDescriber(), False, hints)
-            tracks.append((interval, track, codec, hints, recon, cfg))
-        lead = tracks[-1][2]
-        waiting = [t[2] for t in tracks[:-1]]
+            recorder = _Recorder(store, position)
+            tracks.append((interval, _Track(cfg, build_selector(cfg.keyframes), recorder, NoneDescriber(), False, hints), recorder, hints, recon, cfg))
         count = 0
         for index, frame in enumerate(frames):
-            for _, track, codec, *_ in tracks:
-                codec.seen = index + 1
+            position[0] = index
+            for _, track, *_ in tracks:
                 track.feed(index, frame)
             count = index + 1
-            if waiting and lead.units and len(next(iter(lead.units.values()))) > 1:
-                # the lead's first predicted keyframe is known: drop the tracks that cannot matter,
-                # start the others
-                keep = _needed([t[2] for t in tracks], lead)
-                tracks = [t for t, k in zip(tracks, keep) if k]
-                for codec in waiting:
-                    if any(t[2] is codec for t in tracks):
-                        codec.release(lead)
-                waiting = []
             if progress:
                 progress(1)
         if count == 0:
             from .errors import InputError
 
             raise InputError("the input video has no frames")
-        finished = [track.finish() for _, track, *_ in tracks]  # may code a tail keyframe
-        for codec in waiting:  # a video too short for the lead's second keyframe: every QP
-            codec.release(codec)
-    pixels = count * width * height
-    candidates, streams = [], {}
-    for (interval, _, codec, hints, recon, cfg), (keyframes, kf_texts, clip_texts, frames_seen) in zip(tracks, finished):
-        motion = hints.payload()
-        for qp, units in codec.measured().items():
+        finished = {interval: track.finish() for interval, track, *_ in tracks}  # may add a tail keyframe
+        motion = {interval: hints.payload() for interval, _, _, hints, *_ in tracks}
+        pixels = count * width * height
+        streams: dict[Candidate, Any] = {}
+        sizes: dict[int, dict[int, int]] = {interval: {} for interval in INTERVALS}
+
+        def code(job: tuple[int, int]) -> tuple[int, int, Any]:
+            interval, qp = job
+            _, _, recorder, _, recon, cfg = next(t for t in tracks if t[0] == interval)
+            keyframes, kf_texts, clip_texts, frames_seen = finished[interval]
+            codec = HevcChainCodec(qp, preset, float(target))
+            blank = np.broadcast_to(np.uint8(0), (height, width, 3))  # compress reads only its shape
+            units = []
+            for i, intra in recorder.keyframes:
+                units.append(codec.compress(blank, intra=intra, picture=store.picture(i)))
+                if search_progress:
+                    search_progress(1)
             kfs = [Keyframe(k.index, u, k.trigger) for k, u in zip(keyframes, units)]
-            header_codec = with_refine(codec.codecs[qp], cfg.keyframe_codec)  # the codec the header will name
+            header_codec = with_refine(codec, cfg.keyframe_codec)  # the codec the header will name
             stream, data = assemble(
-                cfg, width, height, Fraction(fps), frames_seen, header_codec, recon, kfs, kf_texts, clip_texts, motion
-            )
-            candidates.append(Candidate(interval, qp, len(data), len(keyframes)))
-            streams[candidates[-1]] = stream  # its units are held anyway; the bytes are written again below
-    chosen, within = choose(candidates, target, pixels, tolerance)
-    data = write_stream(streams[chosen], config.text.codec)
-    return RatePlan(float(target), pixels, tuple(candidates), chosen, within, streams[chosen], data)
+                cfg, width, height, Fraction(fps), frames_seen, header_codec, recon, kfs, kf_texts, clip_texts, motion[interval]
+            )  # fmt: skip
+            return interval, qp, (stream, len(data))
+
+        probes = workers or default_workers()
+        with ThreadPoolExecutor(probes, thread_name_prefix="m3cvc-rate") as pool:
+
+            def measure(interval: int, qps: list[int]) -> dict[int, int]:
+                todo = [(interval, q) for q in qps if q not in sizes[interval]]
+                for iv, qp, (stream, n) in pool.map(code, todo):
+                    sizes[iv][qp] = n
+                    streams[Candidate(iv, qp, n, len(stream.keyframes))] = stream
+                return sizes[interval]
+
+            ladder = sorted(QPS)
+            top, bottom = target * (1 + tolerance) * pixels / 8, target * (1 - tolerance) * pixels / 8
+            dense_first = sorted(INTERVALS)
+            if exhaustive:
+                for interval in dense_first:
+                    measure(interval, ladder)
+            else:
+                first_fit: dict[int, Optional[int]] = {}  # spacing -> its lowest QP at most the band's top
+                for interval in dense_first:
+                    m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
+                    first_fit[interval] = _search(m, lambda n: n <= top, ladder, probes)
+                    q = first_fit[interval]
+                    if q is not None and q <= QP_CAP and sizes[interval][q] >= bottom:
+                        break  # the densest spacing with a fine candidate in the band: rule 1 is decided
+                else:
+                    if not any(q is not None and sizes[iv][q] >= bottom for iv, q in first_fit.items()):
+                        # nothing in the band: the largest below the target, or the smallest of all
+                        for interval in dense_first:
+                            m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
+                            _search(m, lambda n: n * 8 < target * pixels, ladder, probes)
+                            measure(interval, [ladder[-1]])
+        chosen, within = choose(streams, target, pixels, tolerance)
+    finally:
+        store.close()
+    stream = streams[chosen]
+    return RatePlan(float(target), pixels, tuple(streams), chosen, within, stream, write_stream(stream, config.text.codec))
 
 
 def apply(config: M3Config, plan_: RatePlan) -> M3Config:

@@ -54,14 +54,18 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
 
 def to_picture(frame: np.ndarray) -> Any:
     """An RGB frame as the yuv420p picture the encoder takes (convert once, encode at several QPs)."""
-    import av
-
     from ..video.color import rgb_to_yuv420
 
-    rgb = _pad_even(frame)
-    h, w = rgb.shape[:2]
+    return picture_from_planes(rgb_to_yuv420(_pad_even(frame)))
+
+
+def picture_from_planes(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Any:
+    """yuv420p planes (Y of an even size ``(H, W)``, Cb and Cr ``(H/2, W/2)``, uint8) as an ``av.VideoFrame``."""
+    import av
+
+    h, w = planes[0].shape
     vf = av.VideoFrame(w, h, "yuv420p")
-    for plane, data in zip(vf.planes, rgb_to_yuv420(rgb)):
+    for plane, data in zip(vf.planes, planes):
         rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
         rows[:, : plane.width] = data
     return vf
