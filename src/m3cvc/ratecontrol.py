@@ -210,9 +210,15 @@ def _search(measure: Callable[[list[int]], dict[int, int]], predicate: Callable[
     QPs that satisfy it are a top range), or None: a search over the ladder with ``probes`` sizes measured at
     once (``measure`` codes the chains of the QPs it is given that it has not coded yet)."""
     lo, hi = 0, len(qps)  # the answer's position is in [lo, hi]; hi = len: none
+    first = True
     while lo < hi:
-        step = (hi - lo) / (probes + 1)
-        picks = sorted({lo + min(int(step * (k + 1)), hi - lo - 1) for k in range(probes)})
+        if first:  # the highest QP first: when even it does not fit, the search ends at once
+            step = (hi - 1 - lo) / probes
+            picks = sorted({lo + int(step * k) for k in range(1, probes)} | {hi - 1})
+            first = False
+        else:
+            step = (hi - lo) / (probes + 1)
+            picks = sorted({lo + min(int(step * (k + 1)), hi - lo - 1) for k in range(probes)})
         sizes = measure([qps[i] for i in picks])
         for i in picks:
             if predicate(sizes[qps[i]]):
