@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -159,18 +160,20 @@ class _PictureStore:
         self._file = tempfile.TemporaryFile(prefix="m3cvc-rate-")
         self._where: dict[int, tuple[int, tuple[int, int]]] = {}  # frame index -> (offset, padded (h, w))
         self._end = 0
+        self._lock = threading.Lock()  # the tracks of the pass run on several threads
 
     def put(self, index: int, frame: np.ndarray) -> None:
-        if index in self._where:
-            return
         from .keyframe_codec.hevc import _pad_even
         from .video.color import rgb_to_yuv420
 
-        rgb = _pad_even(frame)
-        data = b"".join(np.ascontiguousarray(p).tobytes() for p in rgb_to_yuv420(rgb))
-        os.pwrite(self._file.fileno(), data, self._end)
-        self._where[index] = (self._end, rgb.shape[:2])
-        self._end += len(data)
+        with self._lock:
+            if index in self._where:
+                return
+            rgb = _pad_even(frame)
+            data = b"".join(np.ascontiguousarray(p).tobytes() for p in rgb_to_yuv420(rgb))
+            os.pwrite(self._file.fileno(), data, self._end)
+            self._where[index] = (self._end, rgb.shape[:2])
+            self._end += len(data)
 
     def picture(self, index: int) -> Any:
         """Frame ``index`` as the ``av.VideoFrame`` the x265 encoder takes (a fresh one per call)."""
@@ -260,6 +263,8 @@ def plan(
         raise ConfigError(f"the target rate must be a positive number of at most {MAX_BPP} bpp, got {target}")
     preset = config.keyframe_codec.hevc.preset
     store, position = _PictureStore(), [0]
+    probes = workers or default_workers()
+    pool = ThreadPoolExecutor(probes, thread_name_prefix="m3cvc-rate")
     try:
         # the pass: every spacing's decisions (selection, scene cuts, motion hints); keyframes are stored
         tracks = []
@@ -272,8 +277,8 @@ def plan(
         count = 0
         for index, frame in enumerate(frames):
             position[0] = index
-            for _, track, *_ in tracks:
-                track.feed(index, frame)
+            # the tracks are independent (their OpenCV flow releases the GIL): one thread each
+            list(pool.map(lambda t: t[1].feed(index, frame), tracks))
             count = index + 1
             if progress:
                 progress(1)
@@ -305,39 +310,37 @@ def plan(
             )  # fmt: skip
             return interval, qp, (stream, len(data))
 
-        probes = workers or default_workers()
-        with ThreadPoolExecutor(probes, thread_name_prefix="m3cvc-rate") as pool:
+        def measure(interval: int, qps: list[int]) -> dict[int, int]:
+            todo = [(interval, q) for q in qps if q not in sizes[interval]]
+            for iv, qp, (stream, n) in pool.map(code, todo):
+                sizes[iv][qp] = n
+                streams[Candidate(iv, qp, n, len(stream.keyframes))] = stream
+            return sizes[interval]
 
-            def measure(interval: int, qps: list[int]) -> dict[int, int]:
-                todo = [(interval, q) for q in qps if q not in sizes[interval]]
-                for iv, qp, (stream, n) in pool.map(code, todo):
-                    sizes[iv][qp] = n
-                    streams[Candidate(iv, qp, n, len(stream.keyframes))] = stream
-                return sizes[interval]
-
-            ladder = sorted(QPS)
-            top, bottom = target * (1 + tolerance) * pixels / 8, target * (1 - tolerance) * pixels / 8
-            dense_first = sorted(INTERVALS)
-            if exhaustive:
-                for interval in dense_first:
-                    measure(interval, ladder)
+        ladder = sorted(QPS)
+        top, bottom = target * (1 + tolerance) * pixels / 8, target * (1 - tolerance) * pixels / 8
+        dense_first = sorted(INTERVALS)
+        if exhaustive:
+            for interval in dense_first:
+                measure(interval, ladder)
+        else:
+            first_fit: dict[int, Optional[int]] = {}  # spacing -> its lowest QP at most the band's top
+            for interval in dense_first:
+                m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
+                first_fit[interval] = _search(m, lambda n: n <= top, ladder, probes)
+                q = first_fit[interval]
+                if q is not None and q <= QP_CAP and sizes[interval][q] >= bottom:
+                    break  # the densest spacing with a fine candidate in the band: rule 1 is decided
             else:
-                first_fit: dict[int, Optional[int]] = {}  # spacing -> its lowest QP at most the band's top
-                for interval in dense_first:
-                    m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
-                    first_fit[interval] = _search(m, lambda n: n <= top, ladder, probes)
-                    q = first_fit[interval]
-                    if q is not None and q <= QP_CAP and sizes[interval][q] >= bottom:
-                        break  # the densest spacing with a fine candidate in the band: rule 1 is decided
-                else:
-                    if not any(q is not None and sizes[iv][q] >= bottom for iv, q in first_fit.items()):
-                        # nothing in the band: the largest below the target, or the smallest of all
-                        for interval in dense_first:
-                            m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
-                            _search(m, lambda n: n * 8 < target * pixels, ladder, probes)
-                            measure(interval, [ladder[-1]])
+                if not any(q is not None and sizes[iv][q] >= bottom for iv, q in first_fit.items()):
+                    # nothing in the band: the largest below the target, or the smallest of all
+                    for interval in dense_first:
+                        m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
+                        _search(m, lambda n: n * 8 < target * pixels, ladder, probes)
+                        measure(interval, [ladder[-1]])
         chosen, within = choose(streams, target, pixels, tolerance)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         store.close()
     stream = streams[chosen]
     return RatePlan(float(target), pixels, tuple(streams), chosen, within, stream, write_stream(stream, config.text.codec))
