@@ -12,7 +12,7 @@ on carphone.
 
 One analysis pass over the video finds that point with exact byte counts (no encode-and-retry loop):
 the frames are read once, and for every candidate spacing a decision track runs keyframe selection,
-scene cuts and motion hints. The keyframes' pictures (each frame once, whichever tracks chose it) go to
+scene cuts and motion hints (the tracks run on the ``workers`` threads). The keyframes' pictures (each frame once, whichever tracks chose it) go to
 a temporary file, so memory stays flat in video length. After the pass, a candidate is measured by
 coding its spacing's keyframe chain at its QP from those pictures and assembling its stream exactly as
 the encoder would write it, so its size is known to the byte. Coding all 4 spacings x 12 QPs would cost
