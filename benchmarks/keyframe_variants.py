@@ -40,12 +40,12 @@ import cv2  # noqa: E402
 import m3cvc.keyframe_codec.hevc as hevc  # noqa: E402
 import m3cvc.pipeline as pipeline  # noqa: E402
 from m3cvc.config import load_config, with_overrides  # noqa: E402
-from m3cvc.eval.bdrate import Curve, bd  # noqa: E402
 from m3cvc.eval.m3cvc_codec import ArraySource  # noqa: E402
 from m3cvc.eval.metrics import MetricSuite  # noqa: E402
 from m3cvc.keyframe_codec import build_keyframe_codec, keyframe_codec_from_params  # noqa: E402
 from m3cvc.samples import sample_clip_path  # noqa: E402
 from m3cvc.video import open_video, preprocess  # noqa: E402
+from _rd import bd_rates, lpips_psnr_suite  # noqa: E402  (benchmarks/_rd.py)
 
 DEFAULT_QPS = (36, 40, 44, 48)
 HALF_QPS = (28, 32, 36, 40, 44)
@@ -128,13 +128,8 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--variants", default="psy,half,av1", help="any of psy, half, av1")
     args = ap.parse_args()
-    unknown = set(args.variants.split(",")) - {"psy", "half", "av1"}
-    if unknown:
-        print(f"keyframe_variants: unknown variant(s) {', '.join(sorted(unknown))} (psy, half, av1)", file=sys.stderr)
-        return 2
-    suite = MetricSuite(["lpips", "psnr"])
-    if suite.unavailable():
-        print(f"keyframe_variants: {suite.unavailable()} (set M3CVC_WEIGHTS)", file=sys.stderr)
+    suite = lpips_psnr_suite("keyframe_variants", args.variants.split(","), ("psy", "half", "av1"))
+    if suite is None:
         return 2
     for clip in args.clips.split(","):
         path = Path(clip) if Path(clip).is_file() else sample_clip_path(clip)
@@ -144,12 +139,7 @@ def main() -> int:
         for variant in args.variants.split(","):
             qps = {"psy": DEFAULT_QPS, "half": HALF_QPS, "av1": AV1_QPS}[variant]
             pts = run(ref, qps, variant, suite)
-            line = [f"{clip} {variant}:"]
-            for metric, i in (("lpips", 1), ("psnr", 2)):
-                r = bd(Curve(tuple(p[0] for p in default), tuple(p[i] for p in default)),
-                       Curve(tuple(p[0] for p in pts), tuple(p[i] for p in pts)), metric)  # fmt: skip
-                line.append(f"BD-rate {metric} {r.bd_rate:+.1f} %" if r.bd_rate is not None else f"{metric}: {r.note}")
-            print(" ".join(line), flush=True)
+            print(f"{clip} {variant}:", *bd_rates(default, pts), flush=True)
     return 0
 
 

@@ -36,11 +36,10 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]
 import m3cvc.keyframe_codec.hevc as hevc  # noqa: E402
 import m3cvc.pipeline as pipeline  # noqa: E402
 from m3cvc.config import load_config, with_overrides  # noqa: E402
-from m3cvc.eval.bdrate import Curve, bd  # noqa: E402
 from m3cvc.eval.m3cvc_codec import ArraySource  # noqa: E402
-from m3cvc.eval.metrics import MetricSuite  # noqa: E402
 from m3cvc.samples import sample_clip_path  # noqa: E402
 from m3cvc.video import open_video, preprocess  # noqa: E402
+from _rd import bd_rates, lpips_psnr_suite  # noqa: E402  (benchmarks/_rd.py)
 
 QPS = (36, 40, 44, 48)
 # name -> (preset, x265 parameters appended to the fixed ones; later keys override earlier ones)
@@ -75,13 +74,8 @@ def curve(ref, cfg, suite, preset: str, extra: str) -> tuple[list[tuple[float, f
 def main() -> int:
     clips = (sys.argv[1] if len(sys.argv) > 1 else "carphone_pristine.mp4,bigbuckbunny.mp4,bikes.mp4").split(",")
     names = (sys.argv[2] if len(sys.argv) > 2 else ",".join(VARIANTS)).split(",")
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        print(f"x265_presets: unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}", file=sys.stderr)
-        return 2
-    suite = MetricSuite(["lpips", "psnr"])
-    if suite.unavailable():
-        print(f"x265_presets: {suite.unavailable()} (set M3CVC_WEIGHTS)", file=sys.stderr)
+    suite = lpips_psnr_suite("x265_presets", names, list(VARIANTS))
+    if suite is None:
         return 2
     cfg = load_config(profile="lite")
     for clip in clips:
@@ -90,12 +84,7 @@ def main() -> int:
         default, t_default = curve(ref, cfg, suite, cfg.keyframe_codec.hevc.preset, "")
         for name in names:
             pts, t = curve(ref, cfg, suite, *VARIANTS[name])
-            out = [clip, name, f"encode {t:.2f} s vs {t_default:.2f} s"]
-            for metric, i in (("lpips", 1), ("psnr", 2)):
-                r = bd(Curve(tuple(p[0] for p in default), tuple(p[i] for p in default)),
-                       Curve(tuple(p[0] for p in pts), tuple(p[i] for p in pts)), metric)  # fmt: skip
-                out.append(f"BD-rate {metric} {r.bd_rate:+.1f} %" if r.bd_rate is not None else f"{metric}: {r.note}")
-            print(*out, flush=True)
+            print(clip, name, f"encode {t:.2f} s vs {t_default:.2f} s", *bd_rates(default, pts), flush=True)
     return 0
 
 
