@@ -240,6 +240,31 @@ def test_rate_control_writes_the_analysis_stream_which_a_plain_encode_reproduces
     assert described.stream.keyframe_texts == texts.keyframes and len(described.data) > len(fast.data)
 
 
+def test_rate_search_agrees_at_the_band_edge_on_flat_sizes_and_on_any_core_count(cut_video):
+    """Found by a try-out: a candidate exactly at the band's top (target = its bpp / 1.1) was accepted by the
+    search and refused by the rule; on a static video the sizes barely change with QP (not monotone by a
+    few bytes); and the probes of a round depended on the core count. The choice must equal measuring
+    every candidate, whatever the workers."""
+    from fractions import Fraction
+
+    from m3cvc.ratecontrol import plan
+    from m3cvc.video import read_frames
+
+    cfg = _lite()
+    moving = read_frames(cut_video)
+    still = [synthetic_frames(1)[0]] * 16
+    for frames in (moving, still):
+        h, w = frames[0].shape[:2]
+        every = plan(cfg, frames, w, h, Fraction(8), 0.05, exhaustive=True)
+        pixels = every.pixels
+        edges = sorted({c.bpp(pixels) / 1.1 for c in every.candidates} | {c.bpp(pixels) / 0.9 for c in every.candidates})
+        for target in edges[:: max(1, len(edges) // 6)] + [1e-4]:
+            want = plan(cfg, frames, w, h, Fraction(8), target, exhaustive=True).chosen
+            for workers in (1, 8):
+                got = plan(cfg, frames, w, h, Fraction(8), target, workers=workers)
+                assert got.chosen == want, (target, workers, got.note())
+
+
 def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     out = tmp_path / "r.m3c"
     args = ["encode", str(cut_video), "-o", str(out), "--size", "96x64", "--json"]

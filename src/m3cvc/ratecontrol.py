@@ -19,13 +19,16 @@ the encoder would write it, so its size is known to the byte. Coding all 4 spaci
 48 chains; the rule needs far fewer, because a chain's size falls as its QP rises:
 
 - per spacing, densest first, the lowest QP whose stream fits under the band's top is found by a
-  search over the QP ladder (``workers`` QPs coded at once, each x265 single-threaded); if it is in
-  the band and at most ``QP_CAP``, rule 1 below has its answer and sparser spacings are not coded;
+  search over the QP ladder (two QPs per round, coded on the ``workers`` threads, each x265
+  single-threaded; the rounds never depend on the thread count, so neither does the choice), then
+  continued down while lower QPs still fit (static content: sizes flat within a few bytes); if it is
+  in the band and at most ``QP_CAP``, rule 1 below has its answer and sparser spacings are not coded;
 - otherwise every spacing gets that search, and if none lands in the band, also the search for its
   largest candidate below the target and its QP 51 chain (rule 2).
 
-On the quick dataset (24 frames, 6 targets, 0.002-0.03 bpp, every branch of the rule) and the lite_rd
-clips (7 targets) this chose what measuring all 48 candidates chose, measuring 4-24 of them.
+The band tests are those of :func:`choose`, to the last bit. On the quick dataset (24 frames, 0.002-0.03
+bpp, every branch of the rule), a synthetic cut and a still video at targets on the band's edges, and the
+lite_rd clips (7 targets) this chose what measuring all 48 candidates chose, measuring 4-24 of them.
 The choice:
 
 1. candidates within +-``tolerance`` (10 %) of the target: the smallest spacing whose QP is at most
@@ -208,27 +211,46 @@ class _Recorder:
         return b""
 
 
-def _search(measure: Callable[[list[int]], dict[int, int]], predicate: Callable[[int], bool], qps: list[int], probes: int) -> Optional[int]:
-    """The lowest QP of ascending ``qps`` whose size satisfies ``predicate`` (sizes fall as QP rises, so the
-    QPs that satisfy it are a top range), or None: a search over the ladder with ``probes`` sizes measured at
-    once (``measure`` codes the chains of the QPs it is given that it has not coded yet)."""
+PROBES = 2  # QPs measured per search round: fixed, so that what is measured (and chosen) never depends on the cores
+
+
+def _search(measure: Callable[[list[int]], dict[int, int]], predicate: Callable[[int], bool], qps: list[int]) -> Optional[int]:
+    """The lowest QP of ascending ``qps`` whose size satisfies ``predicate``, or None. Sizes fall as QP rises
+    (nearly always: on static content neighbouring QPs can differ by a few bytes either way), so the QPs that
+    satisfy it are a top range: a search over the ladder, ``PROBES`` sizes measured per round (``measure``
+    codes the chains of the QPs it is given that it has not coded yet), the highest QP in the first round;
+    then, from the QP found, lower QPs while they still satisfy it (a flat stretch of sizes)."""
     lo, hi = 0, len(qps)  # the answer's position is in [lo, hi]; hi = len: none
     first = True
     while lo < hi:
         if first:  # the highest QP first: when even it does not fit, the search ends at once
-            step = (hi - 1 - lo) / probes
-            picks = sorted({lo + int(step * k) for k in range(1, probes)} | {hi - 1})
+            step = (hi - 1 - lo) / PROBES
+            picks = sorted({lo + int(step * k) for k in range(1, PROBES)} | {hi - 1})
             first = False
         else:
-            step = (hi - lo) / (probes + 1)
-            picks = sorted({lo + min(int(step * (k + 1)), hi - lo - 1) for k in range(probes)})
+            step = (hi - lo) / (PROBES + 1)
+            picks = sorted({lo + min(int(step * (k + 1)), hi - lo - 1) for k in range(PROBES)})
         sizes = measure([qps[i] for i in picks])
         for i in picks:
             if predicate(sizes[qps[i]]):
                 hi = i
                 break
             lo = i + 1
-    return qps[lo] if lo < len(qps) else None
+    if lo == len(qps):
+        return None
+    while lo > 0:  # walk down a flat stretch
+        below = list(range(lo - 1, max(lo - 1 - PROBES, -1), -1))
+        sizes = measure([qps[i] for i in below])
+        fits = [i for i in below if predicate(sizes[qps[i]])]
+        if len(fits) < len(below):
+            # the lowest of the consecutive fitting QPs just below lo
+            for i in below:
+                if not predicate(sizes[qps[i]]):
+                    break
+                lo = i
+            break
+        lo = below[-1]
+    return qps[lo]
 
 
 def plan(
@@ -263,8 +285,7 @@ def plan(
         raise ConfigError(f"the target rate must be a positive number of at most {MAX_BPP} bpp, got {target}")
     preset = config.keyframe_codec.hevc.preset
     store, position = _PictureStore(), [0]
-    probes = workers or default_workers()
-    pool = ThreadPoolExecutor(probes, thread_name_prefix="m3cvc-rate")
+    pool = ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="m3cvc-rate")
     try:
         # the pass: every spacing's decisions (selection, scene cuts, motion hints); keyframes are stored
         tracks = []
@@ -318,7 +339,16 @@ def plan(
             return sizes[interval]
 
         ladder = sorted(QPS)
-        top, bottom = target * (1 + tolerance) * pixels / 8, target * (1 - tolerance) * pixels / 8
+
+        def ratio(n: int) -> float:  # the candidate's bpp over the target, computed as choose() does
+            return Candidate(0, 0, n, 0).bpp(pixels) / target
+
+        def under_top(n: int) -> bool:
+            return ratio(n) - 1.0 <= tolerance
+
+        def in_band(n: int) -> bool:
+            return abs(ratio(n) - 1.0) <= tolerance
+
         dense_first = sorted(INTERVALS)
         if exhaustive:
             for interval in dense_first:
@@ -327,17 +357,19 @@ def plan(
             first_fit: dict[int, Optional[int]] = {}  # spacing -> its lowest QP at most the band's top
             for interval in dense_first:
                 m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
-                first_fit[interval] = _search(m, lambda n: n <= top, ladder, probes)
+                first_fit[interval] = _search(m, under_top, ladder)
                 q = first_fit[interval]
-                if q is not None and q <= QP_CAP and sizes[interval][q] >= bottom:
+                if q is not None and q <= QP_CAP and in_band(sizes[interval][q]):
                     break  # the densest spacing with a fine candidate in the band: rule 1 is decided
             else:
-                if not any(q is not None and sizes[iv][q] >= bottom for iv, q in first_fit.items()):
-                    # nothing in the band: the largest below the target, or the smallest of all
+                if not any(q is not None and in_band(sizes[iv][q]) for iv, q in first_fit.items()):
+                    # nothing in the band: per spacing its largest candidate below the target, and its
+                    # smallest (the lowest QP of those as small as QP 51's)
                     for interval in dense_first:
                         m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
-                        _search(m, lambda n: n * 8 < target * pixels, ladder, probes)
-                        measure(interval, [ladder[-1]])
+                        _search(m, lambda n: Candidate(0, 0, n, 0).bpp(pixels) < target, ladder)
+                        smallest = measure(interval, [ladder[-1]])[ladder[-1]]
+                        _search(m, lambda n, s=smallest: n <= s, ladder)
         chosen, within = choose(streams, target, pixels, tolerance)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
