@@ -238,18 +238,13 @@ def _search(measure: Callable[[list[int]], dict[int, int]], predicate: Callable[
             lo = i + 1
     if lo == len(qps):
         return None
-    while lo > 0:  # walk down a flat stretch
+    while lo > 0:  # walk down a flat stretch, PROBES QPs per round
         below = list(range(lo - 1, max(lo - 1 - PROBES, -1), -1))
         sizes = measure([qps[i] for i in below])
-        fits = [i for i in below if predicate(sizes[qps[i]])]
-        if len(fits) < len(below):
-            # the lowest of the consecutive fitting QPs just below lo
-            for i in below:
-                if not predicate(sizes[qps[i]]):
-                    break
-                lo = i
-            break
-        lo = below[-1]
+        for i in below:
+            if not predicate(sizes[qps[i]]):
+                return qps[lo]
+            lo = i
     return qps[lo]
 
 
