@@ -12,8 +12,8 @@ on carphone.
 
 One analysis pass over the video finds that point with exact byte counts (no encode-and-retry loop):
 the frames are read once, and for every candidate spacing a decision track runs keyframe selection,
-scene cuts and motion hints (the tracks run on the ``workers`` threads). The keyframes' pictures (each frame once, whichever tracks chose it) go to
-a temporary file, so memory stays flat in video length. After the pass, a candidate is measured by
+scene cuts and motion hints (the tracks run on the ``workers`` threads). The keyframes' pictures (each
+frame once, whichever tracks chose it) go to a temporary file, so memory stays flat in video length. After the pass, a candidate is measured by
 coding its spacing's keyframe chain at its QP from those pictures and assembling its stream exactly as
 the encoder would write it, so its size is known to the byte. Coding all 4 spacings x 12 QPs would cost
 48 chains; the rule needs far fewer, because a chain's size falls as its QP rises:
@@ -283,18 +283,18 @@ def plan(
     pool = ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="m3cvc-rate")
     try:
         # the pass: every spacing's decisions (selection, scene cuts, motion hints); keyframes are stored
-        tracks = []
+        tracks = {}  # spacing -> (its decision track, recorder, motion hints, reconstructor, config)
         for interval in INTERVALS:
             cfg = replace(config, keyframes=spaced(config.keyframes, interval))
             recon = build_reconstructor(cfg.reconstruct)
             hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation")
             recorder = _Recorder(store, position)
-            tracks.append((interval, _Track(cfg, build_selector(cfg.keyframes), recorder, NoneDescriber(), False, hints), recorder, hints, recon, cfg))
+            tracks[interval] = (_Track(cfg, build_selector(cfg.keyframes), recorder, NoneDescriber(), False, hints), recorder, hints, recon, cfg)
         count = 0
         for index, frame in enumerate(frames):
             position[0] = index
             # the tracks are independent (their OpenCV flow releases the GIL): one thread each
-            list(pool.map(lambda t: t[1].feed(index, frame), tracks))
+            list(pool.map(lambda t: t[0].feed(index, frame), tracks.values()))
             count = index + 1
             if progress:
                 progress(1)
@@ -302,15 +302,15 @@ def plan(
             from .errors import InputError
 
             raise InputError("the input video has no frames")
-        finished = {interval: track.finish() for interval, track, *_ in tracks}  # may add a tail keyframe
-        motion = {interval: hints.payload() for interval, _, _, hints, *_ in tracks}
+        finished = {interval: t[0].finish() for interval, t in tracks.items()}  # may add a tail keyframe
+        motion = {interval: t[2].payload() for interval, t in tracks.items()}
         pixels = count * width * height
         streams: dict[Candidate, Any] = {}
         sizes: dict[int, dict[int, int]] = {interval: {} for interval in INTERVALS}
 
         def code(job: tuple[int, int]) -> tuple[int, int, Any]:
             interval, qp = job
-            _, _, recorder, _, recon, cfg = next(t for t in tracks if t[0] == interval)
+            _, recorder, _, recon, cfg = tracks[interval]
             keyframes, kf_texts, clip_texts, frames_seen = finished[interval]
             codec = HevcChainCodec(qp, preset, float(target))
             blank = np.broadcast_to(np.uint8(0), (height, width, 3))  # compress reads only its shape
@@ -335,8 +335,11 @@ def plan(
 
         ladder = sorted(QPS)
 
-        def ratio(n: int) -> float:  # the candidate's bpp over the target, computed as choose() does
-            return Candidate(0, 0, n, 0).bpp(pixels) / target
+        def bpp(n: int) -> float:  # computed as choose() does, so the search and the rule agree to the bit
+            return Candidate(0, 0, n, 0).bpp(pixels)
+
+        def ratio(n: int) -> float:
+            return bpp(n) / target
 
         def under_top(n: int) -> bool:
             return ratio(n) - 1.0 <= tolerance
@@ -362,7 +365,7 @@ def plan(
                     # smallest (the lowest QP of those as small as QP 51's)
                     for interval in dense_first:
                         m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
-                        _search(m, lambda n: Candidate(0, 0, n, 0).bpp(pixels) < target, ladder)
+                        _search(m, lambda n: bpp(n) < target, ladder)
                         smallest = measure(interval, [ladder[-1]])[ladder[-1]]
                         _search(m, lambda n, s=smallest: n <= s, ladder)
         chosen, within = choose(streams, target, pixels, tolerance)

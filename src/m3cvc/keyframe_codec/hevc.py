@@ -53,7 +53,7 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
 
 
 def to_picture(frame: np.ndarray) -> Any:
-    """An RGB frame as the yuv420p picture the encoder takes (convert once, encode at several QPs)."""
+    """An RGB frame as the yuv420p picture the encoder takes."""
     from ..video.color import rgb_to_yuv420
 
     return picture_from_planes(rgb_to_yuv420(_pad_even(frame)))
@@ -72,8 +72,7 @@ def picture_from_planes(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> An
 
 
 def prepare(vf: Any, pts: int, intra: bool) -> None:
-    """Set the picture's pts and forced type, writing only what differs: several encoders (threads) may
-    share one picture prepared once by the caller."""
+    """Set the picture's pts and forced type (only what differs)."""
     import av
 
     kind = av.video.frame.PictureType.I if intra else av.video.frame.PictureType.NONE
@@ -169,8 +168,8 @@ class HevcChainCodec(KeyframeCodec):
 
     def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False, picture: Any = None) -> bytes:
         """The next keyframe -> its HEVC access unit. ``intra``: start a fresh IDR (a scene cut).
-        ``picture``: the frame already converted by :func:`to_picture` (shared by several encoders; to share
-        it across threads, :func:`prepare` it first)."""
+        ``picture``: the frame already converted (:func:`to_picture`, :func:`picture_from_planes`; rate
+        control reads its stored keyframes that way), of which only ``frame``'s shape is then used."""
         if self._encoder is None:
             self._encoder = self._open_encoder(frame)
             intra = True
