@@ -125,9 +125,15 @@ class Encoder:
             target = ratecontrol.target_bpp(self.config, frames.width, frames.height, Fraction(frames.fps))
             with _progress(frames.frame_count, "rate analysis", progress) as bar:
                 with _progress(None, "rate search", progress, unit="keyframe") as search:
+
+                    def searched(n: int) -> None:  # the search's clock starts with its first keyframe
+                        if search.n == 0 and n:
+                            search.reset()
+                        search.update(n)
+
                     plan = ratecontrol.plan(
                         self.config, frames, frames.width, frames.height, Fraction(frames.fps), target, bar.update,
-                        search_progress=search.update,
+                        search_progress=searched,
                     )
         finally:
             if owned:
