@@ -21,14 +21,17 @@ the encoder would write it, so its size is known to the byte. Coding all 4 spaci
 - per spacing, densest first, the lowest QP whose stream fits under the band's top is found by a
   search over the QP ladder (two QPs per round, coded on the ``workers`` threads, each x265
   single-threaded; the rounds never depend on the thread count, so neither does the choice), then
-  continued down while lower QPs still fit (static content: sizes flat within a few bytes); if it is
+  continued down while lower QPs still fit (static content: sizes flat within a few bytes). A round
+  probes where a log-linear fit of the sizes measured so far puts the answer, and its lower neighbour
+  (a spacing's first round: the highest QP and the middle, or where the denser spacing's sizes, scaled
+  by the keyframe counts, put it), so most searches end after two rounds; if it is
   in the band and at most ``QP_CAP``, rule 1 below has its answer and sparser spacings are not coded;
 - otherwise every spacing gets that search, and if none lands in the band, also the search for its
   largest candidate below the target and its QP 51 chain (rule 2).
 
 The band tests are those of :func:`choose`, to the last bit. On the quick dataset (24 frames, 0.002-0.03
 bpp, every branch of the rule), a synthetic cut and a still video at targets on the band's edges, and the
-lite_rd clips (7 targets) this chose what measuring all 48 candidates chose, measuring 4-24 of them.
+lite_rd clips (10 targets, 0.001-0.05 bpp) this chose what measuring all 48 candidates chose, measuring 4-21 of them.
 The choice:
 
 1. candidates within +-``tolerance`` (10 %) of the target: the smallest spacing whose QP is at most
@@ -212,37 +215,76 @@ class _Recorder:
 
 
 PROBES = 2  # QPs measured per search round: fixed, so that what is measured (and chosen) never depends on the cores
+RATE_PER_QP = 0.11  # typical fall of ln(chain size) per QP step (sizes fall 20-30 % per 2 QPs): only places probes
 
 
-def _search(measure: Callable[[list[int]], dict[int, int]], predicate: Callable[[int], bool], qps: list[int]) -> Optional[int]:
+def _probes(
+    lo: int, hi: int, qps: list[int], known: dict[int, float], threshold: Optional[float], prior: dict[int, float]
+) -> list[int]:
+    """Positions in ``[lo, hi)`` to measure next: where the sizes measured so far (``known``: QP -> bytes;
+    before the first, the guesses of ``prior``) put the first QP whose size is at most ``threshold``, by a
+    log-linear fit of size against QP (two points, or one and :data:`RATE_PER_QP`), with its lower
+    neighbour, so that a good guess ends the search in one round; with nothing to fit, the highest QP and
+    the middle. Only the cost of the search depends on this, never its answer."""
+    span = list(range(lo, hi))
+    if len(span) <= PROBES:
+        return span
+    points = sorted((q, math.log(n)) for q, n in (known or prior).items() if n > 0)
+    if threshold is None or threshold <= 0 or not points:
+        step = (hi - 1 - lo) / PROBES
+        return sorted({lo + int(step * k) for k in range(1, PROBES)} | {hi - 1})
+    goal = math.log(threshold)
+    # the two measured QPs nearest the goal size (or one, with the typical slope)
+    near = sorted(points, key=lambda p: abs(p[1] - goal))[:2]
+    (q0, l0) = near[0]
+    slope = (near[0][1] - near[1][1]) / (near[1][0] - near[0][0]) if len(near) == 2 else RATE_PER_QP
+    if not slope > 0:
+        slope = RATE_PER_QP
+    q_star = q0 + (l0 - goal) / slope  # predicted QP at which the size meets the threshold
+    first = next((i for i, q in enumerate(qps) if q >= q_star), len(qps))  # predicted first position that fits
+    first = min(max(first, lo + 1), hi - 1)
+    picks = {first, first - 1}
+    return sorted(picks)
+
+
+def _search(
+    measure: Callable[[list[int]], dict[int, int]],
+    predicate: Callable[[int], bool],
+    qps: list[int],
+    threshold: Optional[float] = None,
+    prior: Optional[dict[int, float]] = None,
+) -> Optional[int]:
     """The lowest QP of ascending ``qps`` whose size satisfies ``predicate``, or None. Sizes fall as QP rises
     (nearly always: on static content neighbouring QPs can differ by a few bytes either way), so the QPs that
     satisfy it are a top range: a search over the ladder, ``PROBES`` sizes measured per round (``measure``
-    codes the chains of the QPs it is given that it has not coded yet), the highest QP in the first round;
-    then, from the QP found, lower QPs while they still satisfy it (a flat stretch of sizes)."""
+    codes the chains of the QPs it is given that it has not coded yet, and returns every size known). The
+    sizes already known bound the range first; each round's probes go where :func:`_probes` predicts the
+    boundary (``threshold``: the size in bytes at which ``predicate`` turns true, ``prior``: guessed sizes
+    by QP before any is measured; both used only for that); from
+    the QP found, lower QPs are measured while they still satisfy it (a flat stretch of sizes)."""
+    known = measure([])
     lo, hi = 0, len(qps)  # the answer's position is in [lo, hi]; hi = len: none
-    first = True
+    fits = [i for i, q in enumerate(qps) if q in known and predicate(known[q])]
+    if fits:
+        hi = fits[0]
+    lo = max([i + 1 for i, q in enumerate(qps[:hi]) if q in known and not predicate(known[q])], default=0)
     while lo < hi:
-        if first:  # the highest QP first: when even it does not fit, the search ends at once
-            step = (hi - 1 - lo) / PROBES
-            picks = sorted({lo + int(step * k) for k in range(1, PROBES)} | {hi - 1})
-            first = False
-        else:
-            step = (hi - lo) / (PROBES + 1)
-            picks = sorted({lo + min(int(step * (k + 1)), hi - lo - 1) for k in range(PROBES)})
-        sizes = measure([qps[i] for i in picks])
+        picks = _probes(lo, hi, qps, known, threshold, prior or {})
+        known = measure([qps[i] for i in picks])
         for i in picks:
-            if predicate(sizes[qps[i]]):
+            if predicate(known[qps[i]]):
                 hi = i
                 break
             lo = i + 1
     if lo == len(qps):
         return None
-    while lo > 0:  # walk down a flat stretch, PROBES QPs per round
+    while lo > 0:  # walk down a flat stretch, PROBES QPs per round (a QP already known to fail ends it at once)
         below = list(range(lo - 1, max(lo - 1 - PROBES, -1), -1))
-        sizes = measure([qps[i] for i in below])
+        if qps[below[0]] in known:
+            below = below[:1]
+        known = measure([qps[i] for i in below])
         for i in below:
-            if not predicate(sizes[qps[i]]):
+            if not predicate(known[qps[i]]):
                 return qps[lo]
             lo = i
     return qps[lo]
@@ -348,6 +390,18 @@ def plan(
             return abs(ratio(n) - 1.0) <= tolerance
 
         dense_first = sorted(INTERVALS)
+
+        def guess(interval: int) -> dict[int, float]:
+            """Sizes of a spacing before it is measured (only where probes go): the nearest denser spacing's
+            measured sizes times the ratio of their keyframe counts."""
+            denser = [iv for iv in dense_first if iv < interval and sizes[iv]]
+            if not denser:
+                return {}
+            ratio = len(tracks[interval][1].keyframes) / max(1, len(tracks[denser[-1]][1].keyframes))
+            return {q: n * ratio for q, n in sizes[denser[-1]].items()}
+
+        budget = target * pixels / 8.0  # the target in bytes, and the band's top: only where probes go
+        top = budget * (1.0 + tolerance)
         if exhaustive:
             for interval in dense_first:
                 measure(interval, ladder)
@@ -355,7 +409,7 @@ def plan(
             first_fit: dict[int, Optional[int]] = {}  # spacing -> its lowest QP at most the band's top
             for interval in dense_first:
                 m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
-                first_fit[interval] = _search(m, under_top, ladder)
+                first_fit[interval] = _search(m, under_top, ladder, top, guess(interval))
                 q = first_fit[interval]
                 if q is not None and q <= QP_CAP and in_band(sizes[interval][q]):
                     break  # the densest spacing with a fine candidate in the band: rule 1 is decided
@@ -365,9 +419,9 @@ def plan(
                     # smallest (the lowest QP of those as small as QP 51's)
                     for interval in dense_first:
                         m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
-                        _search(m, lambda n: bpp(n) < target, ladder)
+                        _search(m, lambda n: bpp(n) < target, ladder, budget)
                         smallest = measure(interval, [ladder[-1]])[ladder[-1]]
-                        _search(m, lambda n, s=smallest: n <= s, ladder)
+                        _search(m, lambda n, s=smallest: n <= s, ladder, smallest)
         chosen, within = choose(streams, target, pixels, tolerance)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
