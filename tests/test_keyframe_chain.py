@@ -338,3 +338,38 @@ def test_rate_search_finds_the_lowest_fitting_qp_in_two_rounds_on_log_linear_siz
                 assert got == (min(fits) if fits else None), (name, threshold, got, fits)
             if name != "flat wobble" and threshold in between:
                 assert len(cache) <= 4, (name, threshold, sorted(cache))
+
+
+def test_rate_analysis_computes_each_frames_features_once_for_all_tracks(cut_video, monkeypatch):
+    """The 4 spacing tracks of the pass see the same frames: the thumbnail descriptor (selector and scene
+    cuts) and the flow input are computed once per frame, not once per track, and the choice is unchanged."""
+    from fractions import Fraction
+
+    from m3cvc.keyframes.dis import DisMotion
+    from m3cvc.keyframes.thumbnail import ThumbnailSemantic
+    from m3cvc.ratecontrol import INTERVALS, plan
+    from m3cvc.video import read_frames
+
+    frames = read_frames(cut_video)
+    h, w = frames[0].shape[:2]
+    calls = {"embed": 0, "prepare": 0}
+    embed, prepare = ThumbnailSemantic.embed, DisMotion.prepare
+
+    def counted_embed(self, frame):
+        calls["embed"] += 1
+        return embed(self, frame)
+
+    def counted_prepare(self, frame):
+        calls["prepare"] += 1
+        return prepare(self, frame)
+
+    monkeypatch.setattr(ThumbnailSemantic, "embed", counted_embed)
+    monkeypatch.setattr(DisMotion, "prepare", counted_prepare)
+    cfg = _lite()
+    got = plan(cfg, frames, w, h, Fraction(8), 0.05)
+    assert len(INTERVALS) == 4 and calls == {"embed": 2 * len(frames), "prepare": len(frames)}
+    monkeypatch.undo()
+    from m3cvc.ratecontrol import apply
+
+    # a plain encode (one track, nothing shared) with the chosen settings writes the same bytes
+    assert got.data == Encoder(with_overrides(apply(cfg, got), rate={"target_bpp": 0})).encode(cut_video).data
