@@ -129,3 +129,42 @@ def test_wide_frames_encode_and_decode_and_too_small_ones_are_one_line(tmp_path)
     tiny = write_video(tmp_path / "tiny.y4m", synthetic_frames(4, width=64, height=8))
     with pytest.raises(InputError, match=r"x265 cannot code 64x\d+ keyframes"):
         Encoder(cfg).encode(tiny)
+
+
+@pytest.mark.parametrize("mode", ["interpolation", "prediction"])
+def test_decoder_reconstructs_clips_ahead_on_threads_with_the_same_frames(tmp_path, monkeypatch, mode):
+    """Flow clips depend only on their keyframes and hints: with several workers they are reconstructed
+    ahead on threads, with frames identical to one clip at a time; clips too large to hold stream in order
+    on the reading thread; a bad worker count is a ConfigError."""
+    import threading
+
+    import m3cvc.pipeline as pipeline
+    from m3cvc.reconstruct.flow import FlowReconstructor
+
+    path = write_video(tmp_path / "s.y4m", synthetic_frames(40, cut_at=23))
+    cfg = with_overrides(load_config(profile="lite"), preprocess={"width": 96, "height": 64},
+                         keyframes={"max_interval": 4}, reconstruct={"mode": mode})  # fmt: skip
+    data = Encoder(cfg).encode(path).data
+    assert len(read_stream(data).keyframes) >= 10
+    threads: list[str] = []
+    original = FlowReconstructor.reconstruct
+
+    def spy(self, *args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FlowReconstructor, "reconstruct", spy)
+    one = list(Decoder(workers=1).decode(data))
+    assert threads and not any(t.startswith("m3cvc-clip") for t in threads)
+    threads.clear()
+    many = list(Decoder(workers=3).decode(data))
+    assert len(many) == len(one) == 40 and all(np.array_equal(a, b) for a, b in zip(one, many))
+    assert sum(t.startswith("m3cvc-clip") for t in threads) == len(threads) == len(read_stream(data).keyframes)
+    threads.clear()
+    monkeypatch.setattr(pipeline, "PARALLEL_CLIP_BYTES", 2 * 96 * 64 * 3)  # clips of 3+ frames are "too large"
+    big = list(Decoder(workers=3).decode(data))
+    assert all(np.array_equal(a, b) for a, b in zip(one, big)) and len(big) == 40
+    lengths = np.diff([k.index for k in read_stream(data).keyframes] + [40])
+    assert [t.startswith("m3cvc-clip") for t in threads] == [n <= 2 for n in lengths]
+    with pytest.raises(ConfigError):
+        Decoder(workers=-1)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterator, Mapping, Optional, Union
@@ -16,6 +18,7 @@ import numpy as np
 
 from .bitstream import DecodeLimits, Keyframe, SequenceHeader, StageInfo, Stream, read_stream, write_stream
 from .config import M3Config
+from .cpus import default_workers
 from .describe import Describer, Descriptions, ManualDescriber, NoneDescriber, build_describer
 from .errors import BitstreamError, ConfigError, InputError
 from .keyframe_codec import build_keyframe_codec, keyframe_codec_from_params
@@ -23,6 +26,8 @@ from .keyframes import TRIGGERS, build_selector
 from .reconstruct import build_reconstructor, reconstructor_from_params
 from .reconstruct.motion import ClipMotion, decode_clip_motion, encode_clip_motion
 from .video import PreprocessedVideo, VideoSource, open_video, preprocess
+
+PARALLEL_CLIP_BYTES = 64 << 20  # the decoder reconstructs a clip ahead only when its frames take at most this
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -414,9 +419,17 @@ class Decoder:
     """Decodes any .m3c stream: every backend and setting comes from the stream header (with the
     decoding machine's :class:`DecodeOverrides`, if any)."""
 
-    def __init__(self, overrides: Optional[DecodeOverrides] = None, limits: Optional[DecodeLimits] = None) -> None:
+    def __init__(
+        self, overrides: Optional[DecodeOverrides] = None, limits: Optional[DecodeLimits] = None, workers: int = 0
+    ) -> None:
+        """``workers``: threads that reconstruct clips ahead of the one being read, for reconstructors whose
+        clips are independent (``flow``; 0: the CPUs this process may use, at most 8; 1: one clip at a time).
+        The frames are the same whatever the count."""
         self.overrides = overrides or DecodeOverrides()
         self.limits = limits or DecodeLimits()
+        if workers < 0:
+            raise ConfigError(f"decoder workers must be >= 0 (0 = one per CPU), got {workers}")
+        self.workers = workers
 
     def open(self, data: bytes) -> DecodedVideo:
         """Parse and check the whole stream (structure, bounds, the user's limits, motion hints) before
@@ -451,18 +464,38 @@ class Decoder:
                 raise BitstreamError(f"keyframe {i} decoded to {frame.shape} {frame.dtype}")
             return frame
 
-        following = decode_keyframe(0)
-        for i, kf in enumerate(kfs):
-            current = following
-            last = i + 1 == len(kfs)
-            end = h.frames if last else kfs[i + 1].index
-            following = None if last else decode_keyframe(i + 1)
-            produced = 0
+        def clip(i: int, current: np.ndarray, following: Optional[np.ndarray], length: int) -> Iterator[np.ndarray]:
             extra = {} if motions[i] is None else {"motion": motions[i]}
-            for frame in recon.reconstruct(current, following, end - kf.index, stream.clip_texts[i], **extra):
+            produced = 0
+            for frame in recon.reconstruct(current, following, length, stream.clip_texts[i], **extra):
                 produced += 1
                 yield frame
-            if produced != end - kf.index:
-                raise RuntimeError(
-                    f"{recon.name} reconstructor gave {produced} frames for a clip of {end - kf.index}"
-                )
+            if produced != length:
+                raise RuntimeError(f"{recon.name} reconstructor gave {produced} frames for a clip of {length}")
+
+        workers = (self.workers or default_workers()) if recon.independent_clips else 1
+        # clips reconstructed ahead are held in memory: only those under PARALLEL_CLIP_BYTES each, at most
+        # ``workers`` of them besides the one being read (longer clips stream frame by frame, in order)
+        ahead: deque[Any] = deque()
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="m3cvc-clip") if workers > 1 else None
+        try:
+            following = decode_keyframe(0)
+            for i, kf in enumerate(kfs):
+                current = following
+                last = i + 1 == len(kfs)
+                end = h.frames if last else kfs[i + 1].index
+                following = None if last else decode_keyframe(i + 1)  # the keyframe chain decodes in order
+                length = end - kf.index
+                if pool is None or length * h.width * h.height * 3 > PARALLEL_CLIP_BYTES:
+                    while ahead:
+                        yield from ahead.popleft().result()
+                    yield from clip(i, current, following, length)
+                    continue
+                ahead.append(pool.submit(lambda *a: list(clip(*a)), i, current, following, length))
+                if len(ahead) > workers:
+                    yield from ahead.popleft().result()
+            while ahead:
+                yield from ahead.popleft().result()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)

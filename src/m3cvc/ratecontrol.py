@@ -61,6 +61,7 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 
 from .config import M3Config
+from .cpus import default_workers
 from .errors import ConfigError
 
 QPS = tuple(range(51, 28, -2))  # 51, 49, ..., 29: neighbouring QPs differ by 15-25 % in rate
@@ -138,15 +139,6 @@ def choose(candidates: Iterable[Candidate], target: float, pixels: int, toleranc
     if below:
         return max(below, key=lambda c: (c.bytes, -c.qp)), False
     return min(cands, key=lambda c: (c.bytes, c.qp)), False
-
-
-def default_workers() -> int:
-    """Encoder threads of the analysis: the CPUs this process may use, at most 8."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8))
 
 
 def spaced(keyframes: Any, interval: int) -> Any:

@@ -21,6 +21,10 @@ class ClipReconstructor(ABC):
     """
 
     name: str = ""
+    # True where :meth:`reconstruct` may run for several clips at once on threads (each clip depends only on
+    # its arguments, and the object keeps no per-clip state shared between threads): the decoder then
+    # reconstructs the next clips while the current one is being consumed
+    independent_clips: bool = False
 
     def __init__(self, mode: str = "interpolation") -> None:
         if mode not in MODES:

@@ -61,6 +61,7 @@ is deterministic.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping, Optional
 
@@ -135,6 +136,7 @@ class FlowReconstructor(ClipReconstructor):
     """``flow``: DIS optical-flow interpolation between decoded keyframes (see the module doc)."""
 
     name = "flow"
+    independent_clips = True  # DIS objects and the cut diagnostics are per thread
 
     def __init__(
         self,
@@ -173,8 +175,7 @@ class FlowReconstructor(ClipReconstructor):
             MotionHintEstimator(hint_model, hint_working_width)
         self.hint_model = hint_model
         self.hint_working_width = hint_working_width
-        self._dis_cache: Any = None
-        self.last_clip_was_cut = False  # diagnostics: the previous clip's keyframes looked like a cut
+        self._local = threading.local()  # this thread's DIS object and cut diagnostics
 
     @classmethod
     def from_options(cls, mode: str, opts: FlowReconOptions) -> "FlowReconstructor":
@@ -228,10 +229,27 @@ class FlowReconstructor(ClipReconstructor):
             return hold(first, length)
         return self._interpolate(first, following, length, flows)
 
+    def __getstate__(self) -> dict[str, Any]:  # picklable (process pools): the per-thread state stays behind
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    @property
+    def last_clip_was_cut(self) -> bool:
+        """Diagnostics: the keyframes of the last clip reconstructed on this thread looked like a scene cut."""
+        return getattr(self._local, "cut", False)
+
+    @last_clip_was_cut.setter
+    def last_clip_was_cut(self, value: bool) -> None:
+        self._local.cut = value
+
     def _dis(self) -> Any:
-        if self._dis_cache is None:
-            self._dis_cache = _dis(self.preset, self.variational_iterations)
-        return self._dis_cache
+        dis = getattr(self._local, "dis", None)
+        if dis is None:  # an OpenCV DIS object keeps state between calls: one per thread
+            dis = self._local.dis = _dis(self.preset, self.variational_iterations)
+        return dis
 
     def _flows(self, first: np.ndarray, following: np.ndarray) -> Optional["_ClipFlow"]:
         """Flows, visibility and confidence maps at the frame size, or None for a scene cut."""
