@@ -373,3 +373,33 @@ def test_rate_analysis_computes_each_frames_features_once_for_all_tracks(cut_vid
 
     # a plain encode (one track, nothing shared) with the chosen settings writes the same bytes
     assert got.data == Encoder(with_overrides(apply(cfg, got), rate={"target_bpp": 0})).encode(cut_video).data
+
+
+def test_rate_control_reports_kbps_requests_texts_on_top_tiny_targets_and_the_choice(cut_video, tmp_path, capsys):
+    """Found by a try-out: a kbit/s request was only shown converted; texts from --descriptions came on top of
+    the plan while the note and JSON still said "within 10 %"; targets under 0.00001 printed as 0.00000; the
+    sidecar config did not say what rate control chose."""
+    out = tmp_path / "r.m3c"
+    base = ["encode", str(cut_video), "-o", str(out), "--size", "96x64", "-y"]
+    assert cli_main(base + ["--target-kbps", "2.5"]) == 0
+    err = capsys.readouterr().err
+    assert "rate control: target 2.5 kbit/s = 0.0508" in err and "texts" not in err
+    sidecar = (tmp_path / "r.m3c.yaml").read_text()
+    assert "# rate control chose keyframes.max_interval " in sidecar and "keyframe_codec.hevc.qp " in sidecar
+    assert cli_main(base + ["--target-kbps", "2.5", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    rc = plain["rate_control"]
+    assert rc["target_kbps"] == 2.5 and rc["text_bytes"] == 0 and rc["predicted_bpp"] == pytest.approx(plain["bpp"])
+    n = len(plain["keyframes"])
+    texts = tmp_path / "d.json"
+    texts.write_text(json.dumps({"keyframes": [f"a long description of keyframe {i} " * 8 for i in range(n)],
+                                 "clips": [f"a long description of clip {i} " * 8 for i in range(n)]}))  # fmt: skip
+    assert cli_main(base + ["--target-kbps", "2.5", "--json", "--descriptions", str(texts)]) == 0
+    described = json.loads(capsys.readouterr().out)
+    rc = described["rate_control"]
+    assert rc["text_bytes"] == described["bytes_total"] - plain["bytes_total"] > 0
+    assert rc["within_tolerance"] == (abs(described["bpp"] / rc["target_bpp"] - 1) <= 0.10) is False
+    assert cli_main(base + ["--target-kbps", "2.5", "--descriptions", str(texts)]) == 0
+    assert f"the texts add {rc['text_bytes']} bytes" in capsys.readouterr().err
+    assert cli_main(base + ["--target-bpp", "1e-9"]) == 0
+    assert "target 1e-09 bpp" in capsys.readouterr().err

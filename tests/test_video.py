@@ -32,6 +32,7 @@ def test_bikes_preprocess_default(bikes_path):
     with open_video(bikes_path) as src:
         assert (src.width, src.height) == (640, 272)
         video = preprocess(src, PreprocessConfig())
+        assert video.frame_count == 80  # estimated before reading, at the new rate (progress bars show an ETA)
         frames = list(video)
     assert (video.width, video.height, video.fps) == (512, 320, Fraction(8))
     assert len(frames) == 80  # 10 s at 8 fps

@@ -463,17 +463,20 @@ def command_word(path: Any) -> str:
     return shlex.quote("./" + text if text.startswith("-") else text)
 
 
-def sidecar_yaml(config: M3Config, input: Union[str, Path], output: Union[str, Path], args: Sequence[str] = ()) -> str:
+def sidecar_yaml(
+    config: M3Config, input: Union[str, Path], output: Union[str, Path], args: Sequence[str] = (), notes: Sequence[str] = ()
+) -> str:
     """The full resolved ``config`` of an encode as YAML, headed by comments with the m3cvc version and a
     command that re-creates ``output`` byte for byte from it (same m3cvc and codec builds); ``args``: the
-    encode options that are not config keys (``--descriptions``, input-reading options), already quoted."""
+    encode options that are not config keys (``--descriptions``, input-reading options), already quoted;
+    ``notes``: more comment lines (what rate control chose)."""
     from . import __version__
 
     word = command_word
     command = ["m3cvc", "encode", word(input), "-o", word(output), "--config", word(sidecar_path(output)), *args,
                "--no-config-out", "-y"]  # fmt: skip
     head = [f"m3cvc {__version__} encode config of {Path(output).name} (input: {input})",
-            "re-create the stream from this file:", "  " + " ".join(command)]  # fmt: skip
+            "re-create the stream from this file:", "  " + " ".join(command), *notes]  # fmt: skip
     return "".join(f"# {line}\n" for line in head) + dump_yaml(config)
 
 

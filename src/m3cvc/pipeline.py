@@ -7,6 +7,7 @@ looks at clips) the frames of the current clip; the decoder holds two decoded ke
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -129,7 +130,9 @@ class Encoder:
             frames = preprocess(source, self.config.preprocess)
             target = ratecontrol.target_bpp(self.config, frames.width, frames.height, Fraction(frames.fps))
             with _progress(frames.frame_count, "rate analysis", progress) as bar:
-                with _progress(None, "rate search", progress, unit="keyframe") as search:
+                # a second bar moves the cursor to redraw the first: only on a terminal (not in logs)
+                nested = progress and sys.stderr.isatty()
+                with _progress(None, "rate search", nested, unit="keyframe") as search:
 
                     def searched(n: int) -> None:  # the search's clock starts with its first keyframe
                         if search.n == 0 and n:

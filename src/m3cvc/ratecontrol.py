@@ -95,18 +95,37 @@ class RatePlan:
     # when nothing but the analysis decides the stream (no describer), so it need not code the video again
     stream: Optional[Any] = field(default=None, compare=False, repr=False)
     data: Optional[bytes] = field(default=None, compare=False, repr=False)
+    target_kbps: float = 0.0  # the request when it was made in kbit/s (target_bpp is its conversion)
+    tolerance: float = TOLERANCE
 
     @property
     def predicted_bpp(self) -> float:
         return self.chosen.bpp(self.pixels)
 
-    def note(self) -> str:
+    def extra_bytes(self, written: Optional[int]) -> int:
+        """Bytes of a written stream beyond the plan's (the describer's texts, which the plan does not size)."""
+        return 0 if written is None else written - self.chosen.bytes
+
+    def note(self, written: Optional[int] = None) -> str:
+        """One line for the user; ``written``: the size of the stream written, when texts came on top."""
         c = self.chosen
         where = "within 10 %" if self.within else ("below reach" if c.bpp(self.pixels) > self.target_bpp else "closest below")
-        return (
-            f"rate control: target {self.target_bpp:.5f} bpp -> max_interval {c.interval}, QP {c.qp}: "
-            f"{self.predicted_bpp:.5f} bpp ({where}; {len(self.candidates)} candidate{'s' if len(self.candidates) != 1 else ''} measured)"
+        asked = f"{self.target_kbps:g} kbit/s = " if self.target_kbps else ""
+        line = (
+            f"rate control: target {asked}{_bpp(self.target_bpp)} bpp -> max_interval {c.interval}, QP {c.qp}: "
+            f"{_bpp(self.predicted_bpp)} bpp ({where}; {len(self.candidates)} candidate{'s' if len(self.candidates) != 1 else ''} measured)"
         )
+        extra = self.extra_bytes(written)
+        if extra and written is not None:
+            bpp = 8.0 * written / self.pixels
+            line += (f"; the texts add {extra} bytes (not part of the plan): {_bpp(bpp)} bpp written, "
+                     f"{100.0 * (bpp / self.target_bpp - 1.0):+.1f} % against the target")  # fmt: skip
+        return line
+
+
+def _bpp(value: float) -> str:
+    """A bpp figure for people: 5 decimals, or 3 significant digits below 0.0001 (never a bare 0.00000)."""
+    return f"{value:.5f}" if value >= 1e-4 or value == 0 else f"{value:.3g}"
 
 
 def target_bpp(config: M3Config, width: int, height: int, fps: Fraction) -> Optional[float]:
@@ -452,7 +471,8 @@ def plan(
         pool.shutdown(wait=True, cancel_futures=True)
         store.close()
     stream = streams[chosen]
-    return RatePlan(float(target), pixels, tuple(streams), chosen, within, stream, write_stream(stream, config.text.codec))
+    data = write_stream(stream, config.text.codec)
+    return RatePlan(float(target), pixels, tuple(streams), chosen, within, stream, data, config.rate.target_kbps, tolerance)
 
 
 def apply(config: M3Config, plan_: RatePlan) -> M3Config:
@@ -465,13 +485,23 @@ def apply(config: M3Config, plan_: RatePlan) -> M3Config:
     )
 
 
-def summary(plan_: RatePlan) -> dict[str, Any]:
-    """JSON-ready description of a plan (for ``encode --json`` and the eval info)."""
-    return {
-        "target_bpp": plan_.target_bpp,
+def summary(plan_: RatePlan, written: Optional[int] = None) -> dict[str, Any]:
+    """JSON-ready description of a plan (for ``encode --json`` and the eval info); ``written``: the size of
+    the stream written, when the describer's texts came on top of the plan (then ``within_tolerance`` is
+    that of the written stream, ``text_bytes`` what the texts added)."""
+    out: dict[str, Any] = {"target_bpp": plan_.target_bpp}
+    if plan_.target_kbps:
+        out["target_kbps"] = plan_.target_kbps
+    extra = plan_.extra_bytes(written)
+    within = plan_.within
+    if extra and written is not None:
+        within = abs(8.0 * written / plan_.pixels / plan_.target_bpp - 1.0) <= plan_.tolerance
+    out.update({
         "predicted_bpp": plan_.predicted_bpp,
-        "within_tolerance": plan_.within,
+        "within_tolerance": within,
+        "text_bytes": extra,
         "max_interval": plan_.chosen.interval,
         "qp": plan_.chosen.qp,
         "candidates": len(plan_.candidates),
-    }
+    })
+    return out

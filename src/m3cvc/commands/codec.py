@@ -240,7 +240,12 @@ def encode_main(argv: Sequence[str]) -> int:
         )
         tmp.write_bytes(result.data)
     if sidecar is not None:
-        write_text_atomic(sidecar, sidecar_yaml(cfg, args.input, args.output, _encode_extra_args(args)), inputs)
+        notes = []
+        if result.rate_plan is not None:
+            c, key = result.rate_plan.chosen, "interval" if cfg.keyframes.selector == "fixed" else "max_interval"
+            notes = [f"rate control chose keyframes.{key} {c.interval} and keyframe_codec.hevc.qp {c.qp} for the target;",
+                     "the file keeps the target (rate.*), so encoding with it runs rate control again, which chooses the same"]  # fmt: skip
+        write_text_atomic(sidecar, sidecar_yaml(cfg, args.input, args.output, _encode_extra_args(args), notes), inputs)
     elif args.overwrite:
         _drop_stale_sidecar(out, inputs)
     h = result.stream.header
@@ -264,9 +269,9 @@ def encode_main(argv: Sequence[str]) -> int:
     if result.rate_plan is not None:
         from ..ratecontrol import summary as plan_summary
 
-        summary["rate_control"] = plan_summary(result.rate_plan)
+        summary["rate_control"] = plan_summary(result.rate_plan, len(result.data))
         if not args.json and not args.quiet:
-            print(result.rate_plan.note(), file=sys.stderr)
+            print(result.rate_plan.note(len(result.data)), file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:

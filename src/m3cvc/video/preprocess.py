@@ -71,7 +71,11 @@ class PreprocessedVideo:
             raise ConfigError(f"the input's frame rate ({float(source.fps):g} fps) is outside {MIN_FPS:g}..{MAX_FPS:g}: "
                               "resample it with --fps")  # fmt: skip
         self.fps: Fraction = source.fps if cfg.keep_fps else fps_fraction(cfg.fps)
-        self.frame_count: Optional[int] = source.frame_count if cfg.keep_fps else None
+        # known or estimated from the container (for progress bars' ETA only; resampled: the same duration at
+        # the new rate, which the fps conversion may miss by a frame)
+        self.frame_count: Optional[int] = source.frame_count
+        if not cfg.keep_fps and source.frame_count and source.fps > 0:
+            self.frame_count = max(1, round(source.frame_count * self.fps / source.fps))
 
     def _fit(self, raw: RawFrame) -> np.ndarray:
         rgb = raw.rgb()
