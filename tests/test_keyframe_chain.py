@@ -403,3 +403,29 @@ def test_rate_control_reports_kbps_requests_texts_on_top_tiny_targets_and_the_ch
     assert f"the texts add {rc['text_bytes']} bytes" in capsys.readouterr().err
     assert cli_main(base + ["--target-bpp", "1e-9"]) == 0
     assert "target 1e-09 bpp" in capsys.readouterr().err
+
+
+def test_encoder_resolves_the_detail_strength_by_decoding_its_own_keyframes(cut_video):
+    """lite's ``sharpen: -1``: the encoder decodes each keyframe unit and writes the GMSD choice into the
+    header (a fixed value is written as given); rate control's stream gets the same strength as a plain
+    encode with its settings, without changing the planned size."""
+    from m3cvc.config import PreprocessConfig
+    from m3cvc.keyframe_codec import keyframe_codec_from_params
+    from m3cvc.ratecontrol import apply
+    from m3cvc.reconstruct.detail import DetailMeter, luma
+    from m3cvc.video import read_frames
+
+    cfg = _lite(preprocess={"width": 96, "height": 64}, keyframe_codec={"hevc": {"qp": 51}})
+    result = Encoder(cfg).encode(cut_video)
+    stream = read_stream(result.data)
+    frames = read_frames(cut_video, PreprocessConfig(width=96, height=64))
+    decoder = keyframe_codec_from_params(stream.header.keyframe_codec.name, stream.header.keyframe_codec.params)
+    meter = DetailMeter()
+    for kf in stream.keyframes:
+        meter.add(luma(frames[kf.index]), luma(decoder.decompress(kf.data, (64, 96))))
+    assert stream.header.reconstructor.params["sharpen"] == meter.choice()
+    fixed = Encoder(with_overrides(cfg, reconstruct={"flow": {"sharpen": 5}})).encode(cut_video)
+    assert read_stream(fixed.data).header.reconstructor.params["sharpen"] == 5 and len(fixed.data) == len(result.data)
+    rated = Encoder(with_overrides(cfg, rate={"target_bpp": 0.2})).encode(cut_video)
+    plain = Encoder(with_overrides(apply(cfg, rated.rate_plan), rate={"target_bpp": 0})).encode(cut_video)
+    assert rated.data == plain.data and len(rated.data) == rated.rate_plan.chosen.bytes

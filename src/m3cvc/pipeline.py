@@ -25,6 +25,7 @@ from .errors import BitstreamError, ConfigError, InputError
 from .keyframe_codec import build_keyframe_codec, keyframe_codec_from_params
 from .keyframes import TRIGGERS, build_selector
 from .reconstruct import build_reconstructor, reconstructor_from_params
+from .reconstruct.detail import AUTO, DetailMeter, luma
 from .reconstruct.motion import ClipMotion, decode_clip_motion, encode_clip_motion
 from .video import PreprocessedVideo, VideoSource, open_video, preprocess
 
@@ -102,13 +103,16 @@ class Encoder:
         else:
             describer = self._describer or build_describer(cfg.describe)
         keep_clip_frames = not isinstance(describer, (NoneDescriber, ManualDescriber))
+        detail = DetailCollector(codec) if getattr(reconstructor, "sharpen", None) == AUTO else None
         source, owned = self._open(video, open_kwargs)
         try:
             frames = preprocess(source, cfg.preprocess)
             hints = _HintCollector(reconstructor.motion_estimator(), cfg.reconstruct.mode == "interpolation")
             keyframes, kf_texts, clip_texts, count = self._run(
-                frames, selector, codec, describer, keep_clip_frames, progress, hints, config=cfg
+                frames, selector, codec, describer, keep_clip_frames, progress, hints, config=cfg, detail=detail
             )
+            if detail is not None:
+                reconstructor.sharpen = detail.choice()
         finally:
             if owned:
                 source.close()
@@ -184,8 +188,9 @@ class Encoder:
         hints: "_HintCollector",
         label: str = "encode",
         config: Optional[M3Config] = None,
+        detail: Optional["DetailCollector"] = None,
     ) -> tuple[list[Keyframe], list[str], list[str], int]:
-        track = _Track(config or self.config, selector, codec, describer, keep_clip_frames, hints)
+        track = _Track(config or self.config, selector, codec, describer, keep_clip_frames, hints, detail)
         with _progress(frames.frame_count, label, progress) as bar:
             for index, frame in enumerate(frames):
                 track.feed(index, frame)
@@ -219,12 +224,12 @@ class _Track:
 
     def __init__(
         self, config: M3Config, selector: Any, codec: Any, describer: Describer, keep_clip_frames: bool,
-        hints: "_HintCollector",
+        hints: "_HintCollector", detail: Optional["DetailCollector"] = None,
     ) -> None:  # fmt: skip
         from .keyframes.cuts import SceneCutDetector
 
         self.config, self.selector, self.codec, self.describer = config, selector, codec, describer
-        self.keep_clip_frames, self.hints = keep_clip_frames, hints
+        self.keep_clip_frames, self.hints, self.detail = keep_clip_frames, hints, detail
         self.cuts = SceneCutDetector(config.keyframes.cut_threshold)
         self.keyframes: list[Keyframe] = []
         self.kf_texts: list[str] = []
@@ -249,7 +254,10 @@ class _Track:
         text = self.describer.describe_keyframe(len(self.keyframes), frame, self.last_kf)
         # a keyframe after a scene cut is coded as a fresh intra picture (inter keyframe codecs)
         trigger = self._trigger(index)
-        self.keyframes.append(Keyframe(index, self.codec.compress(frame, text, intra=self.cuts.take()), trigger))
+        unit = self.codec.compress(frame, text, intra=self.cuts.take())
+        if self.detail is not None:
+            self.detail.keyframe(luma(frame), unit)
+        self.keyframes.append(Keyframe(index, unit, trigger))
         self.kf_texts.append(text)
         self.last_kf, self.clip = frame, [frame]
 
@@ -302,6 +310,22 @@ class _NullCodec:
 
     def compress(self, frame: np.ndarray, text: str = "", *, intra: bool = False) -> bytes:
         return b""
+
+
+class DetailCollector:
+    """Encoder side of the detail restoration (:mod:`m3cvc.reconstruct.detail`): each keyframe unit is decoded
+    as the decoder will (the keyframe codec's units in order) and compared with its source luma."""
+
+    def __init__(self, codec: Any) -> None:
+        self.decoder = keyframe_codec_from_params(codec.name, codec.params())
+        self.meter = DetailMeter()
+
+    def keyframe(self, source: np.ndarray, unit: bytes) -> None:
+        """``source``: the keyframe's luma plane (:func:`~m3cvc.reconstruct.detail.luma`); ``unit``: its bytes."""
+        self.meter.add(source, luma(self.decoder.decompress(unit, source.shape[:2])))
+
+    def choice(self) -> int:
+        return self.meter.choice()
 
 
 class _HintCollector:

@@ -62,6 +62,8 @@ import numpy as np
 
 from .config import M3Config
 from .cpus import default_workers
+from .keyframe_codec import keyframe_codec_from_params
+from .reconstruct.detail import AUTO
 from .errors import ConfigError
 
 QPS = tuple(range(51, 28, -2))  # 51, 49, ..., 29: neighbouring QPs differ by 15-25 % in rate
@@ -205,6 +207,12 @@ class _PictureStore:
         cr = np.frombuffer(data, np.uint8, ch * cw, h * w + ch * cw).reshape(ch, cw)
         return picture_from_planes((y, cb, cr))
 
+    def luma(self, index: int, height: int, width: int) -> np.ndarray:
+        """Frame ``index``'s luma plane, (height, width) uint8 (the padding cropped)."""
+        offset, (h, w) = self._where[index]
+        y = np.frombuffer(os.pread(self._file.fileno(), h * w, offset), np.uint8).reshape(h, w)
+        return np.ascontiguousarray(y[:height, :width])
+
     def close(self) -> None:
         self._file.close()
 
@@ -255,6 +263,24 @@ def _share_frame_features(tracks: list[Any]) -> None:
         features = _PerFrame(selectors[0]._features)
         for selector in selectors:
             selector._features = features
+
+
+def _with_detail(stream: Any, store: _PictureStore, height: int, width: int) -> Any:
+    """``stream`` with the flow reconstructor's ``sharpen`` resolved as the encoder resolves it (the keyframe
+    units decoded in order against the stored source pictures); the header's size does not change (a
+    one-byte integer either way)."""
+    from dataclasses import replace as with_fields
+
+    from .bitstream import StageInfo
+    from .pipeline import DetailCollector
+
+    header = stream.header
+    codec = keyframe_codec_from_params(header.keyframe_codec.name, header.keyframe_codec.params)
+    detail = DetailCollector(codec)
+    for kf in stream.keyframes:
+        detail.keyframe(store.luma(kf.index, height, width), kf.data)
+    recon = StageInfo(header.reconstructor.name, {**header.reconstructor.params, "sharpen": detail.choice()})
+    return with_fields(stream, header=with_fields(header, reconstructor=recon))
 
 
 PROBES = 2  # QPs measured per search round: fixed, so that what is measured (and chosen) never depends on the cores
@@ -467,11 +493,15 @@ def plan(
                         smallest = measure(interval, [ladder[-1]])[ladder[-1]]
                         _search(m, lambda n, s=smallest: n <= s, ladder, smallest)
         chosen, within = choose(streams, target, pixels, tolerance)
+        stream = streams[chosen]
+        if getattr(tracks[chosen.interval][3], "sharpen", None) == AUTO:  # the detail strength, for the chosen
+            stream = _with_detail(stream, store, height, width)  # stream only (its size does not depend on it)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         store.close()
-    stream = streams[chosen]
     data = write_stream(stream, config.text.codec)
+    if len(data) != chosen.bytes:
+        raise RuntimeError(f"rate control: the chosen stream is {len(data)} bytes, measured {chosen.bytes}")
     return RatePlan(float(target), pixels, tuple(streams), chosen, within, stream, data, config.rate.target_kbps, tolerance)
 
 

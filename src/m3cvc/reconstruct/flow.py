@@ -70,6 +70,7 @@ import numpy as np
 from ..config import FlowReconOptions, ReconstructConfig
 from ..errors import ConfigError
 from .base import ClipReconstructor, check_clip, hold, rebuild
+from .detail import AUTO, check_tenths, unsharp
 from .motion import ClipMotion, MotionHintEstimator
 
 PRESETS = ("ultrafast", "fast", "medium")
@@ -151,8 +152,13 @@ class FlowReconstructor(ClipReconstructor):
         residual: bool = True,
         hint_model: str = "affine",
         hint_working_width: int = 256,
+        sharpen: int = 0,
     ) -> None:
         super().__init__(mode)
+        problem = check_tenths(sharpen, allow_auto=True)
+        if problem:
+            raise ConfigError(f"flow reconstructor: {problem}")
+        self.sharpen = sharpen  # detail restoration strength in tenths (reconstruct/detail.py); AUTO: the encoder chooses
         if preset not in PRESETS:
             raise ConfigError(f"flow reconstructor: unknown DIS preset {preset!r}; choose one of: {', '.join(PRESETS)}")
         if not 16 <= working_width <= 8192:
@@ -181,7 +187,7 @@ class FlowReconstructor(ClipReconstructor):
     def from_options(cls, mode: str, opts: FlowReconOptions) -> "FlowReconstructor":
         return cls(
             mode, opts.preset, opts.working_width, opts.variational_iterations, opts.occlusion, opts.cut_threshold,
-            opts.fallback, opts.motion_hints, opts.residual, opts.hint_model, opts.hint_working_width,
+            opts.fallback, opts.motion_hints, opts.residual, opts.hint_model, opts.hint_working_width, opts.sharpen,
         )
 
     @classmethod
@@ -199,6 +205,7 @@ class FlowReconstructor(ClipReconstructor):
             "fallback": self.fallback,
             "motion_hints": self.motion_hints,
             "residual": self.residual,
+            "sharpen": self.sharpen,
         }
 
     def motion_estimator(self) -> Optional[MotionHintEstimator]:
@@ -206,7 +213,12 @@ class FlowReconstructor(ClipReconstructor):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "FlowReconstructor":
-        return rebuild(cls, params, cls().params())
+        recon = rebuild(cls, params, cls().params())
+        if recon.sharpen == AUTO:  # the encoder resolves it; streams before it existed read 0
+            from ..errors import BitstreamError
+
+            raise BitstreamError("flow reconstructor: the stream header leaves the sharpen strength unresolved")
+        return recon
 
     # ---------------------------------------------------------------- reconstruction
     def reconstruct(
@@ -216,6 +228,14 @@ class FlowReconstructor(ClipReconstructor):
         length: int,
         text: str = "",
         motion: Optional[ClipMotion] = None,
+    ) -> Iterator[np.ndarray]:
+        frames = self._clip(first, following, length, motion)
+        if self.sharpen > 0:
+            return (unsharp(frame, self.sharpen) for frame in frames)
+        return frames
+
+    def _clip(
+        self, first: np.ndarray, following: Optional[np.ndarray], length: int, motion: Optional[ClipMotion]
     ) -> Iterator[np.ndarray]:
         check_clip(first, following, length)
         self.last_clip_was_cut = False
