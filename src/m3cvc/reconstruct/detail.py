@@ -4,11 +4,11 @@ At ultra-low rates the keyframe codec removes fine detail, and every frame of a 
 blur. An unsharp mask (``out = frame + a * (frame - blur(frame))``, Gaussian ``SIGMA`` px) restores edge
 contrast, but whether it helps depends on the content: on crisp animation (bigbuckbunny, 40 frames, keyframe
 QP 43-47) LPIPS fell from 0.282 / 0.415 / 0.431 to 0.251 / 0.376 / 0.395 at the best strength, while on
-natural footage (carphone, bikes) any strength made it worse (it amplifies coding noise rather than lost
-edges). So the encoder, which has the source, chooses the strength: ``a`` in 0, 0.2, ..., 2.0, the one whose
+natural footage (carphone, bikes) every strength made it worse or gained at most 0.001 (it amplifies coding
+noise rather than lost edges). So the encoder, which has the source, chooses the strength: ``a`` in 0, 0.2, ..., 2.0, the one whose
 sharpened decoded keyframes have the lowest mean GMSD (gradient magnitude similarity deviation, Xue et al.
 2014, a full-reference perceptual measure) against the source keyframes, on the luma plane. On those clips
-GMSD's choice was 0 wherever LPIPS' best was 0 or within 0.001 of it, and 0.8-1.8 on bigbuckbunny where
+GMSD's choice was 0 wherever LPIPS' best was 0 or within 0.001 of it, and 0.4-1.4 on bigbuckbunny where
 LPIPS' best was 1.2-2.0 (``benchmarks/detail.py``). The strength travels in the header as the ``sharpen``
 parameter of the flow reconstructor, in tenths (one byte), and the decoder applies it to every frame.
 """
