@@ -429,3 +429,26 @@ def test_encoder_resolves_the_detail_strength_by_decoding_its_own_keyframes(cut_
     rated = Encoder(with_overrides(cfg, rate={"target_bpp": 0.2})).encode(cut_video)
     plain = Encoder(with_overrides(apply(cfg, rated.rate_plan), rate={"target_bpp": 0})).encode(cut_video)
     assert rated.data == plain.data and len(rated.data) == rated.rate_plan.chosen.bytes
+
+
+def test_encode_reports_the_chosen_detail_strength_and_decode_takes_a_thread_count(cut_video, tmp_path, capsys):
+    """Found by a try-out: the chosen strength was only visible as a raw header integer; decoding had no way
+    to limit its clip threads; a stream's out-of-range strength was reported with the config's range."""
+    from m3cvc.reconstruct import reconstructor_from_params
+    from m3cvc.reconstruct.flow import FlowReconstructor
+
+    out = tmp_path / "s.m3c"
+    assert cli_main(["encode", str(cut_video), "-o", str(out), "--size", "96x64", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    tenths = read_stream(out.read_bytes()).header.reconstructor.params["sharpen"]
+    assert summary["sharpen"] == tenths / 10
+    assert f"# the encoder chose reconstruct.flow.sharpen {tenths} " in (tmp_path / "s.m3c.yaml").read_text()
+    frames = {}
+    for threads in ("1", "3"):
+        y4m = tmp_path / f"t{threads}.y4m"
+        assert cli_main(["decode", str(out), "-o", str(y4m), "--threads", threads, "-q"]) == 0
+        frames[threads] = y4m.read_bytes()
+    assert frames["1"] == frames["3"]
+    assert cli_main(["decode", str(out), "-o", str(tmp_path / "x.y4m"), "--threads", "0"]) == 2
+    with pytest.raises(BitstreamError, match=r"in 0\.\.30"):
+        reconstructor_from_params("flow", {**FlowReconstructor(sharpen=0).params(), "sharpen": 31})

@@ -80,7 +80,7 @@ def decode_file(job: DecodeJob) -> dict[str, Any]:
     from .video import open_writer
 
     data = check_input_file(job.source).read_bytes()
-    decoded = Decoder(job.overrides).open(data)
+    decoded = Decoder(job.overrides, workers=1).open(data)  # the executor's workers already share the cores
     h = decoded.header
     job.output.parent.mkdir(parents=True, exist_ok=True)
     with open_writer(job.output, h.width, h.height, h.fps, [job.source]) as writer:

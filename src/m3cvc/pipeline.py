@@ -29,7 +29,7 @@ from .reconstruct.detail import AUTO, DetailMeter, luma
 from .reconstruct.motion import ClipMotion, decode_clip_motion, encode_clip_motion
 from .video import PreprocessedVideo, VideoSource, open_video, preprocess
 
-PARALLEL_CLIP_BYTES = 64 << 20  # the decoder reconstructs a clip ahead only when its frames take at most this
+PARALLEL_CLIP_BYTES = 64 << 20  # the decoder holds at most this many bytes of frames in clips reconstructed ahead
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -450,8 +450,9 @@ class Decoder:
         self, overrides: Optional[DecodeOverrides] = None, limits: Optional[DecodeLimits] = None, workers: int = 0
     ) -> None:
         """``workers``: threads that reconstruct clips ahead of the one being read, for reconstructors whose
-        clips are independent (``flow``; 0: the CPUs this process may use, at most 8; 1: one clip at a time).
-        The frames are the same whatever the count."""
+        clips are independent (``flow``; 0: the CPUs this process may use, at most 8; 1: one clip at a time),
+        holding at most ``PARALLEL_CLIP_BYTES`` (64 MiB) of frames ahead. The frames are the same whatever
+        the count."""
         self.overrides = overrides or DecodeOverrides()
         self.limits = limits or DecodeLimits()
         if workers < 0:
@@ -501,9 +502,10 @@ class Decoder:
                 raise RuntimeError(f"{recon.name} reconstructor gave {produced} frames for a clip of {length}")
 
         workers = (self.workers or default_workers()) if recon.independent_clips else 1
-        # clips reconstructed ahead are held in memory: only those under PARALLEL_CLIP_BYTES each, at most
-        # ``workers`` of them besides the one being read (longer clips stream frame by frame, in order)
-        ahead: deque[Any] = deque()
+        # clips reconstructed ahead are held in memory: at most ``workers`` of them and PARALLEL_CLIP_BYTES of
+        # frames in all (a larger clip streams frame by frame, in order, as with one worker)
+        ahead: deque[tuple[Any, int]] = deque()  # (future of the clip's frames, their bytes)
+        held = 0
         pool = ThreadPoolExecutor(workers, thread_name_prefix="m3cvc-clip") if workers > 1 else None
         try:
             following = decode_keyframe(0)
@@ -513,16 +515,20 @@ class Decoder:
                 end = h.frames if last else kfs[i + 1].index
                 following = None if last else decode_keyframe(i + 1)  # the keyframe chain decodes in order
                 length = end - kf.index
-                if pool is None or length * h.width * h.height * 3 > PARALLEL_CLIP_BYTES:
-                    while ahead:
-                        yield from ahead.popleft().result()
+                size = length * h.width * h.height * 3
+                big = pool is None or size > PARALLEL_CLIP_BYTES
+                while ahead and (big or len(ahead) >= workers or held + size > PARALLEL_CLIP_BYTES):
+                    future, done = ahead.popleft()
+                    held -= done
+                    yield from future.result()
+                if big:
                     yield from clip(i, current, following, length)
                     continue
-                ahead.append(pool.submit(lambda *a: list(clip(*a)), i, current, following, length))
-                if len(ahead) > workers:
-                    yield from ahead.popleft().result()
+                assert pool is not None
+                ahead.append((pool.submit(lambda *a: list(clip(*a)), i, current, following, length), size))
+                held += size
             while ahead:
-                yield from ahead.popleft().result()
+                yield from ahead.popleft()[0].result()
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

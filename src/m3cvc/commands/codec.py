@@ -241,10 +241,14 @@ def encode_main(argv: Sequence[str]) -> int:
         tmp.write_bytes(result.data)
     if sidecar is not None:
         notes = []
+        chosen_sharpen = result.stream.header.reconstructor.params.get("sharpen")
+        if cfg.reconstruct.backend == "flow" and cfg.reconstruct.flow.sharpen == -1 and chosen_sharpen is not None:
+            notes.append(f"the encoder chose reconstruct.flow.sharpen {chosen_sharpen} (strength {chosen_sharpen / 10:g}, by GMSD of "
+                         "its decoded keyframes); the file keeps -1, which chooses the same")  # fmt: skip
         if result.rate_plan is not None:
             c, key = result.rate_plan.chosen, "interval" if cfg.keyframes.selector == "fixed" else "max_interval"
-            notes = [f"rate control chose keyframes.{key} {c.interval} and keyframe_codec.hevc.qp {c.qp} for the target;",
-                     "the file keeps the target (rate.*), so encoding with it runs rate control again, which chooses the same"]  # fmt: skip
+            notes += [f"rate control chose keyframes.{key} {c.interval} and keyframe_codec.hevc.qp {c.qp} for the target;",
+                      "the file keeps the target (rate.*), so encoding with it runs rate control again, which chooses the same"]  # fmt: skip
         write_text_atomic(sidecar, sidecar_yaml(cfg, args.input, args.output, _encode_extra_args(args), notes), inputs)
     elif args.overwrite:
         _drop_stale_sidecar(out, inputs)
@@ -260,6 +264,8 @@ def encode_main(argv: Sequence[str]) -> int:
         "fps": float(h.fps),
         "keyframes": list(result.keyframe_indices),
         "keyframe_triggers": [TRIGGERS[k.trigger] for k in result.stream.keyframes],
+        # the flow reconstructor's detail restoration (unsharp strength; the header stores tenths), if any
+        "sharpen": h.reconstructor.params.get("sharpen", 0) / 10 if h.reconstructor.name == "flow" else None,
         "bytes_total": len(result.data),
         "bpp": result.bpp,
         "kbps": 8.0 * len(result.data) / (h.frames / float(h.fps)) / 1000.0,
@@ -305,6 +311,9 @@ def decode_main(argv: Sequence[str]) -> int:
                    help=f"refuse streams of more frames (default {DecodeLimits.max_frames:,})")
     p.add_argument("--max-pixels", type=_positive_int, default=DecodeLimits.max_pixels, metavar="N",
                    help=f"refuse streams whose frames have more pixels, width x height (default {DecodeLimits.max_pixels:,}: 8K)")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="threads that reconstruct clips ahead (flow; at most 64 MiB of frames held ahead); "
+                        "default: one per CPU, at most 8; 1: one clip at a time (same frames)")  # fmt: skip
     args = p.parse_args(argv)
     from ..pipeline import Decoder
     from ..video import is_png_pattern, open_writer
@@ -316,7 +325,7 @@ def decode_main(argv: Sequence[str]) -> int:
         check_new_output(args.output, [args.input], args.overwrite)
     data = _read_input(args.input)
     start = time.perf_counter()
-    decoded = Decoder(decode_overrides(args), DecodeLimits(args.max_frames, args.max_pixels)).open(data)
+    decoded = Decoder(decode_overrides(args), DecodeLimits(args.max_frames, args.max_pixels), args.threads or 0).open(data)
     h = decoded.header
     from ..pipeline import _progress
 

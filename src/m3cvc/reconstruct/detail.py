@@ -95,7 +95,8 @@ def check_tenths(value: int, allow_auto: bool) -> Optional[str]:
     """Why ``value`` is not a valid ``sharpen`` setting, or None."""
     if isinstance(value, bool) or not isinstance(value, int):
         return f"sharpen must be an integer (tenths of the unsharp-mask strength), got {value!r}"
-    low = AUTO if allow_auto else 0
-    if not low <= value <= MAX_TENTHS:
-        return f"sharpen must be in {low}..{MAX_TENTHS} (tenths; -1: the encoder chooses), got {value}"
+    if allow_auto and not AUTO <= value <= MAX_TENTHS:
+        return f"sharpen must be in -1..{MAX_TENTHS} (tenths of the strength; -1: the encoder chooses), got {value}"
+    if not allow_auto and not 0 <= value <= MAX_TENTHS:
+        return f"sharpen must be in 0..{MAX_TENTHS} (tenths of the strength), got {value}"
     return None

@@ -213,12 +213,16 @@ class FlowReconstructor(ClipReconstructor):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "FlowReconstructor":
-        recon = rebuild(cls, params, cls().params())
-        if recon.sharpen == AUTO:  # the encoder resolves it; streams before it existed read 0
-            from ..errors import BitstreamError
+        from ..errors import BitstreamError
 
+        sharpen = params.get("sharpen", 0)  # streams from before ``sharpen`` existed read 0
+        if sharpen == AUTO and not isinstance(sharpen, bool):  # the encoder resolves it
             raise BitstreamError("flow reconstructor: the stream header leaves the sharpen strength unresolved")
-        return recon
+        if isinstance(sharpen, int) and not isinstance(sharpen, bool):  # other types: rebuild says so
+            problem = check_tenths(sharpen, allow_auto=False)
+            if problem:
+                raise BitstreamError(f"flow reconstructor: invalid parameters in the stream header ({problem})")
+        return rebuild(cls, params, cls().params())
 
     # ---------------------------------------------------------------- reconstruction
     def reconstruct(
