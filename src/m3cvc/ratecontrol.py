@@ -295,9 +295,8 @@ def _probes(
     log-linear fit of size against QP (two points, or one and :data:`RATE_PER_QP`), with its lower
     neighbour, so that a good guess ends the search in one round; with nothing to fit, the highest QP and
     the middle. Only the cost of the search depends on this, never its answer."""
-    span = list(range(lo, hi))
-    if len(span) <= PROBES:
-        return span
+    if hi - lo <= PROBES:
+        return list(range(lo, hi))
     points = sorted((q, math.log(n)) for q, n in (known or prior).items() if n > 0)
     if threshold is None or threshold <= 0 or not points:
         step = (hi - 1 - lo) / PROBES
@@ -312,8 +311,7 @@ def _probes(
     q_star = q0 + (l0 - goal) / slope  # predicted QP at which the size meets the threshold
     first = next((i for i, q in enumerate(qps) if q >= q_star), len(qps))  # predicted first position that fits
     first = min(max(first, lo + 1), hi - 1)
-    picks = {first, first - 1}
-    return sorted(picks)
+    return [first - 1, first]
 
 
 def _search(
