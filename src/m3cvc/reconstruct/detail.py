@@ -82,13 +82,11 @@ class DetailMeter:
 
 
 def luma(frame: np.ndarray) -> np.ndarray:
-    """The BT.601 luma plane the keyframe codecs code (m3cvc's own conversion), uint8 (H, W)."""
-    from ..video.color import rgb_to_yuv420
+    """The BT.601 limited-range luma plane the keyframe codecs code (that of
+    :func:`~m3cvc.video.color.rgb_to_yuv420`), uint8 (H, W)."""
+    from ..video.color import rgb_to_yuv444
 
-    h, w = frame.shape[:2]
-    if h % 2 or w % 2:  # 4:2:0 needs even sides: edge-replicated, as the keyframe codecs pad
-        frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    return np.ascontiguousarray(rgb_to_yuv420(frame)[0][:h, :w])
+    return rgb_to_yuv444(frame, full_range=False)[0]
 
 
 def check_tenths(value: int, allow_auto: bool) -> Optional[str]:
