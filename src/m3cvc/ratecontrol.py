@@ -63,6 +63,7 @@ import numpy as np
 from .config import M3Config
 from .cpus import default_workers
 from .keyframe_codec import keyframe_codec_from_params
+from .keyframes.selectors import CompositeSelector
 from .reconstruct.detail import AUTO
 from .errors import ConfigError
 
@@ -255,14 +256,14 @@ def _share_frame_features(tracks: list[Any]) -> None:
     """The tracks differ only in their spacing, so their selectors' per-frame features (the semantic
     embedding and the motion backend's prepared input) and their scene-cut descriptors are the same for a
     frame: computed once per frame for all of them (about a quarter of the pass's work on 4 tracks)."""
-    cut = _PerFrame(tracks[0].cuts.descriptor.embed)
+    cut = _PerFrame(tracks[0].cuts.embed)
     for track in tracks:
-        track.cuts.descriptor.embed = cut
-    selectors = [t.selector for t in tracks if hasattr(t.selector, "_features")]  # the composite selector
+        track.cuts.embed = cut
+    selectors = [t.selector for t in tracks if isinstance(t.selector, CompositeSelector)]
     if selectors:
-        features = _PerFrame(selectors[0]._features)
+        features = _PerFrame(selectors[0].compute_features)
         for selector in selectors:
-            selector._features = features
+            selector.features = features
 
 
 def _with_detail(stream: Any, store: _PictureStore, height: int, width: int) -> Any:

@@ -10,7 +10,7 @@ cuts score 0.48-0.86 and the fastest motion inside a shot 0.32; the default thre
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -27,12 +27,14 @@ class SceneCutDetector:
 
         self.threshold = float(threshold)
         self.descriptor = ThumbnailSemantic()
+        # frame -> descriptor; detectors that see the same frames may share one memoised callable
+        self.embed: Callable[[np.ndarray], np.ndarray] = self.descriptor.embed
         self._previous: Optional[np.ndarray] = None
         self._cut = False
 
     def update(self, frame: np.ndarray) -> float:
         """Add the next frame; returns its distance to the previous one (0 for the first)."""
-        embedding = self.descriptor.embed(frame)
+        embedding = self.embed(frame)
         distance = 0.0
         if self._previous is not None:
             distance = 1.0 - self.descriptor.similarity(self._previous, embedding)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -34,6 +34,10 @@ class CompositeSelector(KeyframeSelector):
     semantic-only selection of the paper's ablation (no flow is computed then). The last
     keyframe's embedding and prepared flow input are cached, so each frame costs one embedding
     and at most one flow.
+
+    ``features`` (frame -> ``(embedding, flow_input)``, default :meth:`compute_features`) is the one
+    place a frame's features come from: selectors that see the same frames may share one memoised
+    callable (rate control's tracks do, :mod:`m3cvc.ratecontrol`).
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class CompositeSelector(KeyframeSelector):
         self.threshold = float(threshold)
         self.max_interval = int(max_interval)
         self.min_interval = int(min_interval)
+        self.features: Callable[[np.ndarray], tuple[Optional[np.ndarray], Any]] = self.compute_features
         self.reset()
 
     def reset(self) -> None:
@@ -76,7 +81,7 @@ class CompositeSelector(KeyframeSelector):
             self.reset()
             self._advance(index)
             self._last = index
-            self._embedding, self._flow_input = self._features(frame)
+            self._embedding, self._flow_input = self.features(frame)
             self.last_score = KeyframeScore(index, index, None, None, None, True, "first")
             return True
         self._advance(index)
@@ -84,7 +89,7 @@ class CompositeSelector(KeyframeSelector):
         if gap < self.min_interval:
             self.last_score = KeyframeScore(index, self._last, None, None, None, False, "min_interval")
             return False
-        embedding, flow_input = self._features(frame)
+        embedding, flow_input = self.features(frame)
         similarity = self._similarity(embedding)
         if gap >= self.max_interval:
             # forced: the scores cannot change the decision, so skip the (costly) flow
@@ -110,7 +115,7 @@ class CompositeSelector(KeyframeSelector):
             return None
         return self.semantic.similarity(self._embedding, embedding)
 
-    def _features(self, frame: np.ndarray) -> tuple[Optional[np.ndarray], Any]:
+    def compute_features(self, frame: np.ndarray) -> tuple[Optional[np.ndarray], Any]:
         """The frame's semantic embedding and prepared flow input (None where unused)."""
         embedding = self.semantic.embed(frame) if self.semantic is not None else None
         flow_input = self.motion.prepare(frame) if self.motion is not None else None
