@@ -194,6 +194,69 @@ def test_unwritable_output(small_video, tmp_path, capsys):
         locked.chmod(0o700)
 
 
+def test_outputs_that_cannot_be_files_get_one_line_and_stay_as_they_are(small_video, tmp_path, capsys):
+    """A FIFO (like /dev/null, a non-regular file) is never replaced by the atomic rename; a name too long
+    for the file system, an existing file as the eval folder: one line, exit 2, no temp file named."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert main(["encode", str(small_video), "-o", str(fifo), "-y", "--no-config-out", *SMALL, "-q"]) == 2
+    assert "not a regular file" in _err(capsys)
+    assert not fifo.is_file() and fifo.exists()  # still the FIFO
+    long_name = tmp_path / ("x" * 300 + ".m3c")
+    assert main(["encode", str(small_video), "-o", str(long_name), "--no-config-out", *SMALL, "-q"]) == 2
+    err = _err(capsys)
+    assert "cannot write" in err and ".part" not in err
+    a_file = tmp_path / "results"
+    a_file.write_text("keep")
+    assert main(["eval", "--dataset", str(small_video.parent), "--out", str(a_file), "--codecs", "x265", "-q"]) == 2
+    assert "is a file" in _err(capsys) and a_file.read_text() == "keep"
+    assert not list(tmp_path.glob(".*.part*"))
+
+
+def test_inputs_that_are_not_videos_or_conflicting_options_are_refused(small_video, tmp_path, capsys):
+    m3c = tmp_path / "c.m3c"
+    run_ok("encode", str(small_video), "-o", str(m3c), *SMALL, "-q")
+    assert main(["encode", str(m3c), "-o", str(tmp_path / "again.m3c")]) == 2  # ffmpeg would read it as HEVC
+    assert "m3cvc stream" in _err(capsys)
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "r.m3c"), "--input-size", "16x16", "--input-fps", "5"]) == 2
+    assert "raw video" in _err(capsys)  # ignored before: a silent wrong reading
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "k.m3c"), "--size", "96x64", "--keep-size"]) == 2
+    assert "contradict" in _err(capsys)
+    fifo = tmp_path / "in.pipe"
+    os.mkfifo(fifo)
+    assert main(["info", str(fifo)]) == 2
+    assert "not a regular file" in _err(capsys)
+    assert not (tmp_path / "again.m3c").exists() and not (tmp_path / "r.m3c").exists()
+    # an m3cvc stream named like a video is written, with a warning that players cannot open it
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "v.mp4"), "--no-config-out", *SMALL, "-q"]) == 0
+    assert "m3cvc stream, not a .mp4 video" in capsys.readouterr().err
+    assert (tmp_path / "v.mp4").read_bytes()[:4] == b"M3CV"
+
+
+def test_raw_input_with_the_raw_suffix(tmp_path):
+    frames = synthetic_frames(6, 48, 32)
+    raw = tmp_path / "clip.raw"
+    raw.write_bytes(b"".join(f.tobytes() for f in frames))
+    run_ok("preprocess", str(raw), "-o", str(tmp_path / "p.y4m"), "--keep-size", "--keep-fps", "--input-size", "48x32",
+           "--input-fps", "5", "--input-pix-fmt", "rgb24", "-q")
+    got = read_frames(tmp_path / "p.y4m", EXACT)
+    assert len(got) == 6 and got[0].shape == (32, 48, 3)
+    assert np.abs(got[3].astype(int) - frames[3]).mean() < 2  # through limited-range yuv420p: close, not exact
+
+
+def test_webm_output_is_vp9_in_webm(small_video, tmp_path):
+    import av
+
+    m3c = tmp_path / "c.m3c"
+    run_ok("encode", str(small_video), "-o", str(m3c), *SMALL, "-q")
+    run_ok("decode", str(m3c), "-o", str(tmp_path / "o.webm"), "-q")
+    with av.open(str(tmp_path / "o.webm")) as c:
+        assert "webm" in c.format.name and c.streams.video[0].codec_context.name == "vp9"
+    assert (tmp_path / "o.webm").read_bytes()[:4] == b"\x1a\x45\xdf\xa3"
+    assert b"webm" in (tmp_path / "o.webm").read_bytes()[:64]  # the EBML doctype browsers check
+    assert len(read_frames(tmp_path / "o.webm", EXACT)) == 20
+
+
 def test_existing_output_needs_overwrite(small_video, tmp_path, capsys):
     out = tmp_path / "x.m3c"
     out.write_bytes(b"keep me")

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 
 from .config import M3Config, to_dict
 from .errors import InputError
-from .fileio import atomic_path, write_text_atomic
+from .fileio import atomic_path, ensure_folder, write_text_atomic
 from .video.files import find_files, find_videos
 
 MANIFEST = "manifest.json"
@@ -178,10 +178,7 @@ def _run(
     executor = executor or LocalExecutor()
     executor.start()
     made = not out_dir.exists()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot make the output folder {out_dir}: {exc.strerror or exc}") from None
+    ensure_folder(out_dir)
     try:
         manifest = Manifest(out_dir, operation, settings, force)
         manifest.keep_only({src.relative_to(in_dir).as_posix() for src in sources})

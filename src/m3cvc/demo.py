@@ -31,7 +31,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .config import PreprocessConfig
 
     out = Path((argv or [None])[0] or "out/demo")
-    out.mkdir(parents=True, exist_ok=True)
+    from .fileio import ensure_folder
+
+    ensure_folder(out)
     clip = sample_clip("bikes.mp4")
     stream, ref, dec, mp4 = out / "bikes.m3c", out / "bikes_ref.y4m", out / "bikes_decoded.y4m", out / "bikes_decoded.mp4"
     _run("preprocess", str(clip), "-o", str(ref), "-y")

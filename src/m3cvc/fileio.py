@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
@@ -21,7 +22,10 @@ def check_input_file(path: PathLike) -> Path:
     if p.is_dir():
         raise InputError(f"input {p} is a directory, not a file")
     try:
-        size = p.stat().st_size
+        info = p.stat()
+        if not stat.S_ISREG(info.st_mode):  # its size says nothing, and a second read would differ
+            raise InputError(f"input {p} is not a regular file (a pipe or a device); save it to a file first")
+        size = info.st_size
         if not os.access(p, os.R_OK):
             raise PermissionError(13, "Permission denied")
     except OSError as exc:
@@ -45,8 +49,17 @@ def check_output_path(output: PathLike, inputs: Iterable[PathLike] = ()) -> Path
         ip = Path(inp)
         if out.resolve() == ip.resolve() or _same_file(out, ip):
             raise InputError(f"output {out} is the input file; choose another output path")
-    if out.is_dir():
+    try:
+        mode: Optional[int] = out.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    if mode is not None and stat.S_ISDIR(mode):
         raise InputError(f"output {out} is a directory")
+    if mode is not None and not stat.S_ISREG(mode):  # a rename would replace the device or pipe with a file
+        raise InputError(f"output {out} is not a regular file (a device or a pipe); outputs are written to a "
+                         "temporary file and renamed, so give a file path")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"output folder {parent} does not exist")
@@ -69,7 +82,10 @@ def atomic_path(output: PathLike, inputs: Iterable[PathLike] = (), suffix: Optio
     """
     out = check_output_path(output, inputs)
     suffix = suffix if suffix is not None else out.suffix
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".part{suffix}", dir=out.parent or ".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".part{suffix}", dir=out.parent or ".")
+    except OSError as exc:  # e.g. a name too long, a read-only or virtual file system
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -77,10 +93,30 @@ def atomic_path(output: PathLike, inputs: Iterable[PathLike] = (), suffix: Optio
         if tmp.exists():  # mkstemp makes it 0600: give the output the permissions a plain open() would
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if tmp_name in (exc.filename, exc.filename2) or str(out) in (exc.filename, exc.filename2):
+            # say which output failed, not the hidden temporary file's name
+            raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def ensure_folder(folder: PathLike, what: str = "output folder") -> Path:
+    """``folder`` created with its parents (an existing folder is fine), or an InputError in one line
+    (a file of that name, a read-only or virtual file system)."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def write_bytes_atomic(output: PathLike, data: bytes, inputs: Iterable[PathLike] = ()) -> Path:

@@ -86,6 +86,10 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
 
     cfg = load_config(args.config, args.profile)
     pre: dict[str, Any] = {}
+    for keep, given in (("keep_size", "size"), ("keep_fps", "fps")):
+        if getattr(args, keep, False) and getattr(args, given, None) is not None:
+            flag = keep.replace("_", "-")
+            raise InputError(f"--{flag} and --{given} contradict each other: give one of them")
     if getattr(args, "size", None):
         pre["width"], pre["height"] = parse_size(args.size)
     if getattr(args, "fps", None) is not None:
@@ -231,6 +235,11 @@ def encode_main(argv: Sequence[str]) -> int:
 
     inputs = [args.input] + [x for x in (args.config, args.descriptions) if x]
     out = check_new_output(args.output, inputs, args.overwrite)
+    if out.suffix.lower() in (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m"):
+        import logging
+
+        logging.getLogger("m3cvc").warning(f"{out} will hold an m3cvc stream, not a {out.suffix} video (players cannot "
+                                           "open it; `m3cvc decode` makes the video): the usual extension is .m3c")
     sidecar = None if args.no_config_out else check_new_output(str(sidecar_path(out)), inputs, args.overwrite)
     cfg = config_from_args(args)
     descriptions = Descriptions.load(args.descriptions) if args.descriptions else None

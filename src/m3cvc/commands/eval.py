@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import BackendError, InputError
+from ..fileio import ensure_folder
 from .codec import _parser
 
 DEFAULT_CODECS = "m3cvc:lite,x264,x265,vvc"
@@ -120,7 +121,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
     from ..eval.datasets import load_dataset
 
     opts = _options(args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    ensure_folder(args.out)
     return load_dataset(args.dataset, args.data_root, args.cache_dir), opts
 
 

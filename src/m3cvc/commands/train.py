@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ConfigError, InputError
+from ..fileio import ensure_folder
 from .codec import _parser
 from .subcommands import dispatch
 
@@ -117,7 +118,7 @@ def encoder_main(argv: Sequence[str]) -> int:
         if differ:
             raise InputError(f"{out} holds a model with other settings ({', '.join(differ)}); resume it with its own "
                              "settings or train into another folder")  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out)
     latents_file = out / LATENTS_NAME
     vae = load_vae(vae_id, args.vae_kind, device=resolve_device(args.device), dtype="float32",
                    local_files_only=args.local_files_only, key="--vae")  # fmt: skip

@@ -53,10 +53,12 @@ class Sequence:
 
     def open_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`m3cvc.video.open_video`."""
-        if self.path.suffix.lower() != ".yuv":
+        from ..video.sources import RAW_SUFFIXES
+
+        if self.path.suffix.lower() not in RAW_SUFFIXES:
             return {}
         if not (self.width and self.height and self.fps):
-            raise ConfigError(f"sequence {self.name}: raw .yuv needs width, height and fps in the dataset definition")
+            raise ConfigError(f"sequence {self.name}: raw video needs width, height and fps in the dataset definition")
         return {"raw_size": (self.width, self.height), "raw_fps": self.fps, "raw_pix_fmt": self.pix_fmt or "yuv420p"}
 
 

@@ -49,6 +49,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 log = logging.getLogger("m3cvc.video")
 
 _Y4M_MAGIC = b"YUV4MPEG2"
+_M3C_MAGIC = b"M3CV"  # m3cvc.bitstream.MAGIC (not imported: the video layer sits below the bitstream)
 DEFAULT_SCORE = 5_000_000  # ffmpeg's bonus for the default disposition over the frame area
 DISCONT_S = 10.0  # ffmpeg's dts_delta_threshold: a larger jump of a discontinuous clock is not a gap
 
@@ -340,6 +341,9 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+RAW_SUFFIXES = (".yuv", ".raw")  # headerless frames: read with --input-size / --input-fps / --input-pix-fmt
+
+
 def open_video(
     path: PathLike,
     *,
@@ -348,21 +352,29 @@ def open_video(
     raw_pix_fmt: str = "yuv420p",
     stream: Optional[int] = None,
 ) -> VideoSource:
-    """Open a video file (module doc); ``.yuv`` needs ``raw_size`` and ``raw_fps`` (``raw_pix_fmt``: any
-    pixel format ffmpeg knows); ``stream``: a stream index instead of ffmpeg's choice."""
+    """Open a video file (module doc); raw ``.yuv`` / ``.raw`` needs ``raw_size`` and ``raw_fps`` (``raw_pix_fmt``:
+    any pixel format ffmpeg knows), which any other input refuses (InputError: they would be ignored);
+    ``stream``: a stream index instead of ffmpeg's choice."""
     p = check_input_file(path)
     try:
         with open(p, "rb") as fh:
             head = fh.read(len(_Y4M_MAGIC))
     except OSError as exc:
         raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
-    if head == _Y4M_MAGIC:
-        return AVSource(p, fmt="yuv4mpegpipe", stream=stream)
-    if p.suffix.lower() == ".yuv":
-        if raw_size is None or raw_fps is None:
-            raise InputError(f"{p} is raw YUV: give its size and frame rate (--input-size WxH --input-fps F)")
-        return _raw(p, raw_size, raw_fps, raw_pix_fmt)
-    return AVSource(p, stream=stream)
+    if head.startswith(_M3C_MAGIC):  # ffmpeg would probe its keyframe units as raw HEVC: a wrong video
+        raise InputError(f"{p} is an m3cvc stream, not a video: decode it with `m3cvc decode`")
+    raw = p.suffix.lower() in RAW_SUFFIXES
+    if head == _Y4M_MAGIC or not raw:
+        if raw_size is not None or raw_fps is not None:  # they would be ignored: a silent wrong reading
+            kind = "a .y4m stream" if head == _Y4M_MAGIC else "read through its container"
+            raise InputError(f"--input-size / --input-fps describe raw video ({' or '.join(RAW_SUFFIXES)} files); "
+                             f"{p} is {kind}, which gives its own size and frame rate")
+        if head == _Y4M_MAGIC:
+            return AVSource(p, fmt="yuv4mpegpipe", stream=stream)
+        return AVSource(p, stream=stream)
+    if raw_size is None or raw_fps is None:
+        raise InputError(f"{p} is raw video: give its size and frame rate (--input-size WxH --input-fps F)")
+    return _raw(p, raw_size, raw_fps, raw_pix_fmt)
 
 
 def _raw(path: Path, size: tuple[int, int], fps: float, pix_fmt: str) -> AVSource:

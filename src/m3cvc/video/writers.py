@@ -58,7 +58,8 @@ class Y4MWriter(FrameWriter):
 
 
 class AVWriter(FrameWriter):
-    """H.264 (CRF 16) in the container the extension names; yuv444p when a side is odd."""
+    """H.264 (CRF 16) in the container the extension names, VP9 (CRF 20) in WebM (what browsers play there);
+    yuv444p when a side is odd."""
 
     def __init__(self, path: Path, width: int, height: int, fps: Fraction, fmt: str) -> None:
         import av
@@ -68,13 +69,22 @@ class AVWriter(FrameWriter):
             self._container = av.open(str(path), mode="w", format=fmt)
         except (av.error.FFmpegError, ValueError) as exc:
             raise InputError(f"cannot write video {path}: {exc}") from None
-        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        if fmt == "webm":
+            if "libvpx-vp9" not in av.codecs_available:
+                self._container.close()
+                raise InputError(f"cannot write {path}: this FFmpeg has no VP9 encoder for WebM; use .mp4 or .mkv")
+            codec = "libvpx-vp9"
+        else:
+            codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         self._stream = self._container.add_stream(codec, rate=fps)
         self._stream.width, self._stream.height = width, height
         even = width % 2 == 0 and height % 2 == 0
         self._stream.pix_fmt = "yuv420p" if even else "yuv444p"
         if codec == "libx264":
             self._stream.options = {"crf": "16", "preset": "medium"}
+        elif codec == "libvpx-vp9":  # constant quality; one thread and row-mt off: the same bytes on any machine
+            self._stream.options = {"crf": "20", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "0"}
+            self._stream.codec_context.thread_count = 1
 
     def _write(self, frame: np.ndarray) -> None:
         import av
@@ -89,7 +99,7 @@ class AVWriter(FrameWriter):
         self._container.close()
 
 
-_AV_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".webm": "matroska"}
+_AV_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".webm": "webm"}
 
 
 def is_png_pattern(path: PathLike) -> bool:
@@ -109,7 +119,7 @@ def open_writer(
             yield writer
         return
     if suffix != ".y4m" and suffix not in _AV_FORMATS:
-        raise InputError(f"unsupported output type {p.suffix or '(none)'}; use .y4m, .mp4, .mkv, .mov, .avi or a %05d.png pattern")
+        raise InputError(f"unsupported output type {p.suffix or '(none)'}; use .y4m, .mp4, .mkv, .mov, .avi, .webm or a %05d.png pattern")
     with atomic_path(p, inputs) as tmp:
         writer: FrameWriter = (
             Y4MWriter(tmp, width, height, fps) if suffix == ".y4m" else AVWriter(tmp, width, height, fps, _AV_FORMATS[suffix])
