@@ -157,6 +157,70 @@ def test_choice_rule_densest_fine_enough_candidate_in_band_then_lowest_qp():
     assert choose(cands, 0.001, px) == (Candidate(32, 45, 9, 2), False)  # below reach: the smallest
 
 
+def test_choice_by_measured_distortion_ranks_one_finalist_per_spacing():
+    """``rate.choice: gmsd``: each spacing's lowest in-band QP is a finalist; the lowest measured distortion
+    wins (ties: the denser spacing), whatever the rule would take; one finalist needs no measurement."""
+    px = 8000
+    cands = [Candidate(32, 45, 10, 2), Candidate(8, 49, 10, 5), Candidate(16, 45, 11, 3), Candidate(16, 43, 10, 3),
+             Candidate(4, 45, 14, 9), Candidate(32, 43, 12, 2)]  # fmt: skip  (32/43 is above the band)
+    asked = []
+
+    def distortion(c):
+        asked.append(c)
+        return {32: 0.10, 16: 0.12, 8: 0.11}[c.interval]
+
+    assert choose(cands, 0.010, px, distortion=distortion) == (Candidate(32, 45, 10, 2), True)
+    assert sorted(asked, key=str) == sorted([Candidate(16, 43, 10, 3), Candidate(32, 45, 10, 2)], key=str)
+    # finalists coarser than QP_CAP compete only when no finer one is in the band; ties go to the denser
+    assert choose(cands, 0.010, px, distortion=lambda c: 0.3 if c.interval == 16 else 0.2) == (Candidate(32, 45, 10, 2), True)
+    assert choose(cands, 0.010, px, distortion=lambda c: 0.1 if c.interval == 8 else 0.2) == (Candidate(16, 43, 10, 3), True)
+    assert choose(cands, 0.010, px) == (Candidate(16, 43, 10, 3), True)  # no measurement: the rule
+    asked.clear()
+    assert choose([Candidate(4, 45, 14, 9)], 0.014, px, distortion=distortion) == (Candidate(4, 45, 14, 9), True)
+    assert not asked
+
+
+def test_rate_control_decodes_its_finalists_and_keeps_the_least_distorted():
+    """The distortion of every finalist is the mean GMSD of what the decoder makes of its stream (checked
+    by decoding the chosen stream independently); the choice is the least distorted finalist. On a smooth
+    pan, which flow interpolation follows well, that is a sparser spacing with finer keyframes than the
+    rule alone (``rate.choice: rule``) takes."""
+    from dataclasses import replace
+    from fractions import Fraction
+
+    from m3cvc.bitstream import StageInfo
+    from m3cvc.ratecontrol import QP_CAP, band_finalists, plan
+    from m3cvc.reconstruct.detail import gmsd, luma
+
+    frames = synthetic_frames(24)  # 96x64, panning, no cut
+    h, w = frames[0].shape[:2]
+    cfg = _lite()
+    every = plan(cfg, frames, w, h, Fraction(8), 0.05, exhaustive=True)
+    pixels = every.pixels
+    contested = sorted({c.bpp(pixels) for c in every.candidates
+                        if len([f for f in band_finalists(every.candidates, c.bpp(pixels), pixels) if f.qp <= QP_CAP]) > 1})
+    assert len(contested) >= 3
+    differ = 0
+    for target in contested[len(contested) // 4 :: max(1, len(contested) // 4)][:3]:
+        measured = plan(cfg, frames, w, h, Fraction(8), target)
+        finalists = [f for f in band_finalists(every.candidates, target, pixels) if f.qp <= QP_CAP]
+        assert set(measured.distortions) == set(finalists) and measured.within
+        assert measured.distortions[measured.chosen] == min(measured.distortions.values())
+        ruled = plan(_lite(rate={"choice": "rule"}), frames, w, h, Fraction(8), target)
+        assert not ruled.distortions and ruled.chosen == min(finalists, key=lambda c: c.interval)
+        differ += measured.chosen.interval > ruled.chosen.interval
+    assert differ >= 1
+    stream = measured.stream
+    header = replace(stream.header, reconstructor=StageInfo(stream.header.reconstructor.name,
+                                                            {**stream.header.reconstructor.params, "sharpen": 0}))
+    decoded = list(Decoder().decode(write_stream(replace(stream, header=header))))
+    mean = float(np.mean([gmsd(luma(a), luma(b)) for a, b in zip(frames, decoded)]))
+    assert measured.distortions[measured.chosen] == pytest.approx(mean, abs=1e-9)
+    assert "compared by GMSD" in measured.note()
+    with pytest.raises(ConfigError, match="rate.choice"):
+        plan(_lite(rate={"choice": "lpips"}), frames, w, h, Fraction(8), target)
+
+
 @pytest.fixture(scope="module")
 def quick_clips(tmp_path_factory):
     """The built-in clips of the quick dataset, 24 frames each at 512x320 / 8 fps."""

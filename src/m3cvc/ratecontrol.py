@@ -2,13 +2,18 @@
 
 In lite, the rate is the keyframe chain (plus a few hundred bytes of motion hints and header). Two knobs
 set it: the keyframe QP (how good each keyframe is) and ``keyframes.max_interval`` (how many there are).
-Measured with LPIPS on real clips (README, "Rate control"), the interpolated frames are lite's weakest
-link wherever motion is local (a talking head under a static camera: PSNR stays near 21 dB whatever
-the keyframe QP), while keyframes coarser than QP ~48 lose at every rate. So bits go to keyframe
-*density* first and to keyframe *quality* second: among the candidates that land, the densest spacing
-with QP <= ``QP_CAP``, then its lowest QP. On the measured grid (bigbuckbunny, carphone, 9 targets) this
-rule came within 0.0005-0.015 LPIPS of the per-target best choice, where "lowest QP first" lost 0.033
-on carphone.
+Which mix is best depends on the content: where motion is local (a talking head under a static camera)
+the interpolated frames are lite's weakest link and bits should buy keyframe *density*; where flow
+interpolation works (smooth motion, animation) they should buy keyframe *quality*. So the encoder, which
+has the source, measures it (``rate.choice: gmsd``, the default): for each spacing the lowest QP whose
+stream lands within the tolerance is a finalist, each finalist is decoded by the real decoder (detail
+restoration off), and the one with the lowest mean GMSD against the source frames (luma, full
+resolution, :func:`m3cvc.reconstruct.detail.gmsd`, the measure detail restoration uses) wins. Measured
+against choosing by LPIPS among the same finalists (bigbuckbunny, carphone, bikes; 40 frames, 6-11 targets
+0.002-0.02 bpp; ``benchmarks/rate_choice.py``): mean LPIPS at equal rate 0.3585 / 0.1931 / 0.3140 where
+LPIPS' own choice gave 0.3560 / 0.1913 / 0.3140, and the former fixed rule (``rate.choice: rule``: the
+densest spacing with QP <= ``QP_CAP``, no decoding) 0.3773 / 0.1926 / 0.3145. The measurement decodes up
+to 4 candidates, which roughly doubles the analysis time (README, "Rate control").
 
 One analysis pass over the video finds that point with exact byte counts (no encode-and-retry loop):
 the frames are read once, and for every candidate spacing a decision track runs keyframe selection,
@@ -19,7 +24,7 @@ coding its spacing's keyframe chain at its QP from those pictures and assembling
 the encoder would write it, so its size is known to the byte. Coding all 4 spacings x 12 QPs would cost
 48 chains; the rule needs far fewer, because a chain's size falls as its QP rises:
 
-- per spacing, densest first, the lowest QP whose stream fits under the band's top is found by a
+- per spacing, densest first (every spacing with ``gmsd``), the lowest QP whose stream fits under the band's top is found by a
   search over the QP ladder (two QPs per round, coded on the ``workers`` threads, each x265
   single-threaded; the rounds never depend on the thread count, so neither does the choice), then
   continued down while lower QPs still fit (static content: sizes flat within a few bytes). A round
@@ -35,8 +40,9 @@ bpp, every branch of the rule), a synthetic cut and a still video at targets on 
 lite_rd clips (10 targets, 0.001-0.05 bpp) this chose what measuring all 48 candidates chose, measuring 4-21 of them.
 The choice:
 
-1. candidates within +-``tolerance`` (10 %) of the target: the smallest spacing whose QP is at most
-   ``QP_CAP`` (any QP when none is), then the lowest QP;
+1. candidates within +-``tolerance`` (10 %) of the target: per spacing its lowest QP (the finalists), of
+   them those with QP at most ``QP_CAP`` (all when none is); with ``gmsd`` the one with the lowest
+   measured distortion (ties: the denser spacing), with ``rule`` the smallest spacing;
 2. otherwise the largest candidate below the target (the target falls between ladder rungs or above
    the highest), and if every candidate is above it, the smallest one (the target is below reach):
    the encode says so.
@@ -64,13 +70,14 @@ from .config import M3Config
 from .cpus import default_workers
 from .keyframe_codec import keyframe_codec_from_params
 from .keyframes.selectors import CompositeSelector
-from .reconstruct.detail import AUTO
+from .reconstruct.detail import AUTO, gmsd, luma
 from .errors import ConfigError
 
 QPS = tuple(range(51, 28, -2))  # 51, 49, ..., 29: neighbouring QPs differ by 15-25 % in rate
 INTERVALS = (32, 16, 8, 4)
 TOLERANCE = 0.10
 MAX_BPP = 24.0  # uncompressed 8-bit RGB: no target above it means anything
+CHOICES = ("gmsd", "rule")  # rate.choice
 QP_CAP = 47  # keyframes coarser than this only when no finer candidate lands (they lose at every rate measured)
 
 
@@ -100,6 +107,8 @@ class RatePlan:
     data: Optional[bytes] = field(default=None, compare=False, repr=False)
     target_kbps: float = 0.0  # the request when it was made in kbit/s (target_bpp is its conversion)
     tolerance: float = TOLERANCE
+    # the in-band finalists' measured distortion (mean GMSD of the decoded video), when more than one competed
+    distortions: dict[Candidate, float] = field(default_factory=dict, compare=False)
 
     @property
     def predicted_bpp(self) -> float:
@@ -116,7 +125,8 @@ class RatePlan:
         asked = f"{self.target_kbps:g} kbit/s = " if self.target_kbps else ""
         line = (
             f"rate control: target {asked}{_bpp(self.target_bpp)} bpp -> max_interval {c.interval}, QP {c.qp}: "
-            f"{_bpp(self.predicted_bpp)} bpp ({where}; {len(self.candidates)} candidate{'s' if len(self.candidates) != 1 else ''} measured)"
+            f"{_bpp(self.predicted_bpp)} bpp ({where}; {len(self.candidates)} candidate{'s' if len(self.candidates) != 1 else ''} measured"
+            + (f", {len(self.distortions)} decoded and compared by GMSD" if self.distortions else "") + ")"
         )
         extra = self.extra_bytes(written)
         if extra and written is not None:
@@ -148,19 +158,39 @@ def target_bpp(config: M3Config, width: int, height: int, fps: Fraction) -> Opti
     return target or None
 
 
-def choose(candidates: Iterable[Candidate], target: float, pixels: int, tolerance: float = TOLERANCE) -> tuple[Candidate, bool]:
-    """The rule of the module docstring."""
+def choose(
+    candidates: Iterable[Candidate],
+    target: float,
+    pixels: int,
+    tolerance: float = TOLERANCE,
+    distortion: Optional[Callable[[Candidate], float]] = None,
+) -> tuple[Candidate, bool]:
+    """The rule of the module docstring. ``distortion``: a candidate's measured distortion (lower is better),
+    asked only for the in-band finalists (each spacing's lowest in-band QP; those with QP at most ``QP_CAP``
+    when there are any) when there are at least two; without it, the densest of them."""
     cands = list(candidates)
     if not cands:
         raise ConfigError("rate control: no candidate settings")
-    band = [c for c in cands if abs(c.bpp(pixels) / target - 1.0) <= tolerance]
-    if band:
-        fine = [c for c in band if c.qp <= QP_CAP] or band
+    finalists = band_finalists(cands, target, pixels, tolerance)
+    if finalists:
+        fine = [c for c in finalists if c.qp <= QP_CAP] or finalists
+        if distortion is not None and len(fine) > 1:
+            return min(fine, key=lambda c: (round(distortion(c), 9), c.interval, c.qp)), True
         return min(fine, key=lambda c: (c.interval, c.qp)), True
     below = [c for c in cands if c.bpp(pixels) < target]
     if below:
         return max(below, key=lambda c: (c.bytes, -c.qp)), False
     return min(cands, key=lambda c: (c.bytes, c.qp)), False
+
+
+def band_finalists(candidates: Iterable[Candidate], target: float, pixels: int, tolerance: float = TOLERANCE) -> list[Candidate]:
+    """Per spacing, its lowest-QP candidate within ``tolerance`` of ``target`` (the best keyframes that spacing
+    affords in the band), densest spacing first."""
+    best: dict[int, Candidate] = {}
+    for c in candidates:
+        if abs(c.bpp(pixels) / target - 1.0) <= tolerance and (c.interval not in best or c.qp < best[c.interval].qp):
+            best[c.interval] = c
+    return [best[i] for i in sorted(best)]
 
 
 def spaced(keyframes: Any, interval: int) -> Any:
@@ -172,14 +202,16 @@ def spaced(keyframes: Any, interval: int) -> Any:
 
 
 class _PictureStore:
-    """The keyframe pictures of every track, each frame stored once as yuv420p planes in a temporary file
-    (memory stays flat in video length); read back with ``pread``, so threads may share it."""
+    """The keyframe pictures of every track, each frame stored once as yuv420p planes, and every frame's luma
+    plane, in a temporary file (memory stays flat in video length; the file holds about 1.5 luma planes per
+    frame); read back with ``pread``, so threads may share it."""
 
     def __init__(self) -> None:
         import tempfile
 
         self._file = tempfile.TemporaryFile(prefix="m3cvc-rate-")
         self._where: dict[int, tuple[int, tuple[int, int]]] = {}  # frame index -> (offset, padded (h, w))
+        self._planes: dict[int, tuple[int, tuple[int, int]]] = {}  # frame index -> (offset, (h, w)) of its luma
         self._end = 0
         self._lock = threading.Lock()  # the tracks of the pass run on several threads
 
@@ -207,6 +239,18 @@ class _PictureStore:
         cb = np.frombuffer(data, np.uint8, ch * cw, h * w).reshape(ch, cw)
         cr = np.frombuffer(data, np.uint8, ch * cw, h * w + ch * cw).reshape(ch, cw)
         return picture_from_planes((y, cb, cr))
+
+    def put_luma(self, index: int, plane: np.ndarray) -> None:
+        """Frame ``index``'s luma plane (uint8 ``(H, W)``), what the candidates' distortion is measured against."""
+        data = np.ascontiguousarray(plane, np.uint8)
+        with self._lock:
+            os.pwrite(self._file.fileno(), data.tobytes(), self._end)
+            self._planes[index] = (self._end, data.shape)
+            self._end += data.nbytes
+
+    def source_luma(self, index: int) -> np.ndarray:
+        offset, (h, w) = self._planes[index]
+        return np.frombuffer(os.pread(self._file.fileno(), h * w, offset), np.uint8).reshape(h, w)
 
     def luma(self, index: int, height: int, width: int) -> np.ndarray:
         """Frame ``index``'s luma plane, (height, width) uint8 (the padding cropped)."""
@@ -282,6 +326,27 @@ def _with_detail(stream: Any, store: _PictureStore, height: int, width: int) -> 
         detail.keyframe(store.luma(kf.index, height, width), kf.data)
     recon = StageInfo(header.reconstructor.name, {**header.reconstructor.params, "sharpen": detail.choice()})
     return with_fields(stream, header=with_fields(header, reconstructor=recon))
+
+
+def _distortion(stream: Any, store: _PictureStore, text_codec: str, workers: int) -> float:
+    """Mean GMSD of a candidate's decoded frames against the source frames' luma (the whole video, decoded by
+    the real decoder, detail restoration off: its strength is chosen afterwards for the chosen stream)."""
+    from dataclasses import replace as with_fields
+
+    from .bitstream import StageInfo, write_stream
+    from .pipeline import Decoder
+
+    header = stream.header
+    params = dict(header.reconstructor.params)
+    if "sharpen" in params:
+        params["sharpen"] = 0
+    recon = StageInfo(header.reconstructor.name, params)
+    data = write_stream(with_fields(stream, header=with_fields(header, reconstructor=recon)), text_codec)
+    total, count = 0.0, 0
+    for index, frame in enumerate(Decoder(workers=workers).decode(data)):
+        total += gmsd(store.source_luma(index), luma(frame))
+        count += 1
+    return total / max(1, count)
 
 
 PROBES = 2  # QPs measured per search round: fixed, so that what is measured (and chosen) never depends on the cores
@@ -388,6 +453,9 @@ def plan(
         raise ConfigError("rate control chooses the HEVC keyframe chain's QP: it needs keyframe_codec.backend hevc")
     if not (math.isfinite(target) and 0 < target <= MAX_BPP):
         raise ConfigError(f"the target rate must be a positive number of at most {MAX_BPP} bpp, got {target}")
+    if config.rate.choice not in CHOICES:
+        raise ConfigError(f"rate.choice must be one of {', '.join(CHOICES)}, got {config.rate.choice!r}")
+    measured = config.rate.choice == "gmsd"
     preset = config.keyframe_codec.hevc.preset
     store, position = _PictureStore(), [0]
     pool = ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="m3cvc-rate")
@@ -406,6 +474,8 @@ def plan(
             position[0] = index
             # the tracks are independent (their OpenCV flow releases the GIL): one thread each
             list(pool.map(lambda t: t[0].feed(index, frame), tracks.values()))
+            if measured:
+                store.put_luma(index, luma(frame))
             count = index + 1
             if progress:
                 progress(1)
@@ -476,22 +546,28 @@ def plan(
                 measure(interval, ladder)
         else:
             first_fit: dict[int, Optional[int]] = {}  # spacing -> its lowest QP at most the band's top
-            for interval in dense_first:
+            for interval in dense_first:  # with "gmsd", every spacing: its finalist competes on distortion
                 m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
                 first_fit[interval] = _search(m, under_top, ladder, top, guess(interval))
                 q = first_fit[interval]
-                if q is not None and q <= QP_CAP and in_band(sizes[interval][q]):
-                    break  # the densest spacing with a fine candidate in the band: rule 1 is decided
-            else:
-                if not any(q is not None and in_band(sizes[iv][q]) for iv, q in first_fit.items()):
-                    # nothing in the band: per spacing its largest candidate below the target, and its
-                    # smallest (the lowest QP of those as small as QP 51's)
-                    for interval in dense_first:
-                        m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
-                        _search(m, lambda n: bpp(n) < target, ladder, budget)
-                        smallest = measure(interval, [ladder[-1]])[ladder[-1]]
-                        _search(m, lambda n, s=smallest: n <= s, ladder, smallest)
-        chosen, within = choose(streams, target, pixels, tolerance)
+                if not measured and q is not None and q <= QP_CAP and in_band(sizes[interval][q]):
+                    break  # the rule: the densest spacing with a fine candidate in the band decides
+            if not any(q is not None and in_band(sizes[iv][q]) for iv, q in first_fit.items()):
+                # nothing in the band: per spacing its largest candidate below the target, and its
+                # smallest (the lowest QP of those as small as QP 51's)
+                for interval in dense_first:
+                    m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731
+                    _search(m, lambda n: bpp(n) < target, ladder, budget)
+                    smallest = measure(interval, [ladder[-1]])[ladder[-1]]
+                    _search(m, lambda n, s=smallest: n <= s, ladder, smallest)
+        distortions: dict[Candidate, float] = {}
+
+        def distortion(c: Candidate) -> float:
+            if c not in distortions:
+                distortions[c] = _distortion(streams[c], store, config.text.codec, workers)
+            return distortions[c]
+
+        chosen, within = choose(streams, target, pixels, tolerance, distortion if measured else None)
         stream = streams[chosen]
         if getattr(tracks[chosen.interval][3], "sharpen", None) == AUTO:  # the detail strength, for the chosen
             stream = _with_detail(stream, store, height, width)  # stream only (its size does not depend on it)
@@ -501,7 +577,9 @@ def plan(
     data = write_stream(stream, config.text.codec)
     if len(data) != chosen.bytes:
         raise RuntimeError(f"rate control: the chosen stream is {len(data)} bytes, measured {chosen.bytes}")
-    return RatePlan(float(target), pixels, tuple(streams), chosen, within, stream, data, config.rate.target_kbps, tolerance)
+    return RatePlan(
+        float(target), pixels, tuple(streams), chosen, within, stream, data, config.rate.target_kbps, tolerance, distortions
+    )
 
 
 def apply(config: M3Config, plan_: RatePlan) -> M3Config:
@@ -533,4 +611,7 @@ def summary(plan_: RatePlan, written: Optional[int] = None) -> dict[str, Any]:
         "qp": plan_.chosen.qp,
         "candidates": len(plan_.candidates),
     })
+    if plan_.distortions:  # the finalists that competed on measured distortion
+        out["finalists"] = [{"max_interval": c.interval, "qp": c.qp, "bpp": c.bpp(plan_.pixels), "gmsd": round(d, 5)}
+                            for c, d in sorted(plan_.distortions.items(), key=lambda kv: kv[0].interval)]  # fmt: skip
     return out

@@ -45,6 +45,16 @@ def _gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cv2.filter2D(image, cv2.CV_32F, kx), cv2.filter2D(image, cv2.CV_32F, kx.T)
 
 
+def gmsd(source: np.ndarray, decoded: np.ndarray) -> float:
+    """GMSD (Xue et al. 2014) of two luma planes (uint8, same shape ``(H, W)``): the standard deviation of the
+    gradient magnitude similarity map, Prewitt gradients at the planes' own resolution (see
+    :meth:`DetailMeter.add`); 0 for identical planes, larger is worse (about 0.35 at most)."""
+    sx, sy = _gradients(source.astype(np.float32))
+    dx, dy = _gradients(decoded.astype(np.float32))
+    s2, d2 = sx * sx + sy * sy, dx * dx + dy * dy
+    return float(((2.0 * np.sqrt(s2 * d2) + _C) / (s2 + d2 + _C)).std())
+
+
 class DetailMeter:
     """Accumulates, keyframe by keyframe, the GMSD of each candidate strength (memory flat in video length);
     :meth:`choice` is the strength (tenths) with the lowest mean, the weakest on ties."""
