@@ -18,6 +18,12 @@ from m3cvc.keyframe_codec.hevc import nal_unit_types as nal_types
 from m3cvc.pipeline import Decoder, Encoder
 from m3cvc.ratecontrol import Candidate, choose
 
+def yaml_safe_load(path):
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
 IDR_TYPES = {19, 20}  # IDR_W_RADL, IDR_N_LP
 PARAMETER_SETS = {32, 33, 34}  # VPS, SPS, PPS
 
@@ -217,6 +223,11 @@ def test_rate_control_decodes_its_finalists_and_keeps_the_least_distorted():
     mean = float(np.mean([gmsd(luma(a), luma(b)) for a, b in zip(frames, decoded)]))
     assert measured.distortions[measured.chosen] == pytest.approx(mean, abs=1e-9)
     assert "compared by GMSD" in measured.note()
+    from m3cvc.ratecontrol import summary  # encode --json lists the finalists with their distortion
+
+    listed = summary(measured)["finalists"]
+    assert [(f["max_interval"], f["qp"]) for f in listed] == sorted((c.interval, c.qp) for c in measured.distortions)
+    assert min(listed, key=lambda f: f["gmsd"])["max_interval"] == measured.chosen.interval
     with pytest.raises(ConfigError, match="rate.choice"):
         plan(_lite(rate={"choice": "lpips"}), frames, w, h, Fraction(8), target)
 
@@ -332,8 +343,15 @@ def test_rate_search_agrees_at_the_band_edge_on_flat_sizes_and_on_any_core_count
 def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     out = tmp_path / "r.m3c"
     args = ["encode", str(cut_video), "-o", str(out), "--size", "96x64", "--json"]
+    assert cli_main(args + ["--target-kbps", "2.5", "--rate-choice", "rule", "--no-config-out"]) == 0
+    ruled = json.loads(capsys.readouterr().out)["rate_control"]
+    assert "finalists" not in ruled  # nothing decoded
+    assert cli_main(args + ["-y", "--target-kbps", "2.5", "--rate-choice", "fastest"]) == 2
+    capsys.readouterr()
+    out.unlink()
     assert cli_main(args + ["--target-kbps", "2.5"]) == 0
     summary = json.loads(capsys.readouterr().out)
+    assert yaml_safe_load(out.with_name(out.name + ".yaml"))["rate"]["choice"] == "gmsd"
     target = 2.5 * 1000 / (8 * 96 * 64)
     assert summary["rate_control"]["target_bpp"] == pytest.approx(target)
     assert summary["bpp"] == pytest.approx(summary["rate_control"]["predicted_bpp"])
