@@ -202,6 +202,9 @@ def test_outputs_that_cannot_be_files_get_one_line_and_stay_as_they_are(small_vi
     assert main(["encode", str(small_video), "-o", str(fifo), "-y", "--no-config-out", *SMALL, "-q"]) == 2
     assert "not a regular file" in _err(capsys)
     assert not fifo.is_file() and fifo.exists()  # still the FIFO
+    legal = tmp_path / ("y" * 251 + ".m3c")  # 255 characters: legal, also with the temporary file's affixes
+    assert main(["encode", str(small_video), "-o", str(legal), "--no-config-out", *SMALL, "-q"]) == 0
+    assert legal.read_bytes()[:4] == b"M3CV"
     long_name = tmp_path / ("x" * 300 + ".m3c")
     assert main(["encode", str(small_video), "-o", str(long_name), "--no-config-out", *SMALL, "-q"]) == 2
     err = _err(capsys)
@@ -220,8 +223,19 @@ def test_inputs_that_are_not_videos_or_conflicting_options_are_refused(small_vid
     assert "m3cvc stream" in _err(capsys)
     assert main(["encode", str(small_video), "-o", str(tmp_path / "r.m3c"), "--input-size", "16x16", "--input-fps", "5"]) == 2
     assert "raw video" in _err(capsys)  # ignored before: a silent wrong reading
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "r.m3c"), "--input-pix-fmt", "gray"]) == 2
+    assert "raw video" in _err(capsys)
     assert main(["encode", str(small_video), "-o", str(tmp_path / "k.m3c"), "--size", "96x64", "--keep-size"]) == 2
     assert "contradict" in _err(capsys)
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "c2.m3c"), "--rate-choice", "rule"]) == 2
+    assert "give a target" in _err(capsys)  # it would be ignored without one
+    missing = tmp_path / "c3.m3c.yaml"  # a missing config named like the sidecar: said as missing
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "c3.m3c"), "--config", str(missing)]) == 2
+    assert "is the input" not in _err(capsys)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rate:\n  choice: lpips\n")
+    assert main(["config", "--config", str(bad)]) == 2  # checked when loaded, not only when a target is set
+    assert "rate.choice must be one of gmsd, rule" in _err(capsys)
     fifo = tmp_path / "in.pipe"
     os.mkfifo(fifo)
     assert main(["info", str(fifo)]) == 2
@@ -242,6 +256,37 @@ def test_raw_input_with_the_raw_suffix(tmp_path):
     got = read_frames(tmp_path / "p.y4m", EXACT)
     assert len(got) == 6 and got[0].shape == (32, 48, 3)
     assert np.abs(got[3].astype(int) - frames[3]).mean() < 2  # through limited-range yuv420p: close, not exact
+
+
+def test_png_pattern_output_is_one_set(small_video, tmp_path, monkeypatch):
+    """--overwrite replaces the whole set of frames (an earlier, longer video's frames do not stay), and a
+    decode that fails half-way leaves none of its frames."""
+    m3c = tmp_path / "c.m3c"
+    run_ok("encode", str(small_video), "-o", str(m3c), *SMALL, "-q")
+    (tmp_path / "png").mkdir()
+    pattern = str(tmp_path / "png" / "f_%04d.png")
+    for i in range(30):  # a longer video's frames
+        (tmp_path / "png" / f"f_{i:04d}.png").write_bytes(b"old")
+    (tmp_path / "png" / "keep.png").write_bytes(b"not a match")
+    run_ok("decode", str(m3c), "-o", pattern, "-q", "-y")
+    frames = sorted((tmp_path / "png").glob("f_*.png"))
+    assert len(frames) == 20 and all(f.read_bytes()[:4] == b"\x89PNG" for f in frames)
+    assert (tmp_path / "png" / "keep.png").read_bytes() == b"not a match"
+    from m3cvc.video import writers
+
+    calls = {"n": 0}
+    original = writers.PNGWriter._write
+
+    def failing(self, frame):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError(28, "No space left on device")
+        return original(self, frame)
+
+    monkeypatch.setattr(writers.PNGWriter, "_write", failing)
+    (tmp_path / "png2").mkdir()
+    assert main(["decode", str(m3c), "-o", str(tmp_path / "png2" / "g_%04d.png"), "-q"]) != 0
+    assert not list((tmp_path / "png2").iterdir())
 
 
 def test_webm_output_is_vp9_in_webm(small_video, tmp_path):

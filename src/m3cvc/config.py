@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Optional, Sequence, TypeVar, Union
+from typing import Any, Literal, Optional, Sequence, TypeVar, Union
 
 import yaml
 
@@ -146,7 +146,7 @@ class RateConfig:
     target_kbps: float = 0.0  # kbit/s at the coded frame rate (converted to bpp)
     # how the in-band finalists (one per spacing) are ranked: "gmsd" decodes each and measures it against the
     # source (slower, better), "rule" takes the densest spacing without decoding any (the former rule)
-    choice: str = "gmsd"
+    choice: Literal["gmsd", "rule"] = "gmsd"
 
 
 @dataclass(frozen=True)
@@ -395,6 +395,11 @@ def _check_scalar(tp: Any, value: Any, path: str) -> Any:
             except ConfigError as exc:
                 last = exc
         raise last or ConfigError(f"{path}: invalid value {value!r}")
+    if origin is Literal:  # a closed set of strings
+        allowed = typing.get_args(tp)
+        if isinstance(value, str) and value in allowed:
+            return value
+        raise ConfigError(f"{path} must be one of {', '.join(allowed)}, got {value!r}")
     if tp is bool:
         if isinstance(value, bool):
             return value

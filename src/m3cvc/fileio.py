@@ -47,6 +47,8 @@ def check_output_path(output: PathLike, inputs: Iterable[PathLike] = ()) -> Path
     out = Path(output)
     for inp in inputs:
         ip = Path(inp)
+        if not ip.exists():  # a missing input fails on its own, with its own message
+            continue
         if out.resolve() == ip.resolve() or _same_file(out, ip):
             raise InputError(f"output {out} is the input file; choose another output path")
     try:
@@ -83,7 +85,8 @@ def atomic_path(output: PathLike, inputs: Iterable[PathLike] = (), suffix: Optio
     out = check_output_path(output, inputs)
     suffix = suffix if suffix is not None else out.suffix
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".part{suffix}", dir=out.parent or ".")
+        # the name is kept short (any legal output name stays legal with the temporary affixes)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem[:32]}.", suffix=f".part{suffix[:16]}", dir=out.parent or ".")
     except OSError as exc:  # e.g. a name too long, a read-only or virtual file system
         raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
     os.close(fd)

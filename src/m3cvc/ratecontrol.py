@@ -13,7 +13,8 @@ against choosing by LPIPS among the same finalists (bigbuckbunny, carphone, bike
 0.002-0.02 bpp; ``benchmarks/rate_choice.py``): mean LPIPS at equal rate 0.3585 / 0.1931 / 0.3140 where
 LPIPS' own choice gave 0.3560 / 0.1913 / 0.3140, and the former fixed rule (``rate.choice: rule``: the
 densest spacing with QP <= ``QP_CAP``, no decoding) 0.3773 / 0.1926 / 0.3145. The measurement decodes up
-to 4 candidates, which roughly doubles the analysis time (README, "Rate control").
+to 4 candidates (once per distinct set of keyframes), which makes the analysis 2-3x slower (README,
+"Rate control").
 
 One analysis pass over the video finds that point with exact byte counts (no encode-and-retry loop):
 the frames are read once, and for every candidate spacing a decision track runs keyframe selection,
@@ -561,10 +562,15 @@ def plan(
                     smallest = measure(interval, [ladder[-1]])[ladder[-1]]
                     _search(m, lambda n, s=smallest: n <= s, ladder, smallest)
         distortions: dict[Candidate, float] = {}
+        by_content: dict[Any, float] = {}  # spacings that chose the same keyframes decode to the same frames
 
         def distortion(c: Candidate) -> float:
             if c not in distortions:
-                distortions[c] = _distortion(streams[c], store, config.text.codec, workers)
+                st = streams[c]
+                key = (tuple((k.index, k.data) for k in st.keyframes), st.clip_motion)
+                if key not in by_content:
+                    by_content[key] = _distortion(st, store, config.text.codec, workers)
+                distortions[c] = by_content[key]
             return distortions[c]
 
         chosen, within = choose(streams, target, pixels, tolerance, distortion if measured else None)

@@ -38,7 +38,7 @@ def add_preprocess_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-fps", action="store_true", help="keep every frame and the native frame rate")
     p.add_argument("--input-size", metavar="WxH", help="frame size of a raw .yuv input")
     p.add_argument("--input-fps", type=float, help="frame rate of a raw .yuv input")
-    p.add_argument("--input-pix-fmt", default="yuv420p",
+    p.add_argument("--input-pix-fmt", default=None,
                    help="pixel format of a raw .yuv input: any that `ffmpeg -pix_fmts` lists (default yuv420p)")
     p.add_argument("--stream", type=int, metavar="N",
                    help="read the input's stream N (as ffprobe numbers them) instead of the one ffmpeg would pick")
@@ -78,7 +78,7 @@ def open_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "raw_size": parse_size(args.input_size) if args.input_size else None,
         "raw_fps": args.input_fps,
-        "raw_pix_fmt": args.input_pix_fmt,
+        "raw_pix_fmt": args.input_pix_fmt,  # None: yuv420p for raw input
         "stream": args.stream,
     }
 
@@ -140,10 +140,13 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
             rate = {key: value, ("target_kbps" if key == "target_bpp" else "target_bpp"): 0.0}
     if getattr(args, "rate_choice", None):
         rate["choice"] = args.rate_choice
-    return with_overrides(
+    out = with_overrides(
         cfg, preprocess=pre, keyframes=kf, reconstruct=recon, keyframe_codec=codec, describe=describe, text=text,
         rate=rate,
     )  # fmt: skip
+    if getattr(args, "rate_choice", None) and not (out.rate.target_bpp or out.rate.target_kbps):
+        raise ConfigError("--rate-choice ranks rate control's candidates: give a target (--target-bpp or --target-kbps)")
+    return out
 
 
 def check_new_output(output: str, inputs: Sequence[str], overwrite: bool) -> Path:
@@ -194,7 +197,7 @@ def _encode_extra_args(args: argparse.Namespace) -> list[str]:
     if args.descriptions:
         out += ["--descriptions", command_word(args.descriptions)]
     if args.input_size:
-        out += ["--input-size", shlex.quote(args.input_size), "--input-pix-fmt", shlex.quote(args.input_pix_fmt)]
+        out += ["--input-size", shlex.quote(args.input_size), "--input-pix-fmt", shlex.quote(args.input_pix_fmt or "yuv420p")]
     if args.input_fps is not None:
         out += ["--input-fps", repr(args.input_fps)]
     if args.stream is not None:

@@ -349,11 +349,12 @@ def open_video(
     *,
     raw_size: Optional[tuple[int, int]] = None,
     raw_fps: Optional[float] = None,
-    raw_pix_fmt: str = "yuv420p",
+    raw_pix_fmt: Optional[str] = None,
     stream: Optional[int] = None,
 ) -> VideoSource:
     """Open a video file (module doc); raw ``.yuv`` / ``.raw`` needs ``raw_size`` and ``raw_fps`` (``raw_pix_fmt``:
-    any pixel format ffmpeg knows), which any other input refuses (InputError: they would be ignored);
+    any pixel format ffmpeg knows, default yuv420p), which any other input refuses (InputError: they would be
+    ignored);
     ``stream``: a stream index instead of ffmpeg's choice."""
     p = check_input_file(path)
     try:
@@ -365,16 +366,16 @@ def open_video(
         raise InputError(f"{p} is an m3cvc stream, not a video: decode it with `m3cvc decode`")
     raw = p.suffix.lower() in RAW_SUFFIXES
     if head == _Y4M_MAGIC or not raw:
-        if raw_size is not None or raw_fps is not None:  # they would be ignored: a silent wrong reading
+        if raw_size is not None or raw_fps is not None or raw_pix_fmt is not None:  # ignored: a silent wrong reading
             kind = "a .y4m stream" if head == _Y4M_MAGIC else "read through its container"
-            raise InputError(f"--input-size / --input-fps describe raw video ({' or '.join(RAW_SUFFIXES)} files); "
-                             f"{p} is {kind}, which gives its own size and frame rate")
+            raise InputError(f"--input-size / --input-fps / --input-pix-fmt describe raw video ({' or '.join(RAW_SUFFIXES)} "
+                             f"files); {p} is {kind}, which gives its own size, frame rate and pixel format")
         if head == _Y4M_MAGIC:
             return AVSource(p, fmt="yuv4mpegpipe", stream=stream)
         return AVSource(p, stream=stream)
     if raw_size is None or raw_fps is None:
         raise InputError(f"{p} is raw video: give its size and frame rate (--input-size WxH --input-fps F)")
-    return _raw(p, raw_size, raw_fps, raw_pix_fmt)
+    return _raw(p, raw_size, raw_fps, raw_pix_fmt or "yuv420p")
 
 
 def _raw(path: Path, size: tuple[int, int], fps: float, pix_fmt: str) -> AVSource:

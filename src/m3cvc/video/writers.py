@@ -159,14 +159,21 @@ def check_png_pattern(path: PathLike, overwrite: bool = False) -> Path:
     fields = _PNG_FIELD.findall(name)
     if len(fields) != 1 or name.count("%") != 1:
         raise InputError(f"bad PNG pattern {p.name!r}: it needs exactly one frame-number field, e.g. out_%05d.png")
-    if not overwrite and p.parent.is_dir():
-        zero, width = fields[0]
-        digits = rf"\d{{{int(width)},}}" if zero and width else r"-?\d+"
-        regex = re.compile(re.escape(p.name.replace("%%", "%")).replace(re.escape(_PNG_FIELD.search(p.name).group(0)), digits))
-        taken = sorted(f.name for f in p.parent.iterdir() if regex.fullmatch(f.name))
+    if not overwrite:
+        taken = sorted(f.name for f in _pattern_matches(p))
         if taken:
             raise InputError(f"{p.parent / taken[0]} exists ({len(taken)} file(s) match {p.name}); pass --overwrite to replace them")
     return p
+
+
+def _pattern_matches(p: Path) -> list[Path]:
+    """The files in ``p``'s folder that the PNG pattern ``p`` names (any frame number)."""
+    if not p.parent.is_dir():
+        return []
+    zero, width = _PNG_FIELD.findall(p.name.replace("%%", ""))[0]
+    digits = rf"\d{{{int(width)},}}" if zero and width else r"-?\d+"
+    regex = re.compile(re.escape(p.name.replace("%%", "%")).replace(re.escape(_PNG_FIELD.search(p.name).group(0)), digits))
+    return [f for f in p.parent.iterdir() if regex.fullmatch(f.name)]
 
 
 @contextlib.contextmanager
@@ -174,4 +181,15 @@ def _png_writer(p: Path, width: int, height: int, fps: Fraction, inputs: Iterabl
     check_png_pattern(p, overwrite=True)
     check_output_path(str(p) % 0, inputs)
     writer = PNGWriter(p, width, height, fps, [Path(i) for i in inputs])
-    yield writer
+    try:
+        yield writer
+    except BaseException:  # the frames are one output: none of this run's stays behind
+        for f in writer.written:
+            with contextlib.suppress(OSError):
+                f.unlink()
+        raise
+    written = set(writer.written)
+    for f in _pattern_matches(p):  # an earlier, longer video's frames would pass for this one's (--overwrite)
+        if f not in written:
+            with contextlib.suppress(OSError):
+                f.unlink()
