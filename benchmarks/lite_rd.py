@@ -6,7 +6,8 @@
 Every clip is preprocessed like the paper (512x320, 8 fps, first ``--frames`` frames) and coded by the
 eval harness (``m3cvc eval``'s runner, so bpp comes from the bytes of each stream):
 
-- ``m3cvc:lite``: rate-controlled lite (``rate.target_bpp`` swept over ``--targets``; keyframe spacing
+- ``m3cvc:lite``: rate-controlled lite (``rate.target_bpp`` swept over ``--targets``, ``rate.choice`` from
+  ``--rate-choice``, default rule: give each choice its own ``--out``; keyframe spacing
   and QP chosen by the analysis pass),
 - ``m3cvc:lite-fixed``: the default lite settings (one point: speed of a plain encode),
 - ``vvc``: libvvenc ``medium``, low delay, QP 63, 58, 53, 48, 43 (the paper's points),
@@ -111,6 +112,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "lite_rd")
     ap.add_argument("--metrics", default="all")
     ap.add_argument("--targets", default=DEFAULT_TARGETS, help="lite's rate.target_bpp points")
+    ap.add_argument("--rate-choice", choices=("rule", "gmsd"), default="rule", help="rate.choice of the rate-controlled lite")
     ap.add_argument("--force", action="store_true", help="recompute points already in --out")
     ap.add_argument("--dists-cache-gib", type=float, default=5.0,
                     help="reference VGG features kept across points (40 frames at 512x320: 3.3 GiB)")  # fmt: skip
@@ -119,7 +121,7 @@ def main() -> int:
     targets = [float(t) for t in args.targets.split(",")]
     dataset = load_dataset(str(clip_folder(args.clips, args.out / "clips")))
     codecs = [
-        M3cvcCodec("lite", points=targets, sweep="rate.target_bpp"),
+        M3cvcCodec("lite", points=targets, sweep="rate.target_bpp", overrides={"rate.choice": args.rate_choice}),
         M3cvcCodec("lite", points=[42], sweep="keyframe_codec.hevc.qp", name="m3cvc:lite-fixed"),
         build_codec("vvc", preset="medium"),
         build_codec("x265", preset="veryslow"),

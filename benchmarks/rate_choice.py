@@ -12,10 +12,10 @@ ranks by) and LPIPS (what the README's figures use). Printed per target: the fin
 picks and its LPIPS; per clip: the mean LPIPS of each way's picks (equal rate: the finalists all lie within
 the band). Needs the LPIPS weights (``M3CVC_WEIGHTS``); about 5 min per clip on 2 cores.
 
-Recorded (2026-12-01, 40 frames; the clip's own targets are those with at least one finalist): mean LPIPS of
-the picks, GMSD / rule / LPIPS-best: bigbuckbunny 0.3585 / 0.3773 / 0.3560, carphone 0.1931 / 0.1926 /
-0.1913, bikes 0.3140 / 0.3145 / 0.3140 (first measured with the finalists restricted to QP <= 49; see the
-closing note of issue 11 for the rerun).
+Recorded (2026-12-01, 40 frames; a clip's targets are those with at least one finalist): mean LPIPS of the
+picks, GMSD / rule / LPIPS' own choice: bigbuckbunny 0.3481 / 0.3649 / 0.3464 (11 targets), carphone
+0.1918 / 0.1963 / 0.1913 (10), bikes 0.3309 / 0.3309 / 0.3288 (8). The full R-D effect (detail restoration
+on, every metric): ``benchmarks/lite_rd.py --rate-choice gmsd`` (README, "Rate control").
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ def test_inputs_that_are_not_videos_or_conflicting_options_are_refused(small_vid
     bad = tmp_path / "bad.yaml"
     bad.write_text("rate:\n  choice: lpips\n")
     assert main(["config", "--config", str(bad)]) == 2  # checked when loaded, not only when a target is set
-    assert "rate.choice must be one of gmsd, rule" in _err(capsys)
+    assert "rate.choice must be one of rule, gmsd" in _err(capsys)
     fifo = tmp_path / "in.pipe"
     os.mkfifo(fifo)
     assert main(["info", str(fifo)]) == 2

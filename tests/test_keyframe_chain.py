@@ -200,7 +200,7 @@ def test_rate_control_decodes_its_finalists_and_keeps_the_least_distorted():
 
     frames = synthetic_frames(24)  # 96x64, panning, no cut
     h, w = frames[0].shape[:2]
-    cfg = _lite()
+    cfg = _lite(rate={"choice": "gmsd"})
     every = plan(cfg, frames, w, h, Fraction(8), 0.05, exhaustive=True)
     pixels = every.pixels
     contested = sorted({c.bpp(pixels) for c in every.candidates
@@ -212,7 +212,7 @@ def test_rate_control_decodes_its_finalists_and_keeps_the_least_distorted():
         finalists = [f for f in band_finalists(every.candidates, target, pixels) if f.qp <= QP_CAP]
         assert set(measured.distortions) == set(finalists) and measured.within
         assert measured.distortions[measured.chosen] == min(measured.distortions.values())
-        ruled = plan(_lite(rate={"choice": "rule"}), frames, w, h, Fraction(8), target)
+        ruled = plan(_lite(), frames, w, h, Fraction(8), target)  # the default
         assert not ruled.distortions and ruled.chosen == min(finalists, key=lambda c: c.interval)
         differ += measured.chosen.interval > ruled.chosen.interval
     assert differ >= 1
@@ -343,15 +343,17 @@ def test_rate_search_agrees_at_the_band_edge_on_flat_sizes_and_on_any_core_count
 def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     out = tmp_path / "r.m3c"
     args = ["encode", str(cut_video), "-o", str(out), "--size", "96x64", "--json"]
-    assert cli_main(args + ["--target-kbps", "2.5", "--rate-choice", "rule", "--no-config-out"]) == 0
-    ruled = json.loads(capsys.readouterr().out)["rate_control"]
-    assert "finalists" not in ruled  # nothing decoded
+    assert cli_main(args + ["--target-kbps", "2.5", "--rate-choice", "gmsd"]) == 0
+    capsys.readouterr()
+    assert yaml_safe_load(out.with_name(out.name + ".yaml"))["rate"]["choice"] == "gmsd"  # the sidecar keeps it
     assert cli_main(args + ["-y", "--target-kbps", "2.5", "--rate-choice", "fastest"]) == 2
     capsys.readouterr()
     out.unlink()
+    out.with_name(out.name + ".yaml").unlink()
     assert cli_main(args + ["--target-kbps", "2.5"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert yaml_safe_load(out.with_name(out.name + ".yaml"))["rate"]["choice"] == "gmsd"
+    assert "finalists" not in summary["rate_control"]  # the default rule decodes nothing
+    assert yaml_safe_load(out.with_name(out.name + ".yaml"))["rate"]["choice"] == "rule"
     target = 2.5 * 1000 / (8 * 96 * 64)
     assert summary["rate_control"]["target_bpp"] == pytest.approx(target)
     assert summary["bpp"] == pytest.approx(summary["rate_control"]["predicted_bpp"])

@@ -4,17 +4,24 @@ In lite, the rate is the keyframe chain (plus a few hundred bytes of motion hint
 set it: the keyframe QP (how good each keyframe is) and ``keyframes.max_interval`` (how many there are).
 Which mix is best depends on the content: where motion is local (a talking head under a static camera)
 the interpolated frames are lite's weakest link and bits should buy keyframe *density*; where flow
-interpolation works (smooth motion, animation) they should buy keyframe *quality*. So the encoder, which
-has the source, measures it (``rate.choice: gmsd``, the default): for each spacing the lowest QP whose
-stream lands within the tolerance is a finalist, each finalist is decoded by the real decoder (detail
-restoration off), and the one with the lowest mean GMSD against the source frames (luma, full
-resolution, :func:`m3cvc.reconstruct.detail.gmsd`, the measure detail restoration uses) wins. Measured
-against choosing by LPIPS among the same finalists (bigbuckbunny, carphone, bikes; 40 frames, 6-11 targets
-0.002-0.02 bpp; ``benchmarks/rate_choice.py``): mean LPIPS at equal rate 0.3585 / 0.1931 / 0.3140 where
-LPIPS' own choice gave 0.3560 / 0.1913 / 0.3140, and the former fixed rule (``rate.choice: rule``: the
-densest spacing with QP <= ``QP_CAP``, no decoding) 0.3773 / 0.1926 / 0.3145. The measurement decodes up
-to 4 candidates (once per distinct set of keyframes), which makes the analysis 2-3x slower (README,
-"Rate control").
+interpolation works (smooth motion, animation) they can buy keyframe *quality*. For each spacing the
+lowest QP whose stream lands within the tolerance is a finalist (those with QP <= ``QP_CAP`` when there are
+any: coarser keyframes lost at every rate measured). ``rate.choice`` ranks them:
+
+- ``rule`` (the default): the densest finalist, without decoding any;
+- ``gmsd``: each finalist is decoded by the real decoder (detail restoration off; finalists with the same
+  keyframes once) and the one with the lowest mean GMSD against the source frames (luma, full resolution,
+  :func:`m3cvc.reconstruct.detail.gmsd`, the measure detail restoration uses) wins.
+
+Measured (``benchmarks/rate_choice.py``, 40 frames, 8-11 targets 0.002-0.02 bpp; mean LPIPS of the picks at
+equal rate, GMSD / rule / LPIPS' own choice among the same finalists): bigbuckbunny 0.3481 / 0.3649 /
+0.3464, carphone 0.1918 / 0.1963 / 0.1913, bikes 0.3309 / 0.3309 / 0.3288. So GMSD picks almost what LPIPS
+would. But on the full R-D comparison (``benchmarks/lite_rd.py``, detail restoration on) it bought
+bigbuckbunny 2 points of LPIPS BD-rate against VVC (-41.2 % -> -43.2 %) for 37 points of VMAF (+8.2 % ->
++45.4 %), 42 of PSNR and 9 of MS-SSIM (it prefers sparse, fine keyframes there), while on carphone it
+gained on LPIPS (-8.5 % -> -14.5 %) and VMAF (+36.5 % -> +23.2 %) at equal PSNR / MS-SSIM; and it makes
+the analysis 2-3x slower (all 4 spacings searched, up to 4 decodes). Hence ``rule`` by default and
+``gmsd`` for those who rank by LPIPS above all.
 
 One analysis pass over the video finds that point with exact byte counts (no encode-and-retry loop):
 the frames are read once, and for every candidate spacing a decision track runs keyframe selection,
@@ -42,8 +49,8 @@ lite_rd clips (10 targets, 0.001-0.05 bpp) this chose what measuring all 48 cand
 The choice:
 
 1. candidates within +-``tolerance`` (10 %) of the target: per spacing its lowest QP (the finalists), of
-   them those with QP at most ``QP_CAP`` (all when none is); with ``gmsd`` the one with the lowest
-   measured distortion (ties: the denser spacing), with ``rule`` the smallest spacing;
+   them those with QP at most ``QP_CAP`` (all when none is); with ``rule`` the smallest spacing, with
+   ``gmsd`` the one with the lowest measured distortion (ties: the denser spacing);
 2. otherwise the largest candidate below the target (the target falls between ladder rungs or above
    the highest), and if every candidate is above it, the smallest one (the target is below reach):
    the encode says so.
@@ -78,7 +85,7 @@ QPS = tuple(range(51, 28, -2))  # 51, 49, ..., 29: neighbouring QPs differ by 15
 INTERVALS = (32, 16, 8, 4)
 TOLERANCE = 0.10
 MAX_BPP = 24.0  # uncompressed 8-bit RGB: no target above it means anything
-CHOICES = ("gmsd", "rule")  # rate.choice
+CHOICES = ("rule", "gmsd")  # rate.choice
 QP_CAP = 47  # keyframes coarser than this only when no finer candidate lands (they lose at every rate measured)
 
 
