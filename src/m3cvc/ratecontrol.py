@@ -318,13 +318,21 @@ def _share_frame_features(tracks: list[Any]) -> None:
             selector.features = features
 
 
+def _with_sharpen(stream: Any, tenths: int) -> Any:
+    """``stream`` with the flow reconstructor's ``sharpen`` parameter set to ``tenths``."""
+    from dataclasses import replace as with_fields
+
+    from .bitstream import StageInfo
+
+    header = stream.header
+    recon = StageInfo(header.reconstructor.name, {**header.reconstructor.params, "sharpen": tenths})
+    return with_fields(stream, header=with_fields(header, reconstructor=recon))
+
+
 def _with_detail(stream: Any, store: _PictureStore, height: int, width: int) -> Any:
     """``stream`` with the flow reconstructor's ``sharpen`` resolved as the encoder resolves it (the keyframe
     units decoded in order against the stored source pictures); the header's size does not change (a
     one-byte integer either way)."""
-    from dataclasses import replace as with_fields
-
-    from .bitstream import StageInfo
     from .pipeline import DetailCollector
 
     header = stream.header
@@ -332,26 +340,19 @@ def _with_detail(stream: Any, store: _PictureStore, height: int, width: int) -> 
     detail = DetailCollector(codec)
     for kf in stream.keyframes:
         detail.keyframe(store.luma(kf.index, height, width), kf.data)
-    recon = StageInfo(header.reconstructor.name, {**header.reconstructor.params, "sharpen": detail.choice()})
-    return with_fields(stream, header=with_fields(header, reconstructor=recon))
+    return _with_sharpen(stream, detail.choice())
 
 
 def _distortion(stream: Any, store: _PictureStore, text_codec: str, workers: int) -> float:
     """Mean GMSD of a candidate's decoded frames against the source frames' luma (the whole video, decoded by
     the real decoder, detail restoration off: its strength is chosen afterwards for the chosen stream)."""
-    from dataclasses import replace as with_fields
-
-    from .bitstream import StageInfo, write_stream
+    from .bitstream import write_stream
     from .pipeline import Decoder
 
-    header = stream.header
-    params = dict(header.reconstructor.params)
-    if "sharpen" in params:
-        params["sharpen"] = 0
-    recon = StageInfo(header.reconstructor.name, params)
-    data = write_stream(with_fields(stream, header=with_fields(header, reconstructor=recon)), text_codec)
+    if "sharpen" in stream.header.reconstructor.params:
+        stream = _with_sharpen(stream, 0)
     total, count = 0.0, 0
-    for index, frame in enumerate(Decoder(workers=workers).decode(data)):
+    for index, frame in enumerate(Decoder(workers=workers).decode(write_stream(stream, text_codec))):
         total += gmsd(store.source_luma(index), luma(frame))
         count += 1
     return total / max(1, count)
