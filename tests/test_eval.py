@@ -273,6 +273,27 @@ def test_cli_eval_bdrate_plots(video_folder, tmp_path, capsys):
     report = json.loads((out / "bdrate_x264.json").read_text())
     vtm_row = next(r for r in report["videos"]["psnr"] if r["test"] == "vtm")
     assert vtm_row["dataset_curve"]["bd_rate"] == pytest.approx(-50.0, abs=0.01)
+    # row order does not matter (unnamed points are labelled by rate); a spreadsheet's BOM is fine
+    shuffled = [vtm[0]] + list(reversed(vtm[1:]))
+    (tmp_path / "vtm_rev.csv").write_text("\ufeff" + "\n".join(shuffled) + "\n", encoding="utf-8")
+    assert cli_main(["bdrate", str(out), "--anchor", "x264", "--import", str(tmp_path / "vtm_rev.csv"), "--metrics", "psnr", "-y",
+                     "--json", str(tmp_path / "rev.json")]) == 0  # fmt: skip
+    rev = json.loads((tmp_path / "rev.json").read_text())
+    assert next(r for r in rev["videos"]["psnr"] if r["test"] == "vtm")["dataset_curve"]["bd_rate"] == pytest.approx(-50.0, abs=0.01)
+    capsys.readouterr()
+    # bad rows, a curve named like a measured codec, and --json onto an existing file: one line, exit 2
+    results_json = out / "videos" / "x265.json"
+    before = results_json.read_bytes()
+    for name, text in (("short.csv", vtm[0] + "\nvtm,seq\n"), ("empty.csv", vtm[0] + "\nvtm,seq,,30\n"),
+                       ("zero.csv", vtm[0] + "\nvtm,seq,0,30\n"), ("clash.csv", vtm[0].replace("vtm", "x") + "\n" + vtm[1].replace("vtm,", "x265,"))):
+        (tmp_path / name).write_text(text)
+        assert cli_main(["bdrate", str(out), "--anchor", "x264", "--import", str(tmp_path / name)]) == 2, name
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (name, err)
+    assert cli_main(["bdrate", str(out), "--anchor", "x264", "--json", str(results_json)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and results_json.read_bytes() == before
+    assert cli_main(["eval", "--dataset", str(video_folder), "--out", str(out), "--points", "x264=45,45"]) == 2
+    assert "given twice" in capsys.readouterr().err
     assert cli_main(["bdrate", str(out), "--anchor", "vvc"]) == 2
     assert cli_main(["eval", "--dataset", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert cli_main(["eval", "--dataset", str(video_folder), "--out", str(out), "--metrics", "ssim"]) == 2

@@ -311,6 +311,16 @@ def test_batch_names_that_would_collide_resume_checks_and_bad_manifests(videos, 
     assert "records a batch decode" in capsys.readouterr().err
     (tmp_path / "afile").write_text("x")
     assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "afile"), "-q"]) == 2
+    # outputs that no batch into that folder wrote are never replaced without --force
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "a.mkv.m3c").write_bytes(b"precious")
+    capsys.readouterr()
+    assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "mine"), "--size", f"{W}x{H}", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "was not written by a batch encode" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "mine" / "a.mkv.m3c").read_bytes() == b"precious" and not (tmp_path / "mine" / "manifest.json").exists()
+    assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "mine"), "--size", f"{W}x{H}", "-q", "--force"]) == 0
+    assert (tmp_path / "mine" / "a.mkv.m3c").read_bytes()[:4] == b"M3CV"
     for options, message in [(["--gpus-per-task", "1"], "--gpus-per-task needs --executor ray"),
                              (["--executor", "ray", "--gpus-per-task", "nan"], "must be a number >= 0"),
                              (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),

@@ -137,7 +137,7 @@ class Manifest:
     def summary(self) -> dict[str, Any]:
         files = self.data["files"].values()
         ok = [f for f in files if f["status"] == "ok"]
-        return {"files": len(self.data["files"]), "ok": len(ok), "failed": len(self.data["files"]) - len(ok),
+        return {"files": len(self.data["files"]), "ok": len(ok), "failed": sum(f["status"] == "failed" for f in files),
                 "bytes": sum(f.get("bytes", 0) for f in ok), "seconds": round(sum(f.get("seconds", 0) for f in files), 3)}  # fmt: skip
 
     def save(self) -> None:
@@ -182,6 +182,11 @@ def _run(
     try:
         manifest = Manifest(out_dir, operation, settings, force)
         manifest.keep_only({src.relative_to(in_dir).as_posix() for src in sources})
+        foreign = [output_for(src) for src in sources
+                   if src.relative_to(in_dir).as_posix() not in manifest.data["files"] and output_for(src).exists()]  # fmt: skip
+        if foreign and not force:  # files this folder's batches never wrote: replacing them would lose them
+            raise InputError(f"{foreign[0]} exists and was not written by a batch {operation} into {out_dir} "
+                             f"({len(foreign)} such output(s)); move them away, or pass --force to replace them")
         manifest.save()  # from the start: a second run with other settings is refused even after an early stop
     except BaseException:
         if made:
@@ -195,6 +200,9 @@ def _run(
             skipped += 1
             continue
         tasks.append(Task(rel, fn, (job_for(src, out),), resources))
+        if rel not in manifest.data["files"]:  # claimed before it runs: an output left by an interrupted run is ours
+            manifest.data["files"][rel] = {"output": out.relative_to(out_dir).as_posix(), "status": "pending"}
+    manifest.save()
     failed: list[tuple[str, str]] = []
 
     def store(o: Any) -> None:

@@ -192,11 +192,14 @@ def bdrate_main(argv: Sequence[str]) -> int:
     p.add_argument("--anchor", default="vvc", help="anchor codec name (default vvc)")
     p.add_argument("--metrics", default="all", help="comma-separated metrics (default all that have values)")
     p.add_argument("--json", type=Path, help="write the report here (default RESULTS/bdrate_<anchor>.json)")
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--plots", action="store_true", help="also write R-D plots to RESULTS/plots/")
     p.add_argument("--table", action="store_true", help="also print every codec's dataset-mean R-D points")
     p.add_argument("--import", dest="imports", action="append", default=[], type=Path, metavar="CSV",
                    help="extra curves (e.g. VTM, DCVC) from a CSV with codec,sequence,bpp,<metrics> columns (repeatable)")  # fmt: skip
     args = p.parse_args(argv)
+    if args.json is not None and args.json.exists() and not args.overwrite:  # e.g. a results JSON: never lost
+        raise InputError(f"--json {args.json} exists; pass --overwrite (-y) to replace it")
     from ..eval.plots import plot_all
     from ..eval.report import bd_report, format_bd, format_rd_table, write_report
     from ..eval.results import group_by_dataset, import_csv
@@ -207,6 +210,10 @@ def bdrate_main(argv: Sequence[str]) -> int:
     grouped = group_by_dataset(args.results)
     for path in args.imports:
         for dataset, docs in import_csv(path, next(iter(grouped)) if len(grouped) == 1 else None).items():
+            clash = sorted(set(docs) & set(grouped.get(dataset, {})))
+            if clash:  # it would silently replace measured results
+                raise InputError(f"--import {path}: codec {clash[0]!r} already has results in dataset {dataset}; "
+                                 "name the imported curve differently")
             grouped.setdefault(dataset, {}).update(docs)
     report = bd_report(grouped, args.anchor, metrics)
     if args.table:

@@ -105,6 +105,9 @@ def parse_values(text: str) -> list[float]:
         raise ConfigError(f"rate points must be comma-separated numbers, got {text!r}") from None
     if not values or any(not math.isfinite(v) for v in values):
         raise ConfigError(f"rate points must be finite numbers, got {text!r}")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ConfigError(f"rate point {repeated[0]:g} is given twice in {text!r} (each rate point once)")
     return values
 
 

@@ -216,7 +216,7 @@ def import_csv(path: Path, dataset: Optional[str] = None) -> dict[str, dict[str,
     and some metric columns (``psnr``, ``ms_ssim``, ``lpips``, ``dists``, ``vmaf``, ...); ``dataset`` and ``point``
     are optional. Same grouping as :func:`group_by_dataset`, so imported curves join BD-rates and plots."""
     try:
-        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))  # -sig: a spreadsheet's BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
     if not rows or not {"codec", "sequence", "bpp"} <= set(rows[0]):
@@ -224,18 +224,26 @@ def import_csv(path: Path, dataset: Optional[str] = None) -> dict[str, dict[str,
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for i, row in enumerate(rows, start=2):
         where = f"{path}:{i}"
+        if None in row.values() or None in row:  # a short or a long row: DictReader fills None / a None key
+            raise InputError(f"{where}: {len(rows[0])} columns expected, the row has another count")
         ds = row.get("dataset") or dataset or path.stem
-        codec = row["codec"]
+        codec = row["codec"].strip()
+        bpp = _number(row["bpp"], where)
+        if not codec or not row["sequence"].strip():
+            raise InputError(f"{where}: empty codec or sequence")
+        if bpp is None or not (0 < bpp < float("inf")):
+            raise InputError(f"{where}: bpp must be a positive number, got {row['bpp']!r}")
         doc = out.setdefault(ds, {}).setdefault(codec, {
             "schema": SCHEMA, "codec": {"name": codec, "description": f"imported from {path.name}"},
             "dataset": {"name": ds, "source": str(path)}, "sequences": {},
         })  # fmt: skip
         seq = doc["sequences"].setdefault(row["sequence"], {"points": []})
         metrics = {m: _number(row.get(m), where) for m in VALUE_COLUMNS if m in row}
-        label = row.get("point") or f"p{len(seq['points'])}"
-        seq["points"].append({"point": label, "bpp": _number(row["bpp"], where), "metrics": metrics, "info": {}})
+        seq["points"].append({"point": row.get("point") or None, "bpp": bpp, "metrics": metrics, "info": {}})
     for docs in out.values():
         for doc in docs.values():
             for seq in doc["sequences"].values():
                 seq["points"].sort(key=lambda p: p["bpp"])
+                for k, point in enumerate(seq["points"]):  # unnamed points: labelled by rate, not by row order
+                    point["point"] = point["point"] or f"p{k}"
     return out
