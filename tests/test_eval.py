@@ -154,6 +154,18 @@ def test_schema_csv_and_resume(video_folder, tmp_path):
     EvalRun(dataset, [x264c], _opts(out), log=notes.append).run()
     assert x264c.calls == 1
     assert len(json.loads((out / "videos" / "x264.json").read_text())["sequences"]["shapes"]["points"]) == 3
+    stored = json.loads((out / "videos" / "x264.json").read_text())["sequences"]["shapes"]
+    assert Path(stored["source"]).is_absolute()  # reports find it from any working directory
+    # a changed source file is measured again, not resumed (its stored points are dropped)
+    import os
+
+    clip = video_folder / "shapes.y4m"
+    st = clip.stat()
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = Counting(build_codec("x264", [51, 40]))
+    EvalRun(dataset, [again], _opts(out), log=notes.append).run()
+    assert again.calls == 2 and any("changed since" in n for n in notes)
+    assert len(json.loads((out / "videos" / "x264.json").read_text())["sequences"]["shapes"]["points"]) == 2
     # other settings are refused unless forced
     with pytest.raises(ConfigError):
         EvalRun(dataset, [build_codec("x264", [51], preset="medium")], _opts(out)).run()

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 
 from .config import M3Config, to_dict
 from .errors import InputError
-from .fileio import atomic_path, ensure_folder, write_text_atomic
+from .fileio import atomic_path, ensure_folder, file_stamp, write_text_atomic
 from .video.files import find_files, find_videos
 
 MANIFEST = "manifest.json"
@@ -89,12 +89,6 @@ def decode_file(job: DecodeJob) -> dict[str, Any]:
     return {"bytes": len(data), "bpp": 8.0 * len(data) / (h.frames * h.width * h.height), "frames": h.frames}
 
 
-def input_stamp(path: Path) -> dict[str, int]:
-    """What resume compares to tell an input unchanged: size and modification time (ns)."""
-    st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
 class Manifest:
     """``OUT_DIR/manifest.json``: per input file its output, status, numbers and error."""
 
@@ -124,7 +118,7 @@ class Manifest:
         entry = self.data["files"].get(rel)
         if not (isinstance(entry, dict) and entry.get("status") == "ok" and output.is_file()):
             return False
-        return entry.get("input") == input_stamp(source) and entry.get("output_bytes") == output.stat().st_size
+        return entry.get("input") == file_stamp(source) and entry.get("output_bytes") == output.stat().st_size
 
     def keep_only(self, rels: set[str]) -> None:
         """Forget inputs that are no longer there."""
@@ -208,7 +202,7 @@ def _run(
     def store(o: Any) -> None:
         job = o.task.args[0]
         entry = {"output": job.output.relative_to(out_dir).as_posix(), "status": "ok" if o.ok else "failed",
-                 "input": input_stamp(job.source), "seconds": round(o.seconds, 3), "attempts": o.attempts,
+                 "input": file_stamp(job.source), "seconds": round(o.seconds, 3), "attempts": o.attempts,
                  "error": o.error}  # fmt: skip
         if o.ok:
             entry.update(o.value, output_bytes=job.output.stat().st_size)

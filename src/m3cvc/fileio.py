@@ -109,6 +109,12 @@ def atomic_path(output: PathLike, inputs: Iterable[PathLike] = (), suffix: Optio
         raise
 
 
+def file_stamp(path: PathLike) -> dict[str, int]:
+    """What a resume compares to tell a file unchanged: its size and modification time (ns)."""
+    st = Path(path).stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def ensure_folder(folder: PathLike, what: str = "output folder") -> Path:
     """``folder`` created with its parents (an existing folder is fine), or an InputError in one line
     (a file of that name, a read-only or virtual file system)."""

@@ -125,6 +125,11 @@ class ResultsFile:
         point = next((p for p in seq["points"] if p["point"] == label), None) if seq else None
         return point is not None and all(point["metrics"].get(m) is not None for m in metrics)
 
+    def forget(self, sequence: str) -> None:
+        """Drop every stored point of ``sequence`` (its source changed)."""
+        if self.data["sequences"].pop(sequence, None) is not None:
+            self.save()
+
     def add(self, sequence: str, meta: dict[str, Any], point: dict[str, Any]) -> None:
         seq = self.data["sequences"].setdefault(sequence, dict(meta, points=[]))
         seq.update(meta)

@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from ..config import PreprocessConfig
 from ..errors import InputError
+from ..fileio import file_stamp
 from .codecs import Clip, CodedVideo, EvalCodec, RatePoint, slug, work_name
 from .datasets import Dataset
 from .metrics import METRIC_NAMES, MetricOptions, MetricSuite
@@ -104,7 +105,7 @@ def run_point(job: PointJob) -> tuple[dict[str, Any], dict[str, Any]]:
     values, per_frame = suite.measure(clip.frames, coded.frames)
     meta = {
         "frames": len(clip.frames), "width": clip.width, "height": clip.height,
-        "fps": float(clip.fps), "source": str(job.seq.path),
+        "fps": float(clip.fps), "source": str(job.seq.path.resolve()), "source_stamp": file_stamp(job.seq.path),
     }  # fmt: skip
     return meta, point_record(clip, job.point, coded, values, per_frame, suite.seconds)
 
@@ -159,6 +160,20 @@ class EvalRun:
             raise InputError(f"dataset {self.dataset.name}: no sequence files found")
         return present
 
+    def _forget_if_changed(self, seq: Any) -> None:
+        """Points stored from another file than the sequence's now (another path, or the file changed since:
+        size and modification time) are dropped, so that they are measured again instead of resumed."""
+        now, path = file_stamp(seq.path), str(seq.path.resolve())
+        for file in self.files.values():
+            stored = file.data["sequences"].get(seq.name)
+            if not stored:
+                continue
+            moved = Path(stored.get("source", path)).is_absolute() and stored.get("source") != path
+            if moved or stored.get("source_stamp", now) != now:
+                file.forget(seq.name)
+                self.log(f"note: {seq.name}: its source {'is another file' if moved else 'changed'} since "
+                         f"{file.path.name} was written; its points are measured again")
+
     def _todo(self, seq_name: str) -> list[tuple[EvalCodec, RatePoint]]:
         assert self.suite is not None
         need = self.suite.available_names()
@@ -185,6 +200,7 @@ class EvalRun:
             worker_cache(suite_key(self.opts), lambda: self.suite)
         tasks, left = [], {}
         for seq in dataset.sequences:
+            self._forget_if_changed(seq)
             workdir = self.folder / "_work" / work_name(seq.name)
             todo = self._todo(seq.name)
             left[seq.name] = len(todo)
