@@ -241,6 +241,23 @@ def test_bd_rate_lower_is_better_metrics_are_negated_and_no_overlap_is_none(metr
     assert not odd.monotonic and odd.bd_rate is not None and math.isfinite(odd.bd_rate)
 
 
+def test_dataset_curves_of_a_comparison_average_the_shared_sequences_only():
+    """A codec run on more sequences than the anchor is compared on the sequences both have."""
+    from m3cvc.eval.bdrate import compare
+
+    def seq(scale, shift):
+        return {"points": [{"point": f"q{i}", "bpp": b * scale, "metrics": {"psnr": 30 + i + shift}} for i, b in enumerate((0.01, 0.02, 0.04, 0.08))]}
+
+    anchor = {"codec": {"name": "a"}, "sequences": {"easy": seq(1.0, 0)}}
+    test = {"codec": {"name": "t"}, "sequences": {"easy": seq(0.8, 0), "hard": seq(3.0, -5)}}
+    row = compare(anchor, test, "psnr")
+    assert row["dataset_curve"]["bd_rate"] == pytest.approx(-20.0, abs=0.01)  # "hard" left out of the means
+    assert row["dataset_sequences"] == {"shared": 1, "anchor": 1, "test": 2}
+    from m3cvc.eval.report import format_bd
+
+    assert "curves over the 1 shared sequences (anchor 1, test 2)" in format_bd({"d": {"psnr": [row]}})
+
+
 def test_dataset_curve_averages_sequences():
     res = {"sequences": {
         "a": {"points": [{"point": "p1", "bpp": 0.1, "metrics": {"psnr": 30.0}}, {"point": "p2", "bpp": 0.2, "metrics": {"psnr": 32.0}}]},

@@ -158,9 +158,16 @@ def dataset_curve(results: dict[str, Any], metric: str) -> Curve:
     return Curve(tuple(rates), tuple(values), tuple(labels))
 
 
+def _only(results: dict[str, Any], names: set) -> dict[str, Any]:
+    return dict(results, sequences={k: v for k, v in results["sequences"].items() if k in names})
+
+
 def compare(anchor: dict[str, Any], test: dict[str, Any], metric: str) -> dict[str, Any]:
-    """BD of ``test`` vs ``anchor`` on the dataset curve, plus per shared sequence and their mean."""
-    overall = bd(dataset_curve(anchor, metric), dataset_curve(test, metric), metric)
+    """BD of ``test`` vs ``anchor`` on the dataset curve, plus per shared sequence and their mean. The dataset
+    curves average the sequences both have (means over different sets would compare different content);
+    ``dataset_sequences`` says how many that is of each side's."""
+    shared = set(anchor["sequences"]) & set(test["sequences"])
+    overall = bd(dataset_curve(_only(anchor, shared), metric), dataset_curve(_only(test, shared), metric), metric)
     per_seq = {}
     for name, seq in test["sequences"].items():
         if name in anchor["sequences"]:
@@ -173,6 +180,8 @@ def compare(anchor: dict[str, Any], test: dict[str, Any], metric: str) -> dict[s
         "dataset_curve": overall.as_dict(),
         "mean_sequence_bd_rate": float(np.mean(rates)) if rates else None,
         "mean_sequence_count": f"{len(rates)}/{len(per_seq)}",  # sequences with a BD-rate / shared ones
+        # sequences in the dataset curves, and each side's
+        "dataset_sequences": {"shared": len(shared), "anchor": len(anchor["sequences"]), "test": len(test["sequences"])},
         "sequences": {k: v.as_dict() for k, v in per_seq.items()},
     }
 

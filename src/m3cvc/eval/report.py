@@ -48,11 +48,15 @@ def format_bd(report: dict[str, Any]) -> str:
                          f"{'of seqs':>8}  note")  # fmt: skip
             for r in rows:
                 c = r["dataset_curve"]
+                note = c["note"]
+                n = r.get("dataset_sequences")
+                if n and not n["shared"] == n["anchor"] == n["test"]:
+                    note = f"curves over the {n['shared']} shared sequences (anchor {n['anchor']}, test {n['test']}) {note}"
                 overlap = f"{c['overlap_quality']:.2f}/{c['overlap_rate']:.2f}"
                 digits = SPECS[metric].digits if metric in SPECS else 4
                 lines.append(
                     f"  {r['test']:<28} {_fmt(c['bd_rate'], 1, True):>10} {_fmt(c['bd_quality'], digits, True):>11} "
-                    f"{overlap:>12} {_fmt(r['mean_sequence_bd_rate'], 1, True):>11} {r.get('mean_sequence_count', ''):>8}  {c['note']}"
+                    f"{overlap:>12} {_fmt(r['mean_sequence_bd_rate'], 1, True):>11} {r.get('mean_sequence_count', ''):>8}  {note}"
                 )
         if missing:
             lines.append(f"{dataset}: no BD for {', '.join(missing)} (metric missing for some codec)")
