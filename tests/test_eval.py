@@ -194,6 +194,24 @@ def test_missing_dataset_files_are_reported_not_faked(tmp_path):
     assert list(data["sequences"]) == ["a"] and data["sequences"]["a"]["frames"] == 4
 
 
+def test_bad_raw_definitions_are_refused_before_any_coding(tmp_path):
+    """Types in the definition, and a raw file that the definition does not describe (not whole frames, an
+    unknown pixel format), are one-line errors before any point is coded."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.yuv").write_bytes(bytes(64 * 64 * 3 // 2 * 4))
+    opts = EvalOptions(out=tmp_path / "r", preprocess=PreprocessConfig(width=64, height=64), metrics=("psnr",), progress=False)
+    for entry, message in (("width: '64'", "width must be a positive integer"), ("fps: abc", "fps must be a positive number"),
+                           ("width: 60", "not a whole number"), ("pix_fmt: yuv999p", "unknown raw pixel format")):  # fmt: skip
+        fields = {"width": "width: 64", "fps": "fps: 8", "pix_fmt": "pix_fmt: yuv420p"}
+        fields[entry.split(":")[0]] = entry
+        defn = tmp_path / "set.yaml"
+        defn.write_text("name: tiny\nroot: data\nformat: yuv\nsequences:\n"
+                        f"  - {{name: a, file: a.yuv, height: 64, {', '.join(fields.values())}}}\n")  # fmt: skip
+        with pytest.raises((InputError, ConfigError), match=message):
+            EvalRun(load_dataset(str(defn)), [build_codec("x264", [40])], opts).run()
+        assert not (tmp_path / "r" / "tiny" / "x264.json").exists()
+
+
 def test_shipped_definitions():
     counts = {"uvg": 7, "mcl-jcv": 30, "hevc-b": 5, "hevc-c": 4}
     for name, n in counts.items():

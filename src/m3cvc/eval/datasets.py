@@ -118,13 +118,20 @@ def parse_definition(
         _check_keys(entry, where)
         path = root / str(entry["file"])
         name = str(entry.get("name") or Path(str(entry["file"])).stem)
+        for key in ("width", "height", "frames"):  # typed here, before any work (a string '160' was a TypeError later)
+            value = entry.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
+        fps = entry.get("fps")
+        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < float("inf")):
+            raise ConfigError(f"{where}: fps must be a positive number, got {fps!r}")
         seqs.append(
             Sequence(
                 name=name,
                 path=path,
                 width=entry.get("width"),
                 height=entry.get("height"),
-                fps=float(entry["fps"]) if entry.get("fps") is not None else None,
+                fps=float(fps) if fps is not None else None,
                 frames=entry.get("frames"),
                 pix_fmt=entry.get("pix_fmt", "yuv420p" if fmt == "yuv" else None),
             )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from ..config import PreprocessConfig
-from ..errors import InputError
+from ..errors import InputError, M3cvcError
 from ..fileio import file_stamp
 from .codecs import Clip, CodedVideo, EvalCodec, RatePoint, slug, work_name
 from .datasets import Dataset
@@ -158,6 +158,15 @@ class EvalRun:
         present = self.dataset.present()
         if not present.sequences:
             raise InputError(f"dataset {self.dataset.name}: no sequence files found")
+        from ..video import open_video
+        from ..video.sources import RAW_SUFFIXES
+
+        for seq in present.sequences:  # raw files: their definition (size, rate, pixel format) checked before any work
+            if seq.path.suffix.lower() in RAW_SUFFIXES:
+                try:
+                    open_video(seq.path, **seq.open_kwargs()).close()
+                except M3cvcError as exc:
+                    raise InputError(f"dataset {self.dataset.name}, sequence {seq.name}: {exc}") from None
         return present
 
     def _forget_if_changed(self, seq: Any) -> None:
