@@ -194,6 +194,20 @@ def test_missing_dataset_files_are_reported_not_faked(tmp_path):
     assert list(data["sequences"]) == ["a"] and data["sequences"]["a"]["frames"] == 4
 
 
+def test_a_rerun_without_a_metric_keeps_its_stored_provenance(tmp_path):
+    from m3cvc.eval.results import ResultsFile
+
+    def header(info):
+        return {"schema": SCHEMA, "codec": {"name": "x", "settings_key": "k"}, "preprocess": {}, "metric_info": {"lpips": info}}
+
+    path = tmp_path / "x.json"
+    ResultsFile(path, header({"available": True, "net": "alex", "sha256": "aaaa"})).save()
+    ResultsFile(path, header({"available": False, "reason": "no weights here"})).save()  # weights missing this time
+    assert json.loads(path.read_text())["metric_info"]["lpips"]["sha256"] == "aaaa"
+    with pytest.raises(ConfigError, match="other metric settings or weights"):
+        ResultsFile(path, header({"available": True, "net": "alex", "sha256": "bbbb"}))
+
+
 def test_bad_raw_definitions_are_refused_before_any_coding(tmp_path):
     """Types in the definition, and a raw file that the definition does not describe (not whole frames, an
     unknown pixel format), are one-line errors before any point is coded."""

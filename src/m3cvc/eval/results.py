@@ -114,7 +114,15 @@ class ResultsFile:
                     f"{path} holds {', '.join(changed)} values measured with other metric settings or weights; "
                     "use another --out or --force to redo them"
                 )
+            stored = data.get("metric_info", {})
             data.update({k: v for k, v in header.items() if k != "sequences"})
+            # a metric that cannot run this time keeps the provenance of the values already stored (a later run
+            # with other weights is then still refused)
+            info = dict(data.get("metric_info", {}))
+            for name, old_info in stored.items():
+                if isinstance(old_info, dict) and old_info.get("available") and not info.get(name, {}).get("available"):
+                    info[name] = old_info
+            data["metric_info"] = info
             self.data = data
         else:
             self.data = dict(header, sequences={})
