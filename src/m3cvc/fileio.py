@@ -96,16 +96,12 @@ def atomic_path(output: PathLike, inputs: Iterable[PathLike] = (), suffix: Optio
         if tmp.exists():  # mkstemp makes it 0600: give the output the permissions a plain open() would
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if tmp_name in (exc.filename, exc.filename2) or str(out) in (exc.filename, exc.filename2):
+        if isinstance(exc, OSError) and {tmp_name, str(out)} & {exc.filename, exc.filename2}:
             # say which output failed, not the hidden temporary file's name
             raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
-        raise
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise
 
 
