@@ -149,9 +149,13 @@ def test_keyframe_triggers_round_trip_and_version_1_streams_still_read():
     assert [k.trigger for k in read_stream(data).keyframes] == [0, 2, 3]
     with pytest.raises(ValueError, match="triggers"):
         write_stream(replace(stream, keyframes=(replace(stream.keyframes[0], trigger=4), *stream.keyframes[1:])))
-    # the same stream in format version 1: no longest-clip field, plain index deltas, every trigger 0
+    # the same stream in format version 1: no longest-clip field, plain index deltas, every trigger 0,
+    # settings with their keys (as in version 2)
     import struct
     import zlib
+
+    data = write_stream(replace(triggered, version=2))
+    assert data[len(MAGIC)] == 2 and read_stream(data) == replace(triggered, version=2)
 
     def unit(kind: int, payload: bytes) -> bytes:
         head = bytes([kind]) + write_uvarint(len(payload))
@@ -172,3 +176,59 @@ def test_keyframe_triggers_round_trip_and_version_1_streams_still_read():
     old = read_stream(MAGIC + b"\x01" + b"".join(v1))
     assert [k.index for k in old.keyframes] == [0, 9, 19] and [k.trigger for k in old.keyframes] == [0, 0, 0]
     assert old.header.max_clip == 4096 and old.keyframe_texts == stream.keyframe_texts
+
+
+def test_version_3_codes_only_the_settings_that_differ_from_the_format_defaults():
+    from dataclasses import replace
+
+    from m3cvc.bitstream import PARAM_DEFAULTS
+
+    lite = {key: value for key, value in PARAM_DEFAULTS["flow"] if value is not None}
+    stream = replace(make_stream(), header=replace(
+        make_stream().header, keyframe_codec=StageInfo("hevc", {"qp": 42, "preset": "medium"}),
+        reconstructor=StageInfo("flow", {**lite, "sharpen": 0}),
+    ), clip_motion=b"\x00")
+    v3, v2 = write_stream(stream), write_stream(replace(stream, version=2))
+    assert read_stream(v3) == stream and read_stream(v2) == replace(stream, version=2)
+    # the lite defaults: 174 bytes of keys and values in version 2, the sharpen strength alone in version 3
+    assert section_sizes(v2)["header"] - section_sizes(v3)["header"] >= 150
+    assert section_sizes(v3)["header"] <= 40
+    # any change is kept exactly: values of another type, a row key left out, keys the row lacks, floats
+    odd = {**lite, "sharpen": 12, "fallback": 1, "occlusion": 1, "working_width": 512.0, "zeta": "z", "alpha": -0.25}
+    del odd["residual"]
+    for codec, recon in [
+        (StageInfo("hevc", {"qp": 30, "preset": "slow", "target_bpp": 0.004}), StageInfo("flow", odd)),
+        (StageInfo("hevc", {"preset": "medium"}), StageInfo("blend", {"mode": "interpolation", "w": 0.5})),
+        (StageInfo("vq-diffusion", {}), StageInfo("flow", {})),
+    ]:
+        other = replace(stream, header=replace(stream.header, keyframe_codec=codec, reconstructor=recon),
+                        clip_motion=b"\x00" if recon.params.get("motion_hints") else None)
+        back = read_stream(write_stream(other)).header
+        assert back == other.header
+        assert [(k, type(v)) for k, v in back.reconstructor.params.items()] == [
+            (k, type(v)) for k, v in sorted(recon.params.items())]
+
+
+def _header_with(entries: bytes) -> bytes:
+    """A version 3 stream whose flow reconstructor settings are ``entries`` (count included)."""
+    payload = b"".join(write_uvarint(v) for v in (64, 48, 8, 1, 20, 3, 20)) + b"\x04lite\x04avif\x00\x04flow" + entries
+    import struct
+    import zlib
+
+    head = bytes([1]) + write_uvarint(len(payload))
+    return MAGIC + b"\x03" + head + payload + struct.pack(">I", zlib.crc32(head + payload))
+
+
+@pytest.mark.parametrize("entries, message", [
+    (b"\x02\x0a\x01b\x00\x00\x0a\x01a\x00\x00", "in order"),  # explicit keys (slot 10, the row's length) sorted
+    (b"\x02\x02\x00\x04\x01\x00\x06", "in order"),  # slots must increase
+    (b"\x02\x02\x00\x04\x02\x00\x06", "in order"),  # ... and not repeat
+    (b"\x01\x0b\x00\x02", "in order"),  # past the row's explicit-key slot
+    (b"\x01\x09\x05", "no default"),  # removing sharpen, which is absent unless coded
+    (b"\x01\x02\x00\x80\x08", "at its default"),  # working_width 512 coded although it is the default
+    (b"\x01\x0a\x04mode\x02\x01x", "in order"),  # a row key given as an explicit key
+    (b"\x01\x00\x07", "unknown type"),
+])
+def test_version_3_settings_are_parsed_strictly(entries, message):
+    with pytest.raises(BitstreamError, match=message):
+        read_stream(_header_with(entries))

@@ -54,9 +54,29 @@ def random_clips(seed: int) -> tuple[list[ClipMotion], list[int]]:
 @pytest.mark.parametrize("seed", range(5))
 def test_clip_motion_round_trips_exactly(seed: int) -> None:
     clips, lengths = random_clips(seed)
-    payload = encode_clip_motion(clips)
-    assert decode_clip_motion(payload, lengths) == clips
-    assert encode_clip_motion(decode_clip_motion(payload, lengths)) == payload
+    for version in (2, 3):
+        payload = encode_clip_motion(clips, version)
+        assert decode_clip_motion(payload, lengths, version) == clips
+        assert encode_clip_motion(decode_clip_motion(payload, lengths, version), version) == payload
+
+
+def test_each_clip_gets_the_predictor_that_codes_it_smallest() -> None:
+    rng = np.random.default_rng(0)
+    pan = np.array([[13 * j, 0] * 4 for j in range(1, 16)], np.int64)  # steady: linear extrapolation
+    jitter = rng.integers(-30, 31, (15, 8))  # a still camera's noisy fits: no prediction
+    steps = np.repeat(rng.integers(-60, 61, (3, 8)), 5, axis=0)  # still, jump, still: the previous vector
+    clips = [ClipMotion(v.astype(np.int64), False) for v in (pan, jitter, steps)]
+    lengths = [16, 16, 16]
+    v3, v2 = encode_clip_motion(clips, 3), encode_clip_motion(clips, 2)
+    assert decode_clip_motion(v3, lengths) == clips == decode_clip_motion(v2, lengths, 2)
+    assert len(v3) < len(v2)
+    for clip, predictor in zip(clips, (2, 0, 1)):  # the 2-bit field after the first clip's (unlinked: no bit)
+        assert encode_clip_motion([clip], 3)[0] >> 6 == predictor
+    # the field's fourth value is not a predictor, and a version 2 payload is not version 3
+    with pytest.raises(BitstreamError, match="predictor"):
+        decode_clip_motion(bytes([0b11000000]) + bytes(60), [16])
+    with pytest.raises(BitstreamError):
+        decode_clip_motion(v2, lengths, 3)
 
 
 def test_clip_motion_rejects_wrong_lengths_and_truncation() -> None:
@@ -155,6 +175,26 @@ def test_scene_cut_is_not_linked(tmp_path) -> None:
     clips = decode_clip_motion(result.stream.clip_motion, lengths)
     assert not clips[0].linked and clips[1].linked
     assert len(list(Decoder().decode(result.data))) == 12
+
+
+def test_version_2_streams_decode_to_the_same_frames(hinted_stream) -> None:
+    """A stream as format version 2 wrote it (settings with their keys, linear motion prediction only)
+    decodes to the frames of today's stream, which is smaller."""
+    from dataclasses import replace
+
+    from m3cvc.bitstream import write_stream
+
+    stream = read_stream(hinted_stream)
+    assert stream.version == 3
+    ends = [k.index for k in stream.keyframes[1:]] + [stream.header.frames]
+    lengths = [e - k.index for k, e in zip(stream.keyframes, ends)]
+    clips = decode_clip_motion(stream.clip_motion, lengths)
+    old = write_stream(replace(stream, version=2, clip_motion=encode_clip_motion(clips, 2)))
+    assert old[4] == 2 and read_stream(old).version == 2
+    assert section_sizes(old)["header"] > section_sizes(hinted_stream)["header"] + 100
+    now, before = list(Decoder().decode(hinted_stream)), list(Decoder().decode(old))
+    assert len(now) == len(before) == stream.header.frames
+    assert all(np.array_equal(a, b) for a, b in zip(now, before))
 
 
 def test_hints_do_not_depend_on_opencv_threads(pan_video, hinted_stream) -> None:

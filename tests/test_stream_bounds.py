@@ -62,8 +62,10 @@ def test_header_records_the_longest_clip_and_a_huge_frame_count_is_refused(tiny_
     with pytest.raises(BitstreamError, match="claims 2147483647 frames"):
         read_stream(crafted)
     # the same claim in a version 1 stream (no longest-clip field): bounded by MAX_CLIP per keyframe
+    from m3cvc.bitstream import _header_payload
+
     units = units_of(tiny_stream)
-    payload, pos = units[0][1], 0
+    payload, pos = _header_payload(read_stream(tiny_stream).header, version=2), 0  # settings with their keys
     values = []
     for _ in range(7):
         v, pos = read_uvarint(payload, pos)
@@ -197,3 +199,20 @@ def test_frame_rates_and_png_patterns_are_checked(tiny_stream, tmp_path, capsys)
     assert cli_main(["decode", str(path), "-o", str(frames / "f_%05d.png"), "-q"]) == 2  # kept without -y
     assert "pass --overwrite" in capsys.readouterr().err and (frames / "f_00003.png").read_bytes() == before
     assert cli_main(["decode", str(path), "-o", str(frames / "f_%05d.png"), "-q", "-y"]) == 0
+
+
+@pytest.mark.parametrize("stage", ["keyframe_codec", "reconstructor"])
+def test_a_stream_naming_an_unknown_backend_is_a_bitstream_error(tiny_stream, tmp_path, capsys, stage):
+    from dataclasses import replace
+
+    from m3cvc.bitstream import StageInfo, write_stream
+
+    stream = read_stream(tiny_stream)
+    named = getattr(stream.header, stage)
+    crafted = write_stream(replace(stream, header=replace(stream.header, **{stage: StageInfo(named.name + "x", named.params)})))
+    with pytest.raises(BitstreamError, match=f"unknown .*'{named.name}x'"):
+        list(Decoder().decode(crafted))
+    path, out = tmp_path / "foreign.m3c", tmp_path / "out.y4m"
+    path.write_bytes(crafted)
+    assert cli_main(["decode", str(path), "-o", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not out.exists()

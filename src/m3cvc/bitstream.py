@@ -12,11 +12,18 @@ Layout (all integers are unsigned LEB128 varints unless noted)::
     unit = type (1 byte) | payload length | payload | CRC-32 of type+length+payload (4 bytes, BE)
 
     SEQUENCE_HEADER payload = width | height | fps numerator | fps denominator | frame count |
-        keyframe count | longest clip (version 2) | profile (string) | keyframe codec (stage) |
+        keyframe count | longest clip (version >= 2) | profile (string) | keyframe codec (stage) |
         clip reconstructor (stage)
     stage  = name (string) | params
-    params = count | (key (string) | type byte | value)*, keys sorted; types: 0 signed int
-             (zig-zag varint), 1 float (IEEE-754 binary64, BE), 2 string, 3 false, 4 true
+    params (version 3) = count | (slot | type byte | value)*: only what differs from the backend's
+             row of ``PARAM_DEFAULTS`` (part of the format: a change needs a new version). ``slot`` <
+             the row's length names the row's key; ``slot`` = the row's length is followed by the key
+             (string) of a setting the row does not have. Slots increase, explicit keys are sorted;
+             type 5 (no value) removes a row key from the settings. A stage whose settings are all
+             its row's defaults costs one byte.
+    params (versions 1, 2) = count | (key (string) | type byte | value)*, keys sorted
+             types: 0 signed int (zig-zag varint), 1 float (IEEE-754 binary64, BE), 2 string,
+             3 false, 4 true
     string = byte length | UTF-8
     KEYFRAME payload = (frame index minus previous keyframe's index (the first is 0)) x 4 + trigger
         (version 2; version 1: the difference alone) | the keyframe codec's bytes (an HEVC access unit
@@ -24,8 +31,9 @@ Layout (all integers are unsigned LEB128 varints unless noted)::
         (the first frame, max_interval, a fixed period, the tail), 1 the semantic term, 2 the motion
         term, 3 reserved for a keyframe forced by a scene cut (m3cvc.keyframes.TRIGGERS)
     CLIP_MOTION payload = the encoder's motion hints of every clip, a bit string whose layout
-        (fixed-point corner displacements, Exp-Golomb coded) is in m3cvc.reconstruct.motion;
-        it is interpreted (and checked) by the decoder, which knows the clip lengths
+        (fixed-point corner displacements, Exp-Golomb coded; version 3 chooses the predictor per
+        clip) is in m3cvc.reconstruct.motion; it is interpreted (and checked) by the decoder,
+        which knows the clip lengths
     *_TEXTS payload  = text codec id (1 byte) | coded texts (see m3cvc.text)
 
 Every byte of the file is counted in bpp; :func:`section_sizes` splits it into header,
@@ -61,8 +69,8 @@ __all__ = [
 ]
 
 MAGIC = b"M3CV"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MAX_DIMENSION = 1 << 16
 MAX_FRAMES = 1 << 31
 MIN_FPS, MAX_FPS = Fraction(1, 100), Fraction(1000)  # the preprocessor's range (m3cvc.video.preprocess)
@@ -132,6 +140,7 @@ class Stream:
     keyframe_texts: tuple[str, ...]
     clip_texts: tuple[str, ...]
     clip_motion: Optional[bytes] = None  # CLIP_MOTION payload, present iff motion_hints(header)
+    version: int = FORMAT_VERSION  # its format version: what it was read from, what write_stream writes
 
 
 def motion_hints(header: SequenceHeader) -> bool:
@@ -172,24 +181,124 @@ def _unzigzag(value: int) -> int:
     return (value >> 1) if not value & 1 else -((value + 1) >> 1)
 
 
+# Format version 3 codes a stage's settings as their difference from its backend's row here (the
+# lite profile's values; None: absent unless coded). Part of the format: never edit a row, add a
+# format version instead. Backends without a row write every setting with its key.
+PARAM_DEFAULTS: Mapping[str, tuple[tuple[str, Any], ...]] = {
+    "hevc": (("qp", 42), ("preset", "medium"), ("target_bpp", None)),
+    "avif": (("quality", 30),),
+    "flow": (
+        ("mode", "interpolation"), ("preset", "medium"), ("working_width", 512), ("variational_iterations", 0),
+        ("occlusion", True), ("cut_threshold", 0.05), ("fallback", 0.5), ("motion_hints", True), ("residual", True),
+        ("sharpen", None),  # always coded: rate control sizes streams before it resolves the strength
+    ),
+}
+_ABSENT = 5  # type byte of a v3 entry that removes a row key
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal value and type (1 == 1.0 == True in Python, not in a stream)."""
+    return type(a) is type(b) and a == b and (not isinstance(a, float) or struct.pack(">d", a) == struct.pack(">d", b))
+
+
+def _params_v3(name: str, params: Mapping[str, Any]) -> bytes:
+    row = PARAM_DEFAULTS.get(name, ())
+    keys = [key for key, _ in row]
+    entries = bytearray()
+    count = 0
+    for slot, (key, default) in enumerate(row):
+        if key not in params:
+            if default is not None:
+                entries += write_uvarint(slot) + bytes([_ABSENT])
+                count += 1
+        elif default is None or not _same(params[key], default):
+            entries += write_uvarint(slot) + _value(key, params[key])
+            count += 1
+    for key in sorted(k for k in params if k not in keys):
+        entries += write_uvarint(len(row)) + _string(key) + _value(key, params[key])
+        count += 1
+    return write_uvarint(count) + bytes(entries)
+
+
+def _read_params_v3(name: str, data: bytes, pos: int) -> tuple[dict[str, Any], int]:
+    row = PARAM_DEFAULTS.get(name, ())
+    params = {key: default for key, default in row if default is not None}
+    count, pos = read_uvarint(data, pos)
+    if count > len(data):
+        raise BitstreamError("sequence header holds an impossible parameter count")
+    last_slot, last_key = -1, None
+    for _ in range(count):
+        slot, pos = read_uvarint(data, pos)
+        if slot > len(row) or slot < last_slot or (slot == last_slot and slot < len(row)):
+            raise BitstreamError("sequence header parameters are not in order / unique")
+        last_slot = slot
+        if slot < len(row):
+            key, default = row[slot]
+        else:
+            key, pos = _read_string(data, pos, "a parameter name")
+            if (last_key is not None and key <= last_key) or any(key == k for k, _ in row):
+                raise BitstreamError("sequence header parameters are not in order / unique")
+            last_key, default = key, None
+        if pos < len(data) and data[pos] == _ABSENT:
+            if default is None:
+                raise BitstreamError(f"sequence header removes parameter {key!r}, which has no default")
+            del params[key]
+            pos += 1
+            continue
+        value, pos = _read_value(key, data, pos)
+        if default is not None and _same(value, default):
+            raise BitstreamError(f"sequence header codes parameter {key!r} at its default")
+        params[key] = value
+    return dict(sorted(params.items())), pos
+
+
+def _value(key: str, value: Any) -> bytes:
+    """A setting's type byte and value."""
+    out = bytearray()
+    if isinstance(value, bool):
+        out.append(4 if value else 3)
+    elif isinstance(value, int):
+        out.append(0)
+        out += write_uvarint(_zigzag(value))
+    elif isinstance(value, float):
+        out.append(1)
+        out += struct.pack(">d", value)
+    elif isinstance(value, str):
+        out.append(2)
+        out += _string(value)
+    else:
+        raise TypeError(f"stream parameter {key!r} must be int, float, str or bool, not {type(value).__name__}")
+    return bytes(out)
+
+
+def _read_value(key: str, data: bytes, pos: int) -> tuple[Any, int]:
+    """Inverse of :func:`_value`."""
+    if pos >= len(data):
+        raise BitstreamError("bitstream is truncated (inside the sequence header)")
+    kind = data[pos]
+    pos += 1
+    if kind == 0:
+        raw, pos = read_uvarint(data, pos)
+        return _unzigzag(raw), pos
+    if kind == 1:
+        if pos + 8 > len(data):
+            raise BitstreamError("bitstream is truncated (inside the sequence header)")
+        value = struct.unpack(">d", data[pos : pos + 8])[0]
+        if not math.isfinite(value):
+            raise BitstreamError(f"sequence header parameter {key!r} is not finite")
+        return value, pos + 8
+    if kind == 2:
+        return _read_string(data, pos, "a parameter value")
+    if kind in (3, 4):
+        return kind == 4, pos
+    raise BitstreamError(f"sequence header parameter {key!r} has unknown type {kind}")
+
+
 def _params(params: Mapping[str, Any]) -> bytes:
+    """Versions 1 and 2: every setting with its key."""
     out = bytearray(write_uvarint(len(params)))
     for key in sorted(params):
-        value = params[key]
-        out += _string(key)
-        if isinstance(value, bool):
-            out.append(4 if value else 3)
-        elif isinstance(value, int):
-            out.append(0)
-            out += write_uvarint(_zigzag(value))
-        elif isinstance(value, float):
-            out.append(1)
-            out += struct.pack(">d", value)
-        elif isinstance(value, str):
-            out.append(2)
-            out += _string(value)
-        else:
-            raise TypeError(f"stream parameter {key!r} must be int, float, str or bool, not {type(value).__name__}")
+        out += _string(key) + _value(key, params[key])
     return bytes(out)
 
 
@@ -204,26 +313,7 @@ def _read_params(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
         if previous is not None and key <= previous:
             raise BitstreamError("sequence header parameters are not sorted / unique")
         previous = key
-        if pos >= len(data):
-            raise BitstreamError("bitstream is truncated (inside the sequence header)")
-        kind = data[pos]
-        pos += 1
-        if kind == 0:
-            raw, pos = read_uvarint(data, pos)
-            params[key] = _unzigzag(raw)
-        elif kind == 1:
-            if pos + 8 > len(data):
-                raise BitstreamError("bitstream is truncated (inside the sequence header)")
-            params[key] = struct.unpack(">d", data[pos : pos + 8])[0]
-            if not math.isfinite(params[key]):
-                raise BitstreamError(f"sequence header parameter {key!r} is not finite")
-            pos += 8
-        elif kind == 2:
-            params[key], pos = _read_string(data, pos, "a parameter value")
-        elif kind in (3, 4):
-            params[key] = kind == 4
-        else:
-            raise BitstreamError(f"sequence header parameter {key!r} has unknown type {kind}")
+        params[key], pos = _read_value(key, data, pos)
     return params, pos
 
 
@@ -234,7 +324,7 @@ def _unit(kind: int, payload: bytes) -> bytes:
 
 # --------------------------------------------------------------------------------------------
 # writing
-def _header_payload(h: SequenceHeader) -> bytes:
+def _header_payload(h: SequenceHeader, version: int = FORMAT_VERSION) -> bytes:
     fps = Fraction(h.fps)
     out = bytearray()
     for value in (h.width, h.height, fps.numerator, fps.denominator, h.frames, h.num_keyframes, h.max_clip):
@@ -242,7 +332,7 @@ def _header_payload(h: SequenceHeader) -> bytes:
     out += _string(h.profile)
     for stage in (h.keyframe_codec, h.reconstructor):
         out += _string(stage.name)
-        out += _params(stage.params)
+        out += _params_v3(stage.name, stage.params) if version >= 3 else _params(stage.params)
     return bytes(out)
 
 
@@ -259,14 +349,21 @@ def _validate(stream: Stream) -> None:
         raise ValueError("keyframe triggers are 0..3")
     if (stream.clip_motion is not None) != motion_hints(h):
         raise ValueError("clip motion must be present exactly when the reconstructor params say motion_hints")
+    if stream.version not in WRITABLE_VERSIONS:
+        raise ValueError(f"this m3cvc writes format versions {WRITABLE_VERSIONS}, not {stream.version}")
+
+
+WRITABLE_VERSIONS = (2, 3)
 
 
 def write_stream(stream: Stream, text_codec: str = "auto") -> bytes:
-    """Serialise a stream. ``text_codec`` is a text coder name or ``auto`` (smallest)."""
+    """Serialise a stream in its ``version`` (FORMAT_VERSION unless it was read from an older file:
+    a read-and-write round trip keeps the bytes, whose CLIP_MOTION payload is in that version's
+    layout). ``text_codec`` is a text coder name or ``auto`` (smallest)."""
     _validate(stream)
     out = bytearray(MAGIC)
-    out.append(FORMAT_VERSION)
-    out += _unit(UnitType.SEQUENCE_HEADER, _header_payload(stream.header))
+    out.append(stream.version)
+    out += _unit(UnitType.SEQUENCE_HEADER, _header_payload(stream.header, stream.version))
     previous = 0
     for kf in stream.keyframes:
         out += _unit(UnitType.KEYFRAME, write_uvarint(4 * (kf.index - previous) + kf.trigger) + kf.data)
@@ -358,7 +455,7 @@ def _parse_header(payload: bytes, version: int = FORMAT_VERSION) -> SequenceHead
     stages = []
     for what in ("keyframe codec", "reconstructor"):
         name, pos = _read_string(payload, pos, f"the {what} name")
-        params, pos = _read_params(payload, pos)
+        params, pos = _read_params_v3(name, payload, pos) if version >= 3 else _read_params(payload, pos)
         stages.append(StageInfo(name, params))
     if pos != len(payload):
         raise BitstreamError("sequence header has trailing bytes")
@@ -412,7 +509,7 @@ def read_stream(data: bytes) -> Stream:
         if unit.type != kind:
             raise BitstreamError("text units are missing or out of order")
         texts.append(tuple(decode_texts(unit.payload, header.num_keyframes)))
-    return Stream(header, tuple(keyframes), texts[0], texts[1], clip_motion)
+    return Stream(header, tuple(keyframes), texts[0], texts[1], clip_motion, version)
 
 
 def section_sizes(data: bytes) -> dict[str, int]:

@@ -464,7 +464,10 @@ class Decoder:
         any frame is made; frames are made as the returned video is iterated."""
         stream = read_stream(data)
         self.limits.check(stream.header)
-        return DecodedVideo(stream, self._frames(stream, self._motions(stream)))
+        h = stream.header  # the backends the header names, with its settings (BitstreamError if unknown)
+        codec = keyframe_codec_from_params(h.keyframe_codec.name, self.overrides.apply(h.keyframe_codec.params))
+        recon = reconstructor_from_params(h.reconstructor.name, self.overrides.apply(h.reconstructor.params))
+        return DecodedVideo(stream, self._frames(stream, self._motions(stream), codec, recon))
 
     @staticmethod
     def _motions(stream: Stream) -> list[Optional[ClipMotion]]:
@@ -473,15 +476,15 @@ class Decoder:
         if stream.clip_motion is None:
             return [None] * len(kfs)
         ends = [k.index for k in kfs[1:]] + [stream.header.frames]
-        return list(decode_clip_motion(stream.clip_motion, [e - k.index for k, e in zip(kfs, ends)]))
+        return list(decode_clip_motion(stream.clip_motion, [e - k.index for k, e in zip(kfs, ends)], stream.version))
 
     def decode(self, data: bytes) -> Iterator[np.ndarray]:
         return iter(self.open(data))
 
-    def _frames(self, stream: Stream, motions: list[Optional[ClipMotion]]) -> Iterator[np.ndarray]:
+    def _frames(
+        self, stream: Stream, motions: list[Optional[ClipMotion]], codec: Any, recon: Any
+    ) -> Iterator[np.ndarray]:
         h = stream.header
-        codec = keyframe_codec_from_params(h.keyframe_codec.name, self.overrides.apply(h.keyframe_codec.params))
-        recon = reconstructor_from_params(h.reconstructor.name, self.overrides.apply(h.reconstructor.params))
         recon.set_video_fps(h.fps)
         shape = (h.height, h.width)
         kfs = stream.keyframes

@@ -48,6 +48,10 @@ def with_refine(inner: KeyframeCodec, cfg: KeyframeCodecConfig) -> KeyframeCodec
 
 def keyframe_codec_from_params(name: str, params: Mapping[str, Any]) -> KeyframeCodec:
     """Decoder side: rebuild the codec from the name and params in the stream header."""
+    if name not in KEYFRAME_CODECS:  # a damaged stream, or one from a version of m3cvc with more backends
+        from ..errors import BitstreamError
+
+        raise BitstreamError(f"the stream names an unknown keyframe codec {name!r} (this m3cvc has: {', '.join(KEYFRAME_CODECS.names())})")
     return KEYFRAME_CODECS.resolve(name).from_params(params)  # type: ignore[attr-defined]
 
 

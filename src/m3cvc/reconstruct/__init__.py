@@ -32,6 +32,10 @@ def build_reconstructor(cfg: ReconstructConfig) -> ClipReconstructor:
 
 def reconstructor_from_params(name: str, params: Mapping[str, Any]) -> ClipReconstructor:
     """Decoder side: rebuild the reconstructor from the name and params in the stream header."""
+    if name not in RECONSTRUCTORS:  # a damaged stream, or one from a version of m3cvc with more backends
+        from ..errors import BitstreamError
+
+        raise BitstreamError(f"the stream names an unknown clip reconstructor {name!r} (this m3cvc has: {', '.join(RECONSTRUCTORS.names())})")
     return RECONSTRUCTORS.resolve(name).from_params(params)  # type: ignore[attr-defined]
 
 

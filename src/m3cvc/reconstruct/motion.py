@@ -28,11 +28,16 @@ rebuilds ``H`` with cv2.getPerspectiveTransform (all-zero displacements: identit
 model shares one format. |value| <= ``MAX_QUARTERS`` (16 frame widths) or the stream is invalid.
 
 Coding (the CLIP_MOTION unit's payload, a bit string, most significant bit first, zero-padded
-to a whole byte): for each clip in order, if it has a next keyframe, 1 bit *linked*; then a
-2-bit Exp-Golomb order ``k`` (the smallest of 0..3 for this clip); then for ``n = length - 1
-(+ 1 if linked)`` vectors ``v_1 .. v_n`` (``v_n`` is ``H_L`` when linked), the 8 residuals
-``v_j - (2 v_{j-1} - v_{j-2})`` (linear extrapolation, ``v_0 = v_-1 = 0``), zig-zag mapped and
-Exp-Golomb coded with order ``k``. Anything left over or missing is a :class:`BitstreamError`.
+to a whole byte): for each clip in order, if it has a next keyframe, 1 bit *linked*; then (format
+version 3) a 2-bit predictor ``p``: 0 none, 1 the previous vector, 2 linear extrapolation (3 is
+invalid); then a 2-bit Exp-Golomb order ``k``; then for ``n = length - 1 (+ 1 if linked)``
+vectors ``v_1 .. v_n`` (``v_n`` is ``H_L`` when linked), the 8 residuals ``v_j - pred_j`` with
+``pred_j`` = 0, ``v_{j-1}`` or ``2 v_{j-1} - v_{j-2}`` (``v_0 = v_-1 = 0``), zig-zag mapped and
+Exp-Golomb coded with order ``k``. The encoder takes the predictor and order that code the clip
+in the fewest bits: smooth camera paths (pans) favour linear extrapolation, jittery fits of a
+still camera's moving foreground (carphone: 185 -> 136 bytes) no prediction at all. Format
+version 2 has no predictor field and always extrapolates linearly. Anything left over or missing
+is a :class:`BitstreamError`.
 """
 
 from __future__ import annotations
@@ -172,8 +177,16 @@ class _BitReader:
             raise BitstreamError("motion hints have trailing data")
 
 
-def _residuals(vectors: np.ndarray) -> np.ndarray:
+PREDICTORS = 3  # none, previous, linear (the 2-bit field's value 3 is invalid)
+LINEAR = 2  # format version 2's only predictor
+
+
+def _residuals(vectors: np.ndarray, predictor: int = LINEAR) -> np.ndarray:
     v = np.vstack([np.zeros((2, VALUES), np.int64), vectors])
+    if predictor == 0:
+        return v[2:]
+    if predictor == 1:
+        return v[2:] - v[1:-1]
     return v[2:] - (2 * v[1:-1] - v[:-2])
 
 
@@ -182,28 +195,35 @@ def _golomb_bits(res: np.ndarray, k: int) -> int:
     return int(np.sum(2 * np.floor(np.log2(u)).astype(np.int64) + 1 - k))
 
 
-def encode_clip_motion(clips: Sequence[ClipMotion]) -> bytes:
-    """The CLIP_MOTION payload for all clips (the last clip has no next keyframe: never linked)."""
+def encode_clip_motion(clips: Sequence[ClipMotion], version: int = 3) -> bytes:
+    """The CLIP_MOTION payload for all clips (the last clip has no next keyframe: never linked), in
+    the layout of bitstream format ``version`` (2 or 3)."""
     out = _BitWriter()
     for i, clip in enumerate(clips):
         if i + 1 < len(clips):
             out.write(int(clip.linked), 1)
         elif clip.linked:
             raise ValueError("the last clip has no next keyframe to link")
-        res = _residuals(clip.vectors.reshape(-1, VALUES).astype(np.int64))
-        k = min(range(MAX_ORDER + 1), key=lambda order: _golomb_bits(res, order)) if res.size else 0
+        vectors = clip.vectors.reshape(-1, VALUES).astype(np.int64)
+        choices = [(p, k) for p in (range(PREDICTORS) if version >= 3 else (LINEAR,)) for k in range(MAX_ORDER + 1)]
+        p, k = min(choices, key=lambda pk: _golomb_bits(_residuals(vectors, pk[0]), pk[1])) if vectors.size else (0, 0)
+        if version >= 3:
+            out.write(p, 2)
         out.write(k, 2)
-        for value in res.reshape(-1).tolist():
+        for value in _residuals(vectors, p).reshape(-1).tolist():
             out.exp_golomb(int(value), k)
     return out.getvalue()
 
 
-def decode_clip_motion(payload: bytes, lengths: Sequence[int]) -> list[ClipMotion]:
+def decode_clip_motion(payload: bytes, lengths: Sequence[int], version: int = 3) -> list[ClipMotion]:
     """Inverse of :func:`encode_clip_motion` given each clip's length; BitstreamError if invalid."""
     reader = _BitReader(payload)
     clips = []
     for i, length in enumerate(lengths):
         linked = bool(reader.read(1)) if i + 1 < len(lengths) else False
+        predictor = reader.read(2) if version >= 3 else LINEAR
+        if predictor >= PREDICTORS:
+            raise BitstreamError(f"motion hints name an unknown predictor {predictor}")
         k = reader.read(2)
         n = length - 1 + int(linked)
         if n * VALUES > 8 * len(payload):  # every value costs at least one bit
@@ -212,10 +232,10 @@ def decode_clip_motion(payload: bytes, lengths: Sequence[int]) -> list[ClipMotio
         vectors = np.zeros((n, VALUES), np.int64)
         previous, before = np.zeros(VALUES, np.int64), np.zeros(VALUES, np.int64)
         for j in range(n):
-            vectors[j] = res[j] + 2 * previous - before
+            vectors[j] = res[j] + (0, previous, 2 * previous - before)[predictor]
             before, previous = previous, vectors[j]
-        if np.any(np.abs(vectors) > MAX_QUARTERS):
-            raise BitstreamError("motion hints are out of range")
+            if np.any(np.abs(previous) > MAX_QUARTERS):  # also keeps the integers from growing without bound
+                raise BitstreamError("motion hints are out of range")
         clips.append(ClipMotion(vectors, linked))
     reader.finish()
     return clips
