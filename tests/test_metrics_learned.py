@@ -114,6 +114,15 @@ def test_learned_metrics_unavailable_without_weights_say_why_in_one_line(no_weig
     assert set(per_frame) == {"psnr"}
 
 
+def test_clip_sim_unavailable_names_the_option_that_sets_its_model(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty HF cache
+    reason = MetricSuite(["clip_sim"], MetricOptions(clip_model="org/absent-clip")).unavailable()["clip_sim"]
+    assert "(--clip-model)" in reason and "set --clip-model to a local folder" in reason and "keyframes." not in reason
+    missing = MetricSuite(["clip_sim"], MetricOptions(clip_model=str(tmp_path / "none"))).unavailable()["clip_sim"]
+    assert missing.startswith("--clip-model: the local folder") and "\n" not in missing
+
+
 # ----------------------------------------------------------------------------------- calibration
 @needs_weights
 def test_lpips_alex_reproduces_published_calibration(real_weights):

@@ -22,7 +22,9 @@ class ClipSemantic(SemanticBackend):
         device: str = "auto",
         dtype: str = "auto",
         local_files_only: bool = False,
+        setting: str = "keyframes.clip.model",
     ) -> None:
+        """``setting``: how the user sets ``model`` (a config key or an option), named in errors."""
         self.model_id = model
         self.device = torch_device(device, "keyframes.clip.device")
         self.dtype = resolve_dtype(dtype, self.device, "keyframes.clip.dtype")
@@ -30,7 +32,7 @@ class ClipSemantic(SemanticBackend):
 
         from ..hub import resolve_model
 
-        source, local_files_only = resolve_model(model, "keyframes.clip.model", local_files_only)
+        source, local_files_only = resolve_model(model, setting, local_files_only)
         try:
             self.processor = AutoProcessor.from_pretrained(source, local_files_only=local_files_only)
             self.model = CLIPModel.from_pretrained(
@@ -38,7 +40,7 @@ class ClipSemantic(SemanticBackend):
             )
         except (OSError, ValueError) as exc:
             raise BackendError(
-                f"cannot load CLIP model {model!r} (a hub id in the HF cache or a local folder "
+                f"cannot load CLIP model {model!r} ({setting}: a hub id in the HF cache or a local folder "
                 f"with a CLIPModel and its processor): {first_line(exc)}"
             ) from None
         self.model.to(self.device).eval()

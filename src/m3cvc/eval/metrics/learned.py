@@ -271,7 +271,9 @@ class ClipSim(MetricEngine):
         from ...errors import M3cvcError
 
         try:
-            self.backend = ClipSemantic(model=self.options.clip_model, device=self.options.device, local_files_only=True)
+            self.backend = ClipSemantic(
+                model=self.options.clip_model, device=self.options.device, local_files_only=True, setting="--clip-model"
+            )
         except M3cvcError as exc:
             raise Unavailable(str(exc)) from None
 
