@@ -435,3 +435,28 @@ def test_stream_page_with_url_characters_in_its_name_and_over_a_plain_web_server
         page.close()
     finally:
         server.shutdown()
+
+
+def test_a_raw_yuv_reference_is_read_with_the_input_options(coded, tmp_path, capsys):
+    """The reference can be the raw .yuv file the stream was coded from, described as encode is told."""
+    frames = synthetic_frames(N, W, H, cut_at=13)
+    raw = tmp_path / "clip.yuv"
+    import cv2
+
+    raw.write_bytes(b"".join(cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420).tobytes() for f in frames))
+    stream, page = tmp_path / "raw.m3c", tmp_path / "raw.html"
+    size = ["--input-size", f"{W}x{H}", "--input-fps", "8"]
+    assert cli_main(["encode", str(raw), *size, "-o", str(stream), "--size", f"{W}x{H}", "-q"]) == 0
+    assert cli_main(["report", str(stream), "--reference", str(raw), *size, "-o", str(page), "--metrics", "psnr", "-q"]) == 0
+    # the same frames as when the reference is the .y4m they came from (up to the conversions: <= 0.9 dB measured)
+    assert cli_main(["report", str(stream), "--reference", str(coded["video"]), "-o", str(tmp_path / "y.html"),
+                     "--metrics", "psnr", "-q"]) == 0  # fmt: skip
+    raw_curve = _embedded(page.read_text(), "m3cvc-page")["per_frame"]["psnr"]
+    y4m_curve = _embedded((tmp_path / "y.html").read_text(), "m3cvc-page")["per_frame"]["psnr"]
+    assert len(raw_curve) == N and np.allclose(raw_curve, y4m_curve, atol=1.5), (raw_curve, y4m_curve)
+    # without the layout, or the layout without a reference: one line each, no page
+    assert cli_main(["report", str(stream), "--reference", str(raw), "-o", str(tmp_path / "a.html"), "-q"]) == 2
+    assert "give its size and frame rate" in capsys.readouterr().err
+    assert cli_main(["report", str(stream), *size, "-o", str(tmp_path / "b.html"), "-q"]) == 2
+    assert "says how to read --reference, which is not given" in capsys.readouterr().err
+    assert not (tmp_path / "a.html").exists() and not (tmp_path / "b.html").exists()

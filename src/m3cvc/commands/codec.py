@@ -36,6 +36,11 @@ def add_preprocess_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, help="target frame rate (default 8)")
     p.add_argument("--keep-size", action="store_true", help="keep the native frame size")
     p.add_argument("--keep-fps", action="store_true", help="keep every frame and the native frame rate")
+    add_input_options(p)
+
+
+def add_input_options(p: Any) -> None:
+    """How to read an input video: a raw file's layout, the stream to read (a parser or argument group)."""
     p.add_argument("--input-size", metavar="WxH", help="frame size of a raw .yuv input")
     p.add_argument("--input-fps", type=float, help="frame rate of a raw .yuv input")
     p.add_argument("--input-pix-fmt", default=None,

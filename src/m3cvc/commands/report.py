@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import InputError
-from .codec import _parser
+from .codec import _parser, add_input_options, open_kwargs
 from .eval import _add_metric_options, metric_options
 
 
@@ -24,17 +24,18 @@ def report_main(argv: Sequence[str]) -> int:
     g.add_argument("--reference", metavar="VIDEO",
                    help="the video the stream was encoded from: side-by-side, wipe and difference views, per-frame curves")
     g.add_argument("--metrics", help="per-frame metrics with --reference (default lpips,psnr,vmaf)")
-    g.add_argument("--stream", type=int, metavar="N", help="read the reference's stream N (as ffprobe numbers them)")
+    add_input_options(g)  # how to read the reference (a raw .yuv file's layout, its stream N)
     _add_metric_options(g)
     e = p.add_argument_group("eval pages")
     e.add_argument("--anchor", default="vvc", help="BD-rate anchor codec (default vvc)")
     e.add_argument("--no-stream-pages", action="store_true", help="do not build pages of the streams an eval run kept")
     args = p.parse_args(argv)
     source = Path(args.input)
+    reading = [f"--{k.replace('_', '-')}" for k in ("input_size", "input_fps", "input_pix_fmt", "stream") if getattr(args, k) is not None]
     if source.is_dir():
-        if args.reference or args.metrics:
-            raise InputError("--reference and --metrics are for a stream's page; an eval folder's pages use the run's "
-                             "sources and per-frame values")  # fmt: skip
+        if args.reference or args.metrics or reading:
+            raise InputError("--reference, --metrics and the options that read it are for a stream's page; an eval "
+                             "folder's pages use the run's sources and per-frame values")  # fmt: skip
         from ..report.evaluation import write_eval_report
 
         out = write_eval_report(str(source), args.output, args.anchor, args.overwrite, not args.no_stream_pages,
@@ -45,10 +46,12 @@ def report_main(argv: Sequence[str]) -> int:
 
         if args.metrics and not args.reference:
             raise InputError("--metrics needs --reference: per-frame quality compares the decoded frames with the original")
+        if reading and not args.reference:
+            raise InputError(f"{reading[0]} says how to read --reference, which is not given")
         args.metrics = args.metrics or ",".join(DEFAULT_METRICS)
         out = write_stream_report(
             args.input, args.output, args.reference, args.overwrite, parse_metrics(args.metrics), metric_options(args),
-            progress=not args.quiet, open_kwargs={"stream": args.stream} if args.stream is not None else None,
+            progress=not args.quiet, open_kwargs=open_kwargs(args),
         )  # fmt: skip
     if not args.quiet:
         print(f"report: {out} (open it in a browser; its files are in {out.parent / (out.stem + '_files')})")
