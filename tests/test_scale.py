@@ -348,3 +348,38 @@ def test_dataset_build_keeps_videos_apart_and_refuses_other_settings(tmp_path, c
     samples = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert sorted(s["image"] for s in samples) == sorted(f"images/{p.name}" for p in (out / "images").iterdir())  # no orphans
     assert cli_main(["dataset", "build", str(src), "-o", str(src / "ds"), "-q"]) == 2
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_holds_it(videos, tmp_path, capsys):
+    """eval and batch hold their output folder; a second run gets one line naming the first's process, and
+    the lock dies with its holder, even one killed by SIGKILL."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from m3cvc.errors import InputError
+    from m3cvc.fileio import folder_lock
+
+    out = tmp_path / "out"
+    code = f"from m3cvc.fileio import folder_lock\nwith folder_lock({str(out / videos.name)!r}, 'm3cvc eval'):\n" \
+           f"    with folder_lock({str(tmp_path / 'batch')!r}, 'm3cvc batch encode'):\n        print('held', flush=True)\n" \
+           "        import time; time.sleep(600)\n"  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert _eval(videos, out) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"another m3cvc eval (process {holder.pid}) is writing to" in err[0], err
+        assert not list((out / videos.name).glob("*.json"))  # nothing was coded or written
+        assert cli_main(["batch", "encode", str(videos), "-o", str(tmp_path / "batch"), "-q"]) == 2
+        assert f"another m3cvc batch encode (process {holder.pid})" in capsys.readouterr().err
+        assert not (tmp_path / "batch" / "manifest.json").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with folder_lock(out / videos.name, "m3cvc eval"):  # free again; and held here, a nested claim fails
+        with pytest.raises(InputError, match=f"process {os.getpid()}"):
+            with folder_lock(out / videos.name, "m3cvc eval"):
+                pass

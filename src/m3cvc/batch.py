@@ -20,6 +20,7 @@ atomically, so an interrupted run never leaves a partial ``.m3c``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -30,7 +31,7 @@ from typing import Any, Callable, Optional
 
 from .config import M3Config, to_dict
 from .errors import InputError
-from .fileio import atomic_path, ensure_folder, file_stamp, write_text_atomic
+from .fileio import atomic_path, file_stamp, folder_lock, write_text_atomic
 from .video.files import find_files, find_videos
 
 MANIFEST = "manifest.json"
@@ -172,8 +173,9 @@ def _run(
     executor = executor or LocalExecutor()
     executor.start()
     made = not out_dir.exists()
-    ensure_folder(out_dir)
+    held = contextlib.ExitStack()  # the folder's lock, until the manifest is final
     try:
+        held.enter_context(folder_lock(out_dir, f"m3cvc batch {operation}"))  # makes out_dir
         manifest = Manifest(out_dir, operation, settings, force)
         manifest.keep_only({src.relative_to(in_dir).as_posix() for src in sources})
         foreign = [output_for(src) for src in sources
@@ -183,38 +185,40 @@ def _run(
                              f"({len(foreign)} such output(s)); move them away, or pass --force to replace them")
         manifest.save()  # from the start: a second run with other settings is refused even after an early stop
     except BaseException:
+        held.close()
         if made:
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
-    tasks, skipped = [], 0
-    for src in sources:
-        rel = src.relative_to(in_dir).as_posix()
-        out = output_for(src)
-        if manifest.done(rel, src, out):
-            skipped += 1
-            continue
-        tasks.append(Task(rel, fn, (job_for(src, out),), resources))
-        if rel not in manifest.data["files"]:  # claimed before it runs: an output left by an interrupted run is ours
-            manifest.data["files"][rel] = {"output": out.relative_to(out_dir).as_posix(), "status": "pending"}
-    manifest.save()
-    failed: list[tuple[str, str]] = []
+    with held:
+        tasks, skipped = [], 0
+        for src in sources:
+            rel = src.relative_to(in_dir).as_posix()
+            out = output_for(src)
+            if manifest.done(rel, src, out):
+                skipped += 1
+                continue
+            tasks.append(Task(rel, fn, (job_for(src, out),), resources))
+            if rel not in manifest.data["files"]:  # claimed before it runs: an output left by an interrupted run is ours
+                manifest.data["files"][rel] = {"output": out.relative_to(out_dir).as_posix(), "status": "pending"}
+        manifest.save()
+        failed: list[tuple[str, str]] = []
 
-    def store(o: Any) -> None:
-        job = o.task.args[0]
-        entry = {"output": job.output.relative_to(out_dir).as_posix(), "status": "ok" if o.ok else "failed",
-                 "input": file_stamp(job.source), "seconds": round(o.seconds, 3), "attempts": o.attempts,
-                 "error": o.error}  # fmt: skip
-        if o.ok:
-            entry.update(o.value, output_bytes=job.output.stat().st_size)
-        else:
-            failed.append((o.task.key, o.error or ""))
-        manifest.record(o.task.key, entry)
+        def store(o: Any) -> None:
+            job = o.task.args[0]
+            entry = {"output": job.output.relative_to(out_dir).as_posix(), "status": "ok" if o.ok else "failed",
+                     "input": file_stamp(job.source), "seconds": round(o.seconds, 3), "attempts": o.attempts,
+                     "error": o.error}  # fmt: skip
+            if o.ok:
+                entry.update(o.value, output_bytes=job.output.stat().st_size)
+            else:
+                failed.append((o.task.key, o.error or ""))
+            manifest.record(o.task.key, entry)
 
-    start = time.perf_counter()
-    executor.run(tasks, store, retries=retries, desc=f"batch {operation}", progress=progress)
-    manifest.save()
-    summary = dict(manifest.summary(), wall_seconds=round(time.perf_counter() - start, 3))
-    return BatchResult(manifest.path, len(tasks), skipped, failed, summary)
+        start = time.perf_counter()
+        executor.run(tasks, store, retries=retries, desc=f"batch {operation}", progress=progress)
+        manifest.save()
+        summary = dict(manifest.summary(), wall_seconds=round(time.perf_counter() - start, 3))
+        return BatchResult(manifest.path, len(tasks), skipped, failed, summary)
 
 
 def batch_encode(

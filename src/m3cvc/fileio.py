@@ -124,6 +124,43 @@ def ensure_folder(folder: PathLike, what: str = "output folder") -> Path:
     return path
 
 
+LOCK_NAME = ".m3cvc.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: PathLike, job: str) -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (created if needed) while the block runs, so that two runs
+    writing the same results or manifest cannot interleave; a second run gets a one-line InputError
+    naming ``job`` and the holder's process id. The lock is an advisory ``flock`` on ``folder/.m3cvc.lock``
+    (released by the kernel when the process ends, even by SIGKILL; the empty file stays). Where the
+    platform or file system has no ``flock`` the block runs unlocked."""
+    path = ensure_folder(folder) / LOCK_NAME
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield path
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise InputError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise InputError(f"another {job} (process {holder}) is writing to {folder}: wait for it to end, or give "
+                             "another output folder") from None  # fmt: skip
+        except OSError:  # a file system without flock (some network mounts): run unlocked
+            pass
+        else:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield path
+    finally:
+        os.close(fd)
+
+
 def write_bytes_atomic(output: PathLike, data: bytes, inputs: Iterable[PathLike] = ()) -> Path:
     with atomic_path(output, inputs) as tmp:
         tmp.write_bytes(data)

@@ -197,6 +197,14 @@ class EvalRun:
         return task_resources(devices, executor, self.gpus_per_task)
 
     def run(self) -> Path:
+        """Code and measure every point not stored yet; the CSV of the results. Another run writing to the
+        same folder meanwhile is refused (InputError) rather than interleaved with this one."""
+        from ..fileio import folder_lock
+
+        with folder_lock(self.folder, "m3cvc eval"):
+            return self._run()
+
+    def _run(self) -> Path:
         from ..executors import LocalExecutor, Task, clear_worker_cache, worker_cache
 
         dataset = self._check_dataset()
