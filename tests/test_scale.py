@@ -383,3 +383,28 @@ def test_a_second_run_into_the_same_folder_is_refused_while_the_first_holds_it(v
         with pytest.raises(InputError, match=f"process {os.getpid()}"):
             with folder_lock(out / videos.name, "m3cvc eval"):
                 pass
+
+
+def test_batch_encode_reads_raw_files_with_the_input_options(videos, tmp_path, capsys):
+    """Raw .yuv files are encoded when their layout is given (the same bytes as `m3cvc encode`), left out
+    with a note when it is not, and the layout options are refused for a folder without raw files."""
+    import shutil
+
+    import cv2
+
+    src = tmp_path / "src"
+    shutil.copytree(videos, src)
+    frames = synthetic_frames(8, W, H, seed=7)
+    (src / "raw.yuv").write_bytes(b"".join(cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420).tobytes() for f in frames))
+    layout = ["--input-size", f"{W}x{H}", "--input-fps", "8"]
+    assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "no"), "--size", f"{W}x{H}", "-q"]) == 0
+    assert "1 raw video file(s) (raw.yuv, ...) left out" in capsys.readouterr().err
+    assert not (tmp_path / "no" / "raw.m3c").exists() and (tmp_path / "no" / "pan.m3c").exists()
+    assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "yes"), "--size", f"{W}x{H}", *layout, "-q"]) == 0
+    single = tmp_path / "single.m3c"
+    assert cli_main(["encode", str(src / "raw.yuv"), "-o", str(single), "--size", f"{W}x{H}", *layout, "-q"]) == 0
+    assert (tmp_path / "yes" / "raw.m3c").read_bytes() == single.read_bytes()
+    assert (tmp_path / "yes" / "pan.m3c").read_bytes() == (tmp_path / "no" / "pan.m3c").read_bytes()
+    assert f"--input-size {W}x{H}" in (tmp_path / "yes" / "raw.m3c.yaml").read_text()
+    assert cli_main(["batch", "encode", str(videos), "-o", str(tmp_path / "none"), *layout, "-q"]) == 2
+    assert f"{videos} has none" in capsys.readouterr().err and not (tmp_path / "none").exists()

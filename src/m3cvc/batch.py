@@ -45,6 +45,7 @@ class EncodeJob:
     config: M3Config
     config_out: bool = True  # write OUTPUT.yaml, the config that re-creates OUTPUT
     protect: tuple[Path, ...] = ()  # files the sidecar must never replace (the run's --config)
+    open_kwargs: tuple[tuple[str, Any], ...] = ()  # how to read the source (m3cvc.video.open_video's keywords)
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,31 @@ def encode_file(job: EncodeJob) -> dict[str, Any]:
     encoder = worker_cache(("encoder", json.dumps(to_dict(job.config), sort_keys=True)), lambda: Encoder(job.config))
     job.output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(job.output, [job.source]) as tmp:
-        result = encoder.encode(job.source, progress=False)
+        result = encoder.encode(job.source, progress=False, **dict(job.open_kwargs))
         tmp.write_bytes(result.data)
     if job.config_out:
         from .config import sidecar_path, sidecar_yaml
         from .fileio import write_text_atomic
 
-        write_text_atomic(sidecar_path(job.output), sidecar_yaml(job.config, job.source, job.output),
+        words = _reading_words(dict(job.open_kwargs))
+        write_text_atomic(sidecar_path(job.output), sidecar_yaml(job.config, job.source, job.output, words),
                           [job.source, *job.protect])  # fmt: skip
     return {"bytes": len(result.data), "bpp": result.bpp, "frames": result.frames,
             "keyframes": len(result.keyframe_indices)}  # fmt: skip
+
+
+def _reading_words(kw: dict[str, Any]) -> list[str]:
+    """``m3cvc encode``'s options that read a source as ``kw`` (open_video's keywords) says, for the sidecar."""
+    import shlex
+
+    out: list[str] = []
+    if kw.get("raw_size"):
+        out += ["--input-size", "{}x{}".format(*kw["raw_size"]), "--input-pix-fmt", shlex.quote(kw.get("raw_pix_fmt") or "yuv420p")]
+    if kw.get("raw_fps") is not None:
+        out += ["--input-fps", repr(kw["raw_fps"])]
+    if kw.get("stream") is not None:
+        out += ["--stream", str(kw["stream"])]
+    return out
 
 
 def decode_file(job: DecodeJob) -> dict[str, Any]:
@@ -224,14 +240,32 @@ def _run(
 def batch_encode(
     in_dir: Path, out_dir: Path, config: M3Config, executor: Any = None, force: bool = False, retries: int = 1,
     progress: bool = True, gpus_per_task: Optional[float] = None, config_out: bool = True,
-    protect: tuple[Path, ...] = (),
+    protect: tuple[Path, ...] = (), open_kwargs: Optional[dict[str, Any]] = None, log: Callable[[str], None] = print,
 ) -> BatchResult:  # fmt: skip
     """Encode every video under ``in_dir`` to ``out_dir/<same relative path>.m3c`` (and, with ``config_out``,
-    its config beside it as ``.m3c.yaml``; never onto a file in ``protect``)."""
+    its config beside it as ``.m3c.yaml``; never onto a file in ``protect``). ``open_kwargs``: how to read
+    the sources (:func:`m3cvc.video.open_video`'s ``raw_size``, ``raw_fps``, ``raw_pix_fmt`` for the
+    ``.yuv`` / ``.raw`` files, which are encoded only when ``raw_size`` is given; ``stream`` for the
+    others); ``log``: where the note on raw files left out goes."""
     from .executors import LocalExecutor, model_devices, task_resources
+    from .video.files import raw_files
+    from .video.sources import RAW_SUFFIXES
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    sources = find_videos(in_dir)
+    given = {k: v for k, v in (open_kwargs or {}).items() if v is not None}
+    raw_given = {k: v for k, v in given.items() if k.startswith("raw_")}
+    raws = raw_files(in_dir) if in_dir.is_dir() else []
+    if raw_given and not raws:
+        raise InputError(f"--input-size / --input-fps / --input-pix-fmt describe raw video ({' or '.join(RAW_SUFFIXES)} "
+                         f"files); {in_dir} has none")  # fmt: skip
+    if raws and "raw_size" not in raw_given:
+        log(f"note: {len(raws)} raw video file(s) ({raws[0].relative_to(in_dir)}, ...) left out: give --input-size "
+            "and --input-fps to encode them")  # fmt: skip
+    sources = find_videos(in_dir, raw="raw_size" in raw_given)
+
+    def reading(src: Path) -> tuple[tuple[str, Any], ...]:  # raw settings for raw files, the stream for the others
+        raw = src.suffix.lower() in RAW_SUFFIXES
+        return tuple(sorted((k, v) for k, v in given.items() if k.startswith("raw_") == raw))
     executor = executor or LocalExecutor()
     outputs = output_paths(sources, in_dir, out_dir, ".m3c")
     if config_out and protect:
@@ -244,7 +278,9 @@ def batch_encode(
                                  f"of {out}; move it or pass --no-config-out")  # fmt: skip
     return _run(
         "encode", sources, in_dir, out_dir, outputs.__getitem__,
-        encode_file, lambda src, out: EncodeJob(src, out, config, config_out, tuple(protect)), {"config": to_dict(config)},
+        encode_file, lambda src, out: EncodeJob(src, out, config, config_out, tuple(protect), reading(src)),
+        {"config": to_dict(config), **({"input": {k: list(v) if isinstance(v, tuple) else v for k, v in given.items()}}
+                                       if given else {})},
         task_resources(model_devices(config), executor, gpus_per_task), executor, force, retries, progress,
     )  # fmt: skip
 

@@ -17,6 +17,7 @@ from .codec import (
     add_preprocess_options,
     config_from_args,
     decode_overrides,
+    open_kwargs,
 )
 from .subcommands import dispatch
 
@@ -87,7 +88,8 @@ def encode_main(argv: Sequence[str]) -> int:
     with executor_from_args(args) as executor:
         protect = (Path(args.config).resolve(),) if args.config else ()
         result = batch_encode(Path(args.input), Path(args.output), cfg, executor, args.force, args.retries,
-                              not args.quiet, args.gpus_per_task, not args.no_config_out, protect)  # fmt: skip
+                              not args.quiet, args.gpus_per_task, not args.no_config_out, protect, open_kwargs(args),
+                              log=lambda line: print(line, file=sys.stderr))  # fmt: skip
         _summary(result, executor, args.quiet)
     return report_failures(result.failed, "files", "the manifest")
 

@@ -21,6 +21,16 @@ def find_files(folder: Union[str, Path], suffixes: Sequence[str], what: str) -> 
     return found
 
 
-def find_videos(folder: Union[str, Path]) -> list[Path]:
-    """Every video file under ``folder`` (by suffix: :data:`VIDEO_SUFFIXES`)."""
-    return find_files(folder, VIDEO_SUFFIXES, "videos")
+def find_videos(folder: Union[str, Path], raw: bool = False) -> list[Path]:
+    """Every video file under ``folder`` (by suffix: :data:`VIDEO_SUFFIXES`, and with ``raw`` the headerless
+    ``.yuv`` / ``.raw`` files, which need their size and frame rate to be read)."""
+    from .sources import RAW_SUFFIXES
+
+    return find_files(folder, VIDEO_SUFFIXES + (RAW_SUFFIXES if raw else ()), "videos")
+
+
+def raw_files(folder: Union[str, Path]) -> list[Path]:
+    """The headerless ``.yuv`` / ``.raw`` files under ``folder`` (none: an empty list)."""
+    from .sources import RAW_SUFFIXES
+
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in RAW_SUFFIXES)
