@@ -131,11 +131,14 @@ class Manifest:
             self.data["files"] = dict(old["files"])
 
     def done(self, rel: str, source: Path, output: Path) -> bool:
-        """Coded before from this very input (same size and time), and the output is still what was written."""
+        """Coded before from this very input (same size and time), and the output is still what was written
+        (same size and modification time; manifests from before ``output_stamp`` compare the size)."""
         entry = self.data["files"].get(rel)
         if not (isinstance(entry, dict) and entry.get("status") == "ok" and output.is_file()):
             return False
-        return entry.get("input") == file_stamp(source) and entry.get("output_bytes") == output.stat().st_size
+        if entry.get("input") != file_stamp(source) or entry.get("output_bytes") != output.stat().st_size:
+            return False
+        return entry.get("output_stamp", file_stamp(output)) == file_stamp(output)
 
     def keep_only(self, rels: set[str]) -> None:
         """Forget inputs that are no longer there."""
@@ -225,7 +228,7 @@ def _run(
                      "input": file_stamp(job.source), "seconds": round(o.seconds, 3), "attempts": o.attempts,
                      "error": o.error}  # fmt: skip
             if o.ok:
-                entry.update(o.value, output_bytes=job.output.stat().st_size)
+                entry.update(o.value, output_bytes=job.output.stat().st_size, output_stamp=file_stamp(job.output))
             else:
                 failed.append((o.task.key, o.error or ""))
             manifest.record(o.task.key, entry)
