@@ -55,7 +55,8 @@ _LOCATION_FIELDS = {"path", "found_by", "ffmpeg"}
 
 
 # fields that record how long something took: they differ from run to run, nothing else may
-TIMING_FIELDS = frozenset({"encode_s", "decode_s", "measure_s", "seconds", "wall_seconds"})
+# fields read off a clock: run times, and when an output was written (a batch manifest's output_stamp)
+TIMING_FIELDS = frozenset({"encode_s", "decode_s", "measure_s", "seconds", "wall_seconds", "output_stamp"})
 
 
 def without_timings(value: Any) -> Any:
