@@ -107,7 +107,8 @@ class Encoder:
         source, owned = self._open(video, open_kwargs)
         try:
             frames = preprocess(source, cfg.preprocess)
-            hints = _HintCollector(reconstructor.motion_estimator(), cfg.reconstruct.mode == "interpolation")
+            hints = _HintCollector(reconstructor.motion_estimator(), cfg.reconstruct.mode == "interpolation",
+                                   reconstructor.hint_trial())
             keyframes, kf_texts, clip_texts, count = self._run(
                 frames, selector, codec, describer, keep_clip_frames, progress, hints, config=cfg, detail=detail
             )
@@ -331,11 +332,13 @@ class DetailCollector:
 class _HintCollector:
     """Encoder side of the motion hints: one :class:`ClipMotion` per clip (nothing without an estimator)."""
 
-    def __init__(self, estimator: Any, link: bool) -> None:
+    def __init__(self, estimator: Any, link: bool, trial: Any = None) -> None:
         self.estimator = estimator
         self.link = link  # interpolation: measure each next keyframe against the previous one
+        self.trial = trial if estimator is not None and link else None  # FlowReconstructor.hint_trial()
         self.clips: list[ClipMotion] = []
         self._vectors: list[np.ndarray] = []
+        self._small: list[np.ndarray] = []  # with a trial: the clip's keyframe and frames at the trial size
         self._started = False
 
     def keyframe(self, frame: np.ndarray) -> None:
@@ -347,22 +350,32 @@ class _HintCollector:
                 vector, linked = self.estimator.measure(frame)
                 if linked:
                     self._vectors.append(vector)
-            self._close(linked)
+            self._close(linked, frame)
         self._started = True
         self.estimator.start(frame)
+        if self.trial is not None:
+            self._small = [self.trial.small(frame)]
 
     def frame(self, frame: np.ndarray) -> None:
         if self.estimator is not None:
             self._vectors.append(self.estimator.measure(frame)[0])
+            if self.trial is not None:
+                self._small.append(self.trial.small(frame))
 
     def drop_last_frame(self) -> None:
         if self.estimator is not None:
             self._vectors.pop()
+            if self.trial is not None:
+                self._small.pop()
 
-    def _close(self, linked: bool) -> None:
+    def _close(self, linked: bool, following: Optional[np.ndarray] = None) -> None:
         vectors = np.array(self._vectors, np.int64).reshape(-1, 8)
-        self.clips.append(ClipMotion(vectors, linked))
-        self._vectors = []
+        clip = ClipMotion(vectors, linked)
+        if linked and self.trial is not None and following is not None and len(self._small) > 1:
+            if not self.trial.hints_help(self._small[0], self.trial.small(following), self._small[1:], clip):
+                clip = ClipMotion(np.zeros((len(vectors) - 1, 8), np.int64), False)  # decoder-side flow alone
+        self.clips.append(clip)
+        self._vectors, self._small = [], []
 
     def payload(self) -> Optional[bytes]:
         if self.estimator is None:

@@ -474,7 +474,8 @@ def plan(
         for interval in INTERVALS:
             cfg = replace(config, keyframes=spaced(config.keyframes, interval))
             recon = build_reconstructor(cfg.reconstruct)
-            hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation")
+            hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation",
+                                   recon.hint_trial())
             recorder = _Recorder(store, position)
             tracks[interval] = (_Track(cfg, build_selector(cfg.keyframes), recorder, NoneDescriber(), False, hints), recorder, hints, recon, cfg)
         _share_frame_features([t[0] for t in tracks.values()])

@@ -63,6 +63,12 @@ class ClipReconstructor(ABC):
         wants motion hints in the stream, else None (the default)."""
         return None
 
+    def hint_trial(self) -> Any:
+        """Encoder side: an object whose ``small(frame)`` and ``hints_help(first, following, frames, motion)``
+        decide per linked clip whether its hints are worth sending (:class:`~m3cvc.reconstruct.flow.HintTrial`),
+        else None (the default: every clip keeps its hints)."""
+        return None
+
 
 RECONSTRUCTORS: Registry[ClipReconstructor] = Registry("clip reconstructor")
 

@@ -29,8 +29,9 @@ model shares one format. |value| <= ``MAX_QUARTERS`` (16 frame widths) or the st
 
 Coding (the CLIP_MOTION unit's payload, a bit string, most significant bit first, zero-padded
 to a whole byte): for each clip in order, if it has a next keyframe, 1 bit *linked*; then (format
-version 3) a 2-bit predictor ``p``: 0 none, 1 the previous vector, 2 linear extrapolation (3 is
-invalid); then a 2-bit Exp-Golomb order ``k``; then for ``n = length - 1 (+ 1 if linked)``
+version 3) a 2-bit predictor ``p``: 0 none, 1 the previous vector, 2 linear extrapolation, 3 every
+vector is zero (nothing follows: a clip whose hints the encoder dropped costs 2 or 3 bits); then a
+2-bit Exp-Golomb order ``k``; then for ``n = length - 1 (+ 1 if linked)``
 vectors ``v_1 .. v_n`` (``v_n`` is ``H_L`` when linked), the 8 residuals ``v_j - pred_j`` with
 ``pred_j`` = 0, ``v_{j-1}`` or ``2 v_{j-1} - v_{j-2}`` (``v_0 = v_-1 = 0``), zig-zag mapped and
 Exp-Golomb coded with order ``k``. The encoder takes the predictor and order that code the clip
@@ -177,8 +178,9 @@ class _BitReader:
             raise BitstreamError("motion hints have trailing data")
 
 
-PREDICTORS = 3  # none, previous, linear (the 2-bit field's value 3 is invalid)
+PREDICTORS = 3  # none, previous, linear
 LINEAR = 2  # format version 2's only predictor
+ZERO = 3  # format version 3: every vector of the clip is zero, no residuals follow
 
 
 def _residuals(vectors: np.ndarray, predictor: int = LINEAR) -> np.ndarray:
@@ -205,6 +207,9 @@ def encode_clip_motion(clips: Sequence[ClipMotion], version: int = 3) -> bytes:
         elif clip.linked:
             raise ValueError("the last clip has no next keyframe to link")
         vectors = clip.vectors.reshape(-1, VALUES).astype(np.int64)
+        if version >= 3 and not np.any(vectors):
+            out.write(ZERO, 2)
+            continue
         choices = [(p, k) for p in (range(PREDICTORS) if version >= 3 else (LINEAR,)) for k in range(MAX_ORDER + 1)]
         p, k = min(choices, key=lambda pk: _golomb_bits(_residuals(vectors, pk[0]), pk[1])) if vectors.size else (0, 0)
         if version >= 3:
@@ -222,10 +227,11 @@ def decode_clip_motion(payload: bytes, lengths: Sequence[int], version: int = 3)
     for i, length in enumerate(lengths):
         linked = bool(reader.read(1)) if i + 1 < len(lengths) else False
         predictor = reader.read(2) if version >= 3 else LINEAR
-        if predictor >= PREDICTORS:
-            raise BitstreamError(f"motion hints name an unknown predictor {predictor}")
-        k = reader.read(2)
         n = length - 1 + int(linked)
+        if predictor == ZERO:
+            clips.append(ClipMotion(np.zeros((n, VALUES), np.int64), linked))
+            continue
+        k = reader.read(2)
         if n * VALUES > 8 * len(payload):  # every value costs at least one bit
             raise BitstreamError("motion hints are truncated")
         res = np.array([reader.exp_golomb(k) for _ in range(n * VALUES)], np.int64).reshape(n, VALUES)
