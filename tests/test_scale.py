@@ -403,7 +403,7 @@ def test_batch_encode_reads_raw_files_with_the_input_options(videos, tmp_path, c
     (src / "raw.yuv").write_bytes(b"".join(cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420).tobytes() for f in frames))
     layout = ["--input-size", f"{W}x{H}", "--input-fps", "8"]
     assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "no"), "--size", f"{W}x{H}", "-q"]) == 0
-    assert "1 raw video file(s) (raw.yuv, ...) left out" in capsys.readouterr().err
+    assert "1 raw video file(s) (raw.yuv) left out" in capsys.readouterr().err
     assert not (tmp_path / "no" / "raw.m3c").exists() and (tmp_path / "no" / "pan.m3c").exists()
     assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "yes"), "--size", f"{W}x{H}", *layout, "-q"]) == 0
     single = tmp_path / "single.m3c"
@@ -413,3 +413,15 @@ def test_batch_encode_reads_raw_files_with_the_input_options(videos, tmp_path, c
     assert f"--input-size {W}x{H}" in (tmp_path / "yes" / "raw.m3c.yaml").read_text()
     assert cli_main(["batch", "encode", str(videos), "-o", str(tmp_path / "none"), *layout, "-q"]) == 2
     assert f"{videos} has none" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    # following the note: the raw file is added, the rest skipped; the default pixel format spelt out is no change
+    assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "no"), "--size", f"{W}x{H}", *layout]) == 0
+    assert "ran 1, skipped 3 done before" in capsys.readouterr().out
+    assert (tmp_path / "no" / "raw.m3c").read_bytes() == single.read_bytes()
+    again = ["batch", "encode", str(src), "-o", str(tmp_path / "no"), "--size", f"{W}x{H}", *layout]
+    assert cli_main([*again, "--input-pix-fmt", "yuv420p"]) == 0 and "ran 0, skipped 4" in capsys.readouterr().out
+    # another layout re-reads the raw file only; half a layout is refused before anything runs
+    assert cli_main([*again, "--input-fps", "4"]) == 0 and "ran 1, skipped 3" in capsys.readouterr().out
+    for half in (["--input-size", f"{W}x{H}"], ["--input-fps", "8"], ["--input-pix-fmt", "yuv444p"]):
+        assert cli_main(["batch", "encode", str(src), "-o", str(tmp_path / "half"), *half, "-q"]) == 2
+        assert "needs both --input-size and --input-fps" in capsys.readouterr().err
+    assert not (tmp_path / "half").exists()

@@ -130,11 +130,14 @@ class Manifest:
                                  "folder or --force to redo it")  # fmt: skip
             self.data["files"] = dict(old["files"])
 
-    def done(self, rel: str, source: Path, output: Path) -> bool:
-        """Coded before from this very input (same size and time), and the output is still what was written
-        (same size and modification time; manifests from before ``output_stamp`` compare the size)."""
+    def done(self, rel: str, source: Path, output: Path, reading: Optional[dict[str, Any]] = None) -> bool:
+        """Coded before from this very input (same size and time), read the same way (``reading``: how the
+        source is read, e.g. a raw file's layout; recorded per file), and the output is still what was
+        written (same size and modification time; manifests from before ``output_stamp`` compare the size)."""
         entry = self.data["files"].get(rel)
         if not (isinstance(entry, dict) and entry.get("status") == "ok" and output.is_file()):
+            return False
+        if entry.get("reading", {}) != (reading or {}):
             return False
         if entry.get("input") != file_stamp(source) or entry.get("output_bytes") != output.stat().st_size:
             return False
@@ -184,6 +187,7 @@ def _run(
     operation: str, sources: list[Path], in_dir: Path, out_dir: Path, output_for: Callable[[Path], Path],
     fn: Callable[[Any], dict[str, Any]], job_for: Callable[[Path, Path], Any], settings: dict[str, Any],
     resources: Any, executor: Any, force: bool, retries: int, progress: bool,
+    reading_for: Callable[[Path], dict[str, Any]] = lambda src: {},
 ) -> BatchResult:  # fmt: skip
     from .executors import LocalExecutor, Task
 
@@ -213,7 +217,7 @@ def _run(
         for src in sources:
             rel = src.relative_to(in_dir).as_posix()
             out = output_for(src)
-            if manifest.done(rel, src, out):
+            if manifest.done(rel, src, out, reading_for(src)):
                 skipped += 1
                 continue
             tasks.append(Task(rel, fn, (job_for(src, out),), resources))
@@ -227,6 +231,8 @@ def _run(
             entry = {"output": job.output.relative_to(out_dir).as_posix(), "status": "ok" if o.ok else "failed",
                      "input": file_stamp(job.source), "seconds": round(o.seconds, 3), "attempts": o.attempts,
                      "error": o.error}  # fmt: skip
+            if reading_for(job.source):
+                entry["reading"] = reading_for(job.source)
             if o.ok:
                 entry.update(o.value, output_bytes=job.output.stat().st_size, output_stamp=file_stamp(job.output))
             else:
@@ -257,18 +263,26 @@ def batch_encode(
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     given = {k: v for k, v in (open_kwargs or {}).items() if v is not None}
     raw_given = {k: v for k, v in given.items() if k.startswith("raw_")}
+    if raw_given and not {"raw_size", "raw_fps"} <= set(raw_given):
+        raise InputError("raw video needs both --input-size and --input-fps (and --input-pix-fmt if not yuv420p)")
     raws = raw_files(in_dir) if in_dir.is_dir() else []
     if raw_given and not raws:
         raise InputError(f"--input-size / --input-fps / --input-pix-fmt describe raw video ({' or '.join(RAW_SUFFIXES)} "
                          f"files); {in_dir} has none")  # fmt: skip
-    if raws and "raw_size" not in raw_given:
-        log(f"note: {len(raws)} raw video file(s) ({raws[0].relative_to(in_dir)}, ...) left out: give --input-size "
-            "and --input-fps to encode them")  # fmt: skip
-    sources = find_videos(in_dir, raw="raw_size" in raw_given)
+    if raws and not raw_given:
+        names = ", ".join(str(p.relative_to(in_dir)) for p in raws[:3]) + (", ..." if len(raws) > 3 else "")
+        log(f"note: {len(raws)} raw video file(s) ({names}) left out: give --input-size and --input-fps to encode them")
+    if raw_given:
+        raw_given = {**raw_given, "raw_pix_fmt": raw_given.get("raw_pix_fmt") or "yuv420p"}  # the default, spelt out
+    sources = find_videos(in_dir, raw=bool(raw_given))
 
     def reading(src: Path) -> tuple[tuple[str, Any], ...]:  # raw settings for raw files, the stream for the others
-        raw = src.suffix.lower() in RAW_SUFFIXES
-        return tuple(sorted((k, v) for k, v in given.items() if k.startswith("raw_") == raw))
+        if src.suffix.lower() in RAW_SUFFIXES:
+            return tuple(sorted(raw_given.items()))
+        return (("stream", given["stream"]),) if "stream" in given else ()
+
+    def recorded(src: Path) -> dict[str, Any]:  # as the manifest's JSON holds it
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in reading(src)}
     executor = executor or LocalExecutor()
     outputs = output_paths(sources, in_dir, out_dir, ".m3c")
     if config_out and protect:
@@ -282,9 +296,8 @@ def batch_encode(
     return _run(
         "encode", sources, in_dir, out_dir, outputs.__getitem__,
         encode_file, lambda src, out: EncodeJob(src, out, config, config_out, tuple(protect), reading(src)),
-        {"config": to_dict(config), **({"input": {k: list(v) if isinstance(v, tuple) else v for k, v in given.items()}}
-                                       if given else {})},
-        task_resources(model_devices(config), executor, gpus_per_task), executor, force, retries, progress,
+        {"config": to_dict(config)}, task_resources(model_devices(config), executor, gpus_per_task), executor, force,
+        retries, progress, recorded,
     )  # fmt: skip
 
 
