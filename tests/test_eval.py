@@ -358,6 +358,12 @@ def test_cli_eval_bdrate_plots(video_folder, tmp_path, capsys):
     assert cli_main(["bdrate", str(out), "--anchor", "vvc"]) == 2
     assert cli_main(["eval", "--dataset", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert cli_main(["eval", "--dataset", str(video_folder), "--out", str(out), "--metrics", "ssim"]) == 2
+    # a run whose every point fails says so, with the first error, not "no results files"
+    capsys.readouterr()
+    assert cli_main(["eval", "--dataset", str(video_folder), "--out", str(tmp_path / "allfail"), "--codecs", "m3cvc:lite",
+                     "--points", "m3cvc:lite=38", "--metrics", "psnr", "-q"]) == 2  # fmt: skip
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "every point failed (1): nothing was measured" in last and "beyond any keyframe chain" in last, last
 
 
 def test_ablation_rows_and_cli(video_folder, tmp_path, capsys, monkeypatch):

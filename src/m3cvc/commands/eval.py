@@ -180,9 +180,12 @@ def eval_main(argv: Sequence[str]) -> int:
     codecs = [build_codec(n, points.get(n), **_codec_kwargs(n, args)) for n in names]
     missing = announce_missing_tools()
     csv_path, failures = _run_eval(dataset, codecs, opts, args)
-    _finish(csv_path, missing)
+    from ..eval.results import iter_results
     from .batch import report_failures
 
+    if failures and next(iter_results(csv_path.parent), None) is None:  # nothing to tabulate or plot
+        raise InputError(f"every point failed ({len(failures)}): nothing was measured (the first error: {sorted(failures)[0][1]})")
+    _finish(csv_path, missing)
     return report_failures(failures, "points", "")
 
 
