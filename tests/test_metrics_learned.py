@@ -119,6 +119,7 @@ def test_clip_sim_unavailable_names_the_option_that_sets_its_model(tmp_path, mon
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty HF cache
     reason = MetricSuite(["clip_sim"], MetricOptions(clip_model="org/absent-clip")).unavailable()["clip_sim"]
     assert "(--clip-model)" in reason and "set --clip-model to a local folder" in reason and "keyframes." not in reason
+    assert "metrics never download models" in reason and "local_files_only" not in reason
     missing = MetricSuite(["clip_sim"], MetricOptions(clip_model=str(tmp_path / "none"))).unavailable()["clip_sim"]
     assert missing.startswith("--clip-model: the local folder") and "\n" not in missing
 

@@ -82,7 +82,7 @@ def stored_model_path(model: str) -> str:
 
 
 def resolve_model(model: str, key: str, local_files_only: bool = False, revision: Optional[str] = None,
-                  download_options: str = "") -> tuple[str, bool]:
+                  download_options: str = "", offline_reason: str = "local_files_only is set") -> tuple[str, bool]:
     """``(source, local_files_only)`` to load ``model`` (the value of config key ``key``) with, or a
     one-line BackendError when it cannot be had here; ``download_options`` (e.g. ``--include`` patterns
     for the part of a repo that is read) go into the download hint."""
@@ -102,7 +102,7 @@ def resolve_model(model: str, key: str, local_files_only: bool = False, revision
     how = (f"download it where the hub is reachable ({command}) and copy the HF cache here, "
            f"or set {key} to a local folder with its files")  # fmt: skip
     if local_files_only or offline():
-        why = "local_files_only is set" if local_files_only else "HF_HUB_OFFLINE is set"
+        why = offline_reason if local_files_only else "HF_HUB_OFFLINE is set"
         raise BackendError(f"model {model} ({key}) is not in the HF cache and {why}: {how}")
     if not hub_reachable():
         raise BackendError(f"model {model} ({key}) is not in the HF cache and the hub ({hub_endpoint()}) cannot be "

@@ -23,8 +23,10 @@ class ClipSemantic(SemanticBackend):
         dtype: str = "auto",
         local_files_only: bool = False,
         setting: str = "keyframes.clip.model",
+        offline_reason: str = "local_files_only is set",
     ) -> None:
-        """``setting``: how the user sets ``model`` (a config key or an option), named in errors."""
+        """``setting``: how the user sets ``model`` (a config key or an option), and ``offline_reason``: why
+        nothing is downloaded with ``local_files_only``; both named in errors."""
         self.model_id = model
         self.device = torch_device(device, "keyframes.clip.device")
         self.dtype = resolve_dtype(dtype, self.device, "keyframes.clip.dtype")
@@ -32,7 +34,7 @@ class ClipSemantic(SemanticBackend):
 
         from ..hub import resolve_model
 
-        source, local_files_only = resolve_model(model, setting, local_files_only)
+        source, local_files_only = resolve_model(model, setting, local_files_only, offline_reason=offline_reason)
         try:
             self.processor = AutoProcessor.from_pretrained(source, local_files_only=local_files_only)
             self.model = CLIPModel.from_pretrained(

@@ -272,7 +272,8 @@ class ClipSim(MetricEngine):
 
         try:
             self.backend = ClipSemantic(
-                model=self.options.clip_model, device=self.options.device, local_files_only=True, setting="--clip-model"
+                model=self.options.clip_model, device=self.options.device, local_files_only=True, setting="--clip-model",
+                offline_reason="metrics never download models",
             )
         except M3cvcError as exc:
             raise Unavailable(str(exc)) from None
