@@ -66,28 +66,14 @@ def encode_file(job: EncodeJob) -> dict[str, Any]:
         result = encoder.encode(job.source, progress=False, **dict(job.open_kwargs))
         tmp.write_bytes(result.data)
     if job.config_out:
-        from .config import sidecar_path, sidecar_yaml
+        from .config import reading_args, sidecar_path, sidecar_yaml
         from .fileio import write_text_atomic
 
-        words = _reading_words(dict(job.open_kwargs))
+        words = reading_args(dict(job.open_kwargs))
         write_text_atomic(sidecar_path(job.output), sidecar_yaml(job.config, job.source, job.output, words),
                           [job.source, *job.protect])  # fmt: skip
     return {"bytes": len(result.data), "bpp": result.bpp, "frames": result.frames,
             "keyframes": len(result.keyframe_indices)}  # fmt: skip
-
-
-def _reading_words(kw: dict[str, Any]) -> list[str]:
-    """``m3cvc encode``'s options that read a source as ``kw`` (open_video's keywords) says, for the sidecar."""
-    import shlex
-
-    out: list[str] = []
-    if kw.get("raw_size"):
-        out += ["--input-size", "{}x{}".format(*kw["raw_size"]), "--input-pix-fmt", shlex.quote(kw.get("raw_pix_fmt") or "yuv420p")]
-    if kw.get("raw_fps") is not None:
-        out += ["--input-fps", repr(kw["raw_fps"])]
-    if kw.get("stream") is not None:
-        out += ["--stream", str(kw["stream"])]
-    return out
 
 
 def decode_file(job: DecodeJob) -> dict[str, Any]:

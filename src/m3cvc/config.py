@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence, TypeVar, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, TypeVar, Union
 
 import yaml
 
@@ -488,6 +488,22 @@ def sidecar_yaml(
     head = [f"m3cvc {__version__} encode config of {Path(output).name} (input: {input})",
             "re-create the stream from this file:", "  " + " ".join(command), *notes]  # fmt: skip
     return "".join(f"# {line}\n" for line in head) + dump_yaml(config)
+
+
+def reading_args(open_kwargs: Mapping[str, Any]) -> list[str]:
+    """``m3cvc encode``'s options that read a source as ``open_kwargs`` (:func:`m3cvc.video.open_video`'s
+    keywords) says, as quoted command words (for a sidecar's re-create command)."""
+    import shlex
+
+    out: list[str] = []
+    if open_kwargs.get("raw_size"):
+        out += ["--input-size", "{}x{}".format(*open_kwargs["raw_size"]),
+                "--input-pix-fmt", shlex.quote(open_kwargs.get("raw_pix_fmt") or "yuv420p")]  # fmt: skip
+    if open_kwargs.get("raw_fps") is not None:
+        out += ["--input-fps", repr(float(open_kwargs["raw_fps"]))]
+    if open_kwargs.get("stream") is not None:
+        out += ["--stream", str(open_kwargs["stream"])]
+    return out
 
 
 SIDECAR_MARK = "# m3cvc "  # how a sidecar written by m3cvc starts

@@ -344,17 +344,18 @@ class _HintCollector:
     def keyframe(self, frame: np.ndarray) -> None:
         if self.estimator is None:
             return
+        small = self.trial.small(frame) if self.trial is not None else None
         if self._started:  # the previous clip ends here
             linked = False
             if self.link:
                 vector, linked = self.estimator.measure(frame)
                 if linked:
                     self._vectors.append(vector)
-            self._close(linked, frame)
+            self._close(linked, small)
         self._started = True
         self.estimator.start(frame)
-        if self.trial is not None:
-            self._small = [self.trial.small(frame)]
+        if small is not None:
+            self._small = [small]
 
     def frame(self, frame: np.ndarray) -> None:
         if self.estimator is not None:
@@ -369,10 +370,11 @@ class _HintCollector:
                 self._small.pop()
 
     def _close(self, linked: bool, following: Optional[np.ndarray] = None) -> None:
+        """End the clip; ``following``: the next keyframe at the trial size (with a trial)."""
         vectors = np.array(self._vectors, np.int64).reshape(-1, 8)
         clip = ClipMotion(vectors, linked)
         if linked and self.trial is not None and following is not None and len(self._small) > 1:
-            if not self.trial.hints_help(self._small[0], self.trial.small(following), self._small[1:], clip):
+            if not self.trial.hints_help(self._small[0], following, self._small[1:], clip):
                 clip = ClipMotion(np.zeros((len(vectors) - 1, 8), np.int64), False)  # decoder-side flow alone
         self.clips.append(clip)
         self._vectors, self._small = [], []

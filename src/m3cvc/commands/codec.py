@@ -194,20 +194,12 @@ def decode_overrides(args: argparse.Namespace) -> Any:
 
 def _encode_extra_args(args: argparse.Namespace) -> list[str]:
     """The encode options that are not config keys, as command-line words (for the config sidecar)."""
-    import shlex
-
-    from ..config import command_word
+    from ..config import command_word, reading_args
 
     out: list[str] = []
     if args.descriptions:
         out += ["--descriptions", command_word(args.descriptions)]
-    if args.input_size:
-        out += ["--input-size", shlex.quote(args.input_size), "--input-pix-fmt", shlex.quote(args.input_pix_fmt or "yuv420p")]
-    if args.input_fps is not None:
-        out += ["--input-fps", repr(args.input_fps)]
-    if args.stream is not None:
-        out += ["--stream", str(args.stream)]
-    return out
+    return out + reading_args(open_kwargs(args))
 
 
 def _drop_stale_sidecar(out: Path, inputs: Sequence[str]) -> None:
