@@ -300,6 +300,10 @@ def test_batch_names_that_would_collide_resume_checks_and_bad_manifests(videos, 
     (out / "a.y4m.m3c").write_bytes(b"junk")
     assert cli_main(["batch", "encode", str(src), "-o", str(out), "--size", f"{W}x{H}"]) == 0
     assert "ran 1, skipped 1" in capsys.readouterr().out and (out / "a.y4m.m3c").read_bytes() != b"junk"
+    # ... and a deleted config sidecar is written again
+    (out / "a.y4m.m3c.yaml").unlink()
+    assert cli_main(["batch", "encode", str(src), "-o", str(out), "--size", f"{W}x{H}"]) == 0
+    assert "ran 1, skipped 1" in capsys.readouterr().out and (out / "a.y4m.m3c.yaml").is_file()
     # ... also when the altered output kept its size
     good = (out / "a.y4m.m3c").read_bytes()
     (out / "a.y4m.m3c").write_bytes(bytes(len(good)))

@@ -174,6 +174,7 @@ def _run(
     fn: Callable[[Any], dict[str, Any]], job_for: Callable[[Path, Path], Any], settings: dict[str, Any],
     resources: Any, executor: Any, force: bool, retries: int, progress: bool,
     reading_for: Callable[[Path], dict[str, Any]] = lambda src: {},
+    beside: Callable[[Path], list[Path]] = lambda out: [],
 ) -> BatchResult:  # fmt: skip
     from .executors import LocalExecutor, Task
 
@@ -203,7 +204,7 @@ def _run(
         for src in sources:
             rel = src.relative_to(in_dir).as_posix()
             out = output_for(src)
-            if manifest.done(rel, src, out, reading_for(src)):
+            if manifest.done(rel, src, out, reading_for(src)) and all(p.is_file() for p in beside(out)):
                 skipped += 1
                 continue
             tasks.append(Task(rel, fn, (job_for(src, out),), resources))
@@ -271,9 +272,9 @@ def batch_encode(
         return {k: list(v) if isinstance(v, tuple) else v for k, v in reading(src)}
     executor = executor or LocalExecutor()
     outputs = output_paths(sources, in_dir, out_dir, ".m3c")
-    if config_out and protect:
-        from .config import sidecar_path
+    from .config import sidecar_path
 
+    if config_out and protect:
         guarded = {Path(p).resolve() for p in protect}
         for out in outputs.values():
             if sidecar_path(out).resolve() in guarded:
@@ -283,7 +284,7 @@ def batch_encode(
         "encode", sources, in_dir, out_dir, outputs.__getitem__,
         encode_file, lambda src, out: EncodeJob(src, out, config, config_out, tuple(protect), reading(src)),
         {"config": to_dict(config)}, task_resources(model_devices(config), executor, gpus_per_task), executor, force,
-        retries, progress, recorded,
+        retries, progress, recorded, lambda out: [sidecar_path(out)] if config_out else [],
     )  # fmt: skip
 
 
