@@ -47,12 +47,103 @@ def test_text_codecs_in_stream(codec):
     assert read_stream(write_stream(stream, codec)) == stream
 
 
-def test_empty_texts_cost_one_byte_per_text_plus_codec_id():
-    data = write_stream(make_stream(texts=False))
+def test_empty_texts_cost_nothing_in_version_4_and_ten_bytes_per_unit_before():
+    from dataclasses import replace
+
+    empty = make_stream(texts=False)
+    data = write_stream(empty)
     sizes = section_sizes(data)
-    # unit framing: type + length + CRC = 6 bytes; payload: codec id + one zero length per text
-    assert sizes["keyframe_texts"] == 6 + 1 + 3
-    assert sizes["clip_texts"] == 6 + 1 + 3
+    assert sizes["keyframe_texts"] == sizes["clip_texts"] == 0
+    assert [u.type for u in parse_units(data)] == [1, 2, 2, 2]
+    assert read_stream(data) == empty and write_stream(read_stream(data)) == data
+    # version 3: unit framing (type + length + CRC = 6 bytes), codec id, one zero length per text
+    v3 = write_stream(replace(empty, version=3))
+    assert section_sizes(v3)["keyframe_texts"] == section_sizes(v3)["clip_texts"] == 6 + 1 + 3
+    # one text is enough for both units to be written, and the header's flag says so
+    one = replace(empty, clip_texts=("", "x", ""))
+    assert [u.type for u in parse_units(write_stream(one))] == [1, 2, 2, 2, 3, 4]
+    assert read_stream(write_stream(one)) == one
+
+
+def test_version_4_texts_flag_is_parsed_strictly():
+    import struct
+    import zlib
+
+    def unit(kind: int, payload: bytes) -> bytes:
+        head = bytes([kind]) + write_uvarint(len(payload))
+        return head + payload + struct.pack(">I", zlib.crc32(head + payload))
+
+    with_texts, without = write_stream(make_stream()), write_stream(make_stream(texts=False))
+    t_units, e_units = parse_units(with_texts), parse_units(without)
+    # the header of the textless stream (flag 0) followed by text units: they are not this stream's
+    with pytest.raises(BitstreamError, match="after its last unit"):
+        read_stream(without + with_texts[t_units[-2].offset :])
+    # the flag set, the text units missing: truncated
+    flagged = bytearray(e_units[0].payload)
+    pos = 0
+    for _ in range(7):
+        _, pos = read_uvarint(bytes(flagged), pos)
+    assert flagged[pos] == 0
+    flagged[pos] = 1
+    rebuilt = MAGIC + bytes([FORMAT_VERSION]) + unit(1, bytes(flagged)) + without[e_units[1].offset :]
+    with pytest.raises(BitstreamError, match="truncated"):
+        read_stream(rebuilt)
+    # ... or present with every text empty (the writer would have left them out)
+    from m3cvc.text import encode_texts
+
+    empty_units = unit(3, encode_texts(["", "", ""], "raw")) + unit(4, encode_texts(["", "", ""], "raw"))
+    with pytest.raises(BitstreamError, match="all empty"):
+        read_stream(rebuilt + empty_units)
+    flagged[pos] = 2
+    with pytest.raises(BitstreamError, match="unknown flags"):
+        read_stream(MAGIC + bytes([FORMAT_VERSION]) + unit(1, bytes(flagged)) + without[e_units[1].offset :])
+
+
+def test_version_4_names_and_short_decimals():
+    from dataclasses import replace
+
+    from m3cvc.bitstream import NAMES
+
+    stream = make_stream()
+    v4, v3 = write_stream(stream), write_stream(replace(stream, version=3))
+    # "lite", "avif", "flow": one byte each instead of five; 0.5 in 3 bytes instead of 9; one byte of flags
+    assert section_sizes(v3)["header"] - section_sizes(v4)["header"] == 3 * 4 + 6 - 1
+    for value in (0.0025, 0.05, -0.25, 1e-7, 123.5, 0.0, 0.1 + 0.2, 1e300, -0.0, 2.0**60, 5e-324):
+        for name in ("lite", "some-new-backend"):
+            other = replace(stream, header=replace(stream.header, profile=name,
+                                                   reconstructor=StageInfo("novel", {"x": value})))
+            back = read_stream(write_stream(other))
+            assert back == other and repr(back.header.reconstructor.params["x"]) == repr(value)
+    assert set(NAMES) >= {"lite", "full", "paper", "hevc", "avif", "flow", "seine", "hevc+img2img"}
+
+
+@pytest.mark.parametrize("value, message", [
+    (b"\x06\x64\x03", "shortest decimal"),  # 50 x 10^-3, which is 5 x 10^-2
+    (b"\x06\x02\x1f", "out-of-range"),  # exponent 31
+    (b"\x01" + __import__("struct").pack(">d", 0.5), "full length"),  # 0.5 as binary64 where 5e-1 fits
+])
+def test_version_4_decimals_are_parsed_strictly(value, message):
+    import struct
+    import zlib
+
+    payload = (b"".join(write_uvarint(v) for v in (64, 48, 8, 1, 20, 3, 20, 0)) + bytes([0, 4, 0, 8])
+               + b"\x01\x0a\x01x" + value)  # lite, avif (no settings), flow: one explicit setting "x"
+    head = bytes([1]) + write_uvarint(len(payload))
+    with pytest.raises(BitstreamError, match=message):
+        read_stream(MAGIC + b"\x04" + head + payload + struct.pack(">I", zlib.crc32(head + payload)))
+
+
+def test_version_4_spelled_out_table_names_are_refused():
+    import struct
+    import zlib
+
+    from m3cvc.bitstream import NAMES
+
+    spelled = write_uvarint(len(NAMES) + 4) + b"lite"
+    payload = b"".join(write_uvarint(v) for v in (64, 48, 8, 1, 20, 3, 20, 0)) + spelled + bytes([4, 0, 8, 0])
+    head = bytes([1]) + write_uvarint(len(payload))
+    with pytest.raises(BitstreamError, match="spelled out"):
+        read_stream(MAGIC + b"\x04" + head + payload + struct.pack(">I", zlib.crc32(head + payload)))
 
 
 def test_varint_round_trip():
@@ -184,7 +275,7 @@ def test_version_3_codes_only_the_settings_that_differ_from_the_format_defaults(
     from m3cvc.bitstream import PARAM_DEFAULTS
 
     lite = {key: value for key, value in PARAM_DEFAULTS["flow"] if value is not None}
-    stream = replace(make_stream(), header=replace(
+    stream = replace(make_stream(), version=3, header=replace(  # (dummy keyframe bytes: not x265's, for format 4)
         make_stream().header, keyframe_codec=StageInfo("hevc", {"qp": 42, "preset": "medium"}),
         reconstructor=StageInfo("flow", {**lite, "sharpen": 0}),
     ), clip_motion=b"\x00")

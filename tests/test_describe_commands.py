@@ -98,6 +98,27 @@ def test_edit_replaces_only_the_texts(encoded, tmp_path, capsys):
     assert again.read_bytes() == after
 
 
+def test_edit_adds_texts_to_a_textless_stream_and_taking_them_out_restores_its_bytes(small_video, tmp_path, capsys):
+    """Format 4 leaves the text units out while every text is empty (the lite default); an edit that adds
+    texts sets the header's flag and appends the units, one that empties them gives the original bytes."""
+    plain, texted, back = tmp_path / "p.m3c", tmp_path / "t.m3c", tmp_path / "b.m3c"
+    assert main(["encode", str(small_video), "-o", str(plain), "-q", *SIZE]) == 0
+    types = lambda data: [u.type for u in parse_units(data)]  # noqa: E731
+    assert UnitType.KEYFRAME_TEXTS not in types(plain.read_bytes())
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps({"keyframes": ["a red car"]}))
+    assert main(["edit", str(plain), "--descriptions", str(new), "-o", str(texted)]) == 0
+    stream = read_stream(texted.read_bytes())
+    assert stream.keyframe_texts[0] == "a red car" and types(texted.read_bytes())[-2:] == [3, 4]
+    assert stream.keyframes == read_stream(plain.read_bytes()).keyframes
+    n = stream.header.num_keyframes
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"keyframes": [""] * n, "clips": [""] * n}))
+    assert main(["edit", str(texted), "--descriptions", str(empty), "-o", str(back)]) == 0
+    assert back.read_bytes() == plain.read_bytes()
+    assert main(["info", str(back)]) == 0 and "texts      none" in capsys.readouterr().out
+
+
 def test_edit_errors(encoded, tmp_path, capsys):
     many = tmp_path / "many.json"
     many.write_text(json.dumps({"keyframes": ["x"] * 9}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -139,9 +140,52 @@ def test_reordered_missing_or_foreign_keyframe_units_are_clean_errors(cut_video)
     # a stream must start with an IDR
     with pytest.raises(BitstreamError):
         decode([Keyframe(0, kfs[1].data), *kfs[1:]])
-    # not HEVC at all
-    with pytest.raises(BitstreamError, match="no start code"):
+    # not HEVC at all: format 4 cannot even write it, a format 3 stream says so on decode
+    with pytest.raises(ValueError, match="start codes"):
         decode([Keyframe(0, b"\x12\x34" * 20), *kfs[1:]])
+    foreign = write_stream(replace(stream, keyframes=(Keyframe(0, b"\x12\x34" * 20), *kfs[1:]), version=3))
+    with pytest.raises(BitstreamError, match="no start code"):
+        list(Decoder().decode(foreign))
+
+
+def test_format_4_codes_access_units_compactly_and_exactly(cut_video):
+    """Format 4 stores x265's access units without start codes and its usual parameter sets as table
+    indices; every unit comes back byte for byte, and a damaged compact unit is a clean error."""
+    from m3cvc.bitstream import keyframe_sizes, section_sizes
+    from m3cvc.keyframe_codec.hevc import PARAMETER_SETS, pack_access_unit, split_access_unit, unpack_access_unit
+
+    data = Encoder(_lite(preprocess={"width": 512, "height": 320})).encode(cut_video).data
+    stream = read_stream(data)
+    assert stream.version == 4
+    v3 = write_stream(replace(stream, version=3))
+    assert read_stream(v3).keyframes == stream.keyframes  # the same access units in both formats
+    assert all(np.array_equal(a, b) for a, b in zip(Decoder().decode(data), Decoder().decode(v3), strict=True))
+    idr = [k for k in stream.keyframes if picture_type(k.data) == "IDR"]
+    assert len(idr) == 2  # the first keyframe and the cut
+    # x265 writes the default size's parameter sets exactly as the format's table has them (when this
+    # fails, x265 changed: its parameter sets still round-trip, raw, and the table may gain entries)
+    for k in idr:
+        assert split_access_unit(k.data)[:3] == list(PARAMETER_SETS[:3])
+        assert len(pack_access_unit(k.data)) == len(k.data) - 82  # 86 bytes of parameter sets and start codes -> 4
+    for k in stream.keyframes:
+        assert unpack_access_unit(pack_access_unit(k.data)) == k.data
+    sizes = keyframe_sizes(data)
+    assert sizes == [len(pack_access_unit(k.data)) for k in stream.keyframes]
+    saved = section_sizes(v3)["keyframe_images"] - section_sizes(data)["keyframe_images"]
+    assert saved == 82 * len(idr) + 3 * (len(stream.keyframes) - len(idr))
+    # parameter sets the table lacks (another size) are carried raw and still round-trip
+    small = HevcChainCodec(40).compress(synthetic_frames(1, width=96, height=64)[0])
+    assert split_access_unit(small)[1] not in PARAMETER_SETS  # its SPS (VPS and PPS do not depend on the size)
+    assert unpack_access_unit(pack_access_unit(small)) == small
+    # damaged compact units
+    packed = pack_access_unit(idr[0].data)
+    for bad, message in [(b"\x05\x00\x01\x02", "more NAL units"), (bytes([1, 200]) + b"\x40" * 10, "truncated"),
+                         (b"\x03\x00\x01\x02", "no picture"),  # three table entries, then nothing
+                         (packed[:1] + bytes([len(PARAMETER_SETS)]) + packed[2:], "truncated")]:  # a 0-byte NAL unit
+        with pytest.raises(BitstreamError, match=message):
+            unpack_access_unit(bad)
+    with pytest.raises(ValueError):
+        pack_access_unit(b"\x00\x00\x01" + b"\x02\x01\xd0")  # a 3-byte start code first: not x265's form
 
 
 def test_bad_options_are_config_errors():
@@ -209,7 +253,9 @@ def test_rate_control_decodes_its_finalists_and_keeps_the_least_distorted():
     differ = 0
     for target in contested[len(contested) // 4 :: max(1, len(contested) // 4)][:3]:
         measured = plan(cfg, frames, w, h, Fraction(8), target)
-        finalists = [f for f in band_finalists(every.candidates, target, pixels) if f.qp <= QP_CAP]
+        # sizes measured with this target in the header (format 4 codes a short decimal in fewer bytes)
+        same = plan(cfg, frames, w, h, Fraction(8), target, exhaustive=True).candidates
+        finalists = [f for f in band_finalists(same, target, pixels) if f.qp <= QP_CAP]
         assert set(measured.distortions) == set(finalists) and measured.within
         assert measured.distortions[measured.chosen] == min(measured.distortions.values())
         ruled = plan(_lite(), frames, w, h, Fraction(8), target)  # the default

@@ -188,8 +188,10 @@ def test_version_2_streams_decode_to_the_same_frames(hinted_stream) -> None:
 
     from m3cvc.bitstream import write_stream
 
+    from m3cvc.bitstream import FORMAT_VERSION
+
     stream = read_stream(hinted_stream)
-    assert stream.version == 3
+    assert stream.version == FORMAT_VERSION
     ends = [k.index for k in stream.keyframes[1:]] + [stream.header.frames]
     lengths = [e - k.index for k, e in zip(stream.keyframes, ends)]
     clips = decode_clip_motion(stream.clip_motion, lengths)

@@ -6,15 +6,19 @@ Layout (all integers are unsigned LEB128 varints unless noted)::
         SEQUENCE_HEADER (1)   once
         KEYFRAME (2)          once per keyframe, in display order
         CLIP_MOTION (5)       once, only when the reconstructor params hold motion_hints = true
-        KEYFRAME_TEXTS (3)    once: the descriptions D_i^F of all keyframes
-        CLIP_TEXTS (4)        once: the descriptions D_i^C of all clips
+        KEYFRAME_TEXTS (3)    once: the descriptions D_i^F of all keyframes  } version 4: only when the
+        CLIP_TEXTS (4)        once: the descriptions D_i^C of all clips      } header's texts flag is set
 
     unit = type (1 byte) | payload length | payload | CRC-32 of type+length+payload (4 bytes, BE)
 
     SEQUENCE_HEADER payload = width | height | fps numerator | fps denominator | frame count |
-        keyframe count | longest clip (version >= 2) | profile (string) | keyframe codec (stage) |
-        clip reconstructor (stage)
-    stage  = name (string) | params
+        keyframe count | longest clip (version >= 2) | flags (version >= 4) | profile (name) |
+        keyframe codec (stage) | clip reconstructor (stage)
+    flags  = bit 0: the text units are present (version 4 leaves them out when every text is empty,
+             as without a describer: 20 bytes); other bits 0
+    stage  = name | params
+    name   = string (versions 1-3); version 4: varint ``c``, ``c`` < len(NAMES) names ``NAMES[c]``, else
+             a string of ``c - len(NAMES)`` UTF-8 bytes follows
     params (version 3) = count | (slot | type byte | value)*: only what differs from the backend's
              row of ``PARAM_DEFAULTS`` (part of the format: a change needs a new version). ``slot`` <
              the row's length names the row's key; ``slot`` = the row's length is followed by the key
@@ -23,13 +27,19 @@ Layout (all integers are unsigned LEB128 varints unless noted)::
              its row's defaults costs one byte.
     params (versions 1, 2) = count | (key (string) | type byte | value)*, keys sorted
              types: 0 signed int (zig-zag varint), 1 float (IEEE-754 binary64, BE), 2 string,
-             3 false, 4 true
+             3 false, 4 true; version 4 adds 6, a float that is a short decimal ``m x 10^-e``
+             (zig-zag varint ``m``, ``|m|`` < 2^53, then varint ``e`` <= 30): 0.0025 in 3 bytes, not 9
     string = byte length | UTF-8
     KEYFRAME payload = (frame index minus previous keyframe's index (the first is 0)) x 4 + trigger
         (version 2; version 1: the difference alone) | the keyframe codec's bytes (an HEVC access unit
         of the keyframe chain, an AVIF image, VQ indices). trigger: what made the keyframe, 0 interval
         (the first frame, max_interval, a fixed period, the tail), 1 the semantic term, 2 the motion
-        term, 3 reserved for a keyframe forced by a scene cut (m3cvc.keyframes.TRIGGERS)
+        term, 3 reserved for a keyframe forced by a scene cut (m3cvc.keyframes.TRIGGERS). Version 4
+        stores the HEVC chain's access units (keyframe codecs ``hevc``, ``hevc+...``) without start
+        codes and with the usual parameter sets as one-byte table indices
+        (m3cvc.keyframe_codec.hevc.pack_access_unit): at the defaults an IDR keyframe spends 4 bytes
+        instead of 86 on parameter sets and start codes, a P keyframe 1 instead of 4. :class:`Keyframe`
+        always holds the Annex B access unit.
     CLIP_MOTION payload = the encoder's motion hints of every clip, a bit string whose layout
         (fixed-point corner displacements, Exp-Golomb coded; version 3 chooses the predictor per
         clip) is in m3cvc.reconstruct.motion; it is interpreted (and checked) by the decoder,
@@ -69,8 +79,8 @@ __all__ = [
 ]
 
 MAGIC = b"M3CV"
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 MAX_DIMENSION = 1 << 16
 MAX_FRAMES = 1 << 31
 MIN_FPS, MAX_FPS = Fraction(1, 100), Fraction(1000)  # the preprocessor's range (m3cvc.video.preprocess)
@@ -163,6 +173,33 @@ def _string(text: str) -> bytes:
     return write_uvarint(len(raw)) + raw
 
 
+def _name(text: str, version: int) -> bytes:
+    if version < 4:
+        return _string(text)
+    if text in NAMES:
+        return write_uvarint(NAMES.index(text))
+    raw = text.encode("utf-8")
+    return write_uvarint(len(NAMES) + len(raw)) + raw
+
+
+def _read_name(data: bytes, pos: int, what: str, version: int) -> tuple[str, int]:
+    if version < 4:
+        return _read_string(data, pos, what)
+    code, pos = read_uvarint(data, pos)
+    if code < len(NAMES):
+        return NAMES[code], pos
+    end = pos + code - len(NAMES)
+    if end > len(data):
+        raise BitstreamError(f"bitstream is truncated (inside {what})")
+    try:
+        text = data[pos:end].decode("utf-8")
+    except UnicodeDecodeError:
+        raise BitstreamError(f"{what} is not valid UTF-8") from None
+    if text in NAMES:
+        raise BitstreamError(f"{what} {text!r} is spelled out where the format has an index for it")
+    return text, end
+
+
 def _read_string(data: bytes, pos: int, what: str) -> tuple[str, int]:
     length, pos = read_uvarint(data, pos)
     if pos + length > len(data):
@@ -194,6 +231,15 @@ PARAM_DEFAULTS: Mapping[str, tuple[tuple[str, Any], ...]] = {
     ),
 }
 _ABSENT = 5  # type byte of a v3 entry that removes a row key
+_DECIMAL = 6  # type byte of a v4 float coded as a short decimal
+MAX_DECIMAL_EXPONENT = 30
+# Version 4 codes these profile and backend names as their index (one byte). Part of the format:
+# append only, never edit or reorder.
+NAMES = (
+    "lite", "full", "paper",
+    "hevc", "avif", "vq-diffusion", "hevc+img2img", "avif+img2img",
+    "flow", "blend", "ltx", "wan", "cogvideox", "seine",
+)  # fmt: skip
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -201,7 +247,7 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b and (not isinstance(a, float) or struct.pack(">d", a) == struct.pack(">d", b))
 
 
-def _params_v3(name: str, params: Mapping[str, Any]) -> bytes:
+def _params_v3(name: str, params: Mapping[str, Any], version: int = 3) -> bytes:
     row = PARAM_DEFAULTS.get(name, ())
     keys = [key for key, _ in row]
     entries = bytearray()
@@ -212,15 +258,15 @@ def _params_v3(name: str, params: Mapping[str, Any]) -> bytes:
                 entries += write_uvarint(slot) + bytes([_ABSENT])
                 count += 1
         elif default is None or not _same(params[key], default):
-            entries += write_uvarint(slot) + _value(key, params[key])
+            entries += write_uvarint(slot) + _value(key, params[key], version)
             count += 1
     for key in sorted(k for k in params if k not in keys):
-        entries += write_uvarint(len(row)) + _string(key) + _value(key, params[key])
+        entries += write_uvarint(len(row)) + _string(key) + _value(key, params[key], version)
         count += 1
     return write_uvarint(count) + bytes(entries)
 
 
-def _read_params_v3(name: str, data: bytes, pos: int) -> tuple[dict[str, Any], int]:
+def _read_params_v3(name: str, data: bytes, pos: int, version: int = 3) -> tuple[dict[str, Any], int]:
     row = PARAM_DEFAULTS.get(name, ())
     params = {key: default for key, default in row if default is not None}
     count, pos = read_uvarint(data, pos)
@@ -245,16 +291,34 @@ def _read_params_v3(name: str, data: bytes, pos: int) -> tuple[dict[str, Any], i
             del params[key]
             pos += 1
             continue
-        value, pos = _read_value(key, data, pos)
+        value, pos = _read_value(key, data, pos, version)
         if default is not None and _same(value, default):
             raise BitstreamError(f"sequence header codes parameter {key!r} at its default")
         params[key] = value
     return dict(sorted(params.items())), pos
 
 
-def _value(key: str, value: Any) -> bytes:
+def _decimal(value: float) -> Optional[tuple[int, int]]:
+    """``(m, e)`` with ``value == m x 10^-e`` exactly (as the reader computes it), smallest ``e``; None if none."""
+    if not math.isfinite(value) or abs(value) >= 2**53 or (value == 0.0 and math.copysign(1.0, value) < 0):
+        return None
+    for e in range(MAX_DECIMAL_EXPONENT + 1):
+        m = round(value * 10**e)
+        if abs(m) < 2**53 and _from_decimal(m, e) == value:
+            return m, e
+    return None
+
+
+def _from_decimal(m: int, e: int) -> float:
+    return float(f"{m}e-{e}")
+
+
+def _value(key: str, value: Any, version: int = 3) -> bytes:
     """A setting's type byte and value."""
     out = bytearray()
+    decimal = _decimal(value) if version >= 4 and isinstance(value, float) else None
+    if decimal is not None:
+        return bytes([_DECIMAL]) + write_uvarint(_zigzag(decimal[0])) + write_uvarint(decimal[1])
     if isinstance(value, bool):
         out.append(4 if value else 3)
     elif isinstance(value, int):
@@ -271,12 +335,22 @@ def _value(key: str, value: Any) -> bytes:
     return bytes(out)
 
 
-def _read_value(key: str, data: bytes, pos: int) -> tuple[Any, int]:
+def _read_value(key: str, data: bytes, pos: int, version: int = 3) -> tuple[Any, int]:
     """Inverse of :func:`_value`."""
     if pos >= len(data):
         raise BitstreamError("bitstream is truncated (inside the sequence header)")
     kind = data[pos]
     pos += 1
+    if kind == _DECIMAL and version >= 4:
+        raw, pos = read_uvarint(data, pos)
+        e, pos = read_uvarint(data, pos)
+        m = _unzigzag(raw)
+        if abs(m) >= 2**53 or e > MAX_DECIMAL_EXPONENT:
+            raise BitstreamError(f"sequence header parameter {key!r} is an out-of-range decimal")
+        value = _from_decimal(m, e)
+        if _decimal(value) != (m, e):  # one spelling per value: a rewrite keeps the bytes
+            raise BitstreamError(f"sequence header parameter {key!r} is not in its shortest decimal form")
+        return value, pos
     if kind == 0:
         raw, pos = read_uvarint(data, pos)
         return _unzigzag(raw), pos
@@ -286,6 +360,8 @@ def _read_value(key: str, data: bytes, pos: int) -> tuple[Any, int]:
         value = struct.unpack(">d", data[pos : pos + 8])[0]
         if not math.isfinite(value):
             raise BitstreamError(f"sequence header parameter {key!r} is not finite")
+        if version >= 4 and _decimal(value) is not None:
+            raise BitstreamError(f"sequence header parameter {key!r} is a short decimal coded at full length")
         return value, pos + 8
     if kind == 2:
         return _read_string(data, pos, "a parameter value")
@@ -324,16 +400,28 @@ def _unit(kind: int, payload: bytes) -> bytes:
 
 # --------------------------------------------------------------------------------------------
 # writing
-def _header_payload(h: SequenceHeader, version: int = FORMAT_VERSION) -> bytes:
+def _header_payload(h: SequenceHeader, version: int = FORMAT_VERSION, texts: bool = True) -> bytes:
     fps = Fraction(h.fps)
     out = bytearray()
     for value in (h.width, h.height, fps.numerator, fps.denominator, h.frames, h.num_keyframes, h.max_clip):
         out += write_uvarint(value)
-    out += _string(h.profile)
+    if version >= 4:
+        out += write_uvarint(int(texts))
+    out += _name(h.profile, version)
     for stage in (h.keyframe_codec, h.reconstructor):
-        out += _string(stage.name)
-        out += _params_v3(stage.name, stage.params) if version >= 3 else _params(stage.params)
+        out += _name(stage.name, version)
+        out += _params_v3(stage.name, stage.params, version) if version >= 3 else _params(stage.params)
     return bytes(out)
+
+
+def _packs_access_units(header: SequenceHeader, version: int) -> bool:
+    """Whether the keyframe units hold format 4's compact HEVC access units."""
+    return version >= 4 and header.keyframe_codec.name.split("+")[0] == "hevc"
+
+
+def has_texts(stream: Stream) -> bool:
+    """Whether the stream's text units are written: always before version 4, else when any text is not empty."""
+    return stream.version < 4 or any(stream.keyframe_texts) or any(stream.clip_texts)
 
 
 def _validate(stream: Stream) -> None:
@@ -353,7 +441,7 @@ def _validate(stream: Stream) -> None:
         raise ValueError(f"this m3cvc writes format versions {WRITABLE_VERSIONS}, not {stream.version}")
 
 
-WRITABLE_VERSIONS = (2, 3)
+WRITABLE_VERSIONS = (2, 3, 4)
 
 
 def write_stream(stream: Stream, text_codec: str = "auto") -> bytes:
@@ -361,18 +449,28 @@ def write_stream(stream: Stream, text_codec: str = "auto") -> bytes:
     a read-and-write round trip keeps the bytes, whose CLIP_MOTION payload is in that version's
     layout). ``text_codec`` is a text coder name or ``auto`` (smallest)."""
     _validate(stream)
+    texts = has_texts(stream)
     out = bytearray(MAGIC)
     out.append(stream.version)
-    out += _unit(UnitType.SEQUENCE_HEADER, _header_payload(stream.header, stream.version))
+    out += _unit(UnitType.SEQUENCE_HEADER, _header_payload(stream.header, stream.version, texts))
     previous = 0
+    pack = _packs_access_units(stream.header, stream.version)
     for kf in stream.keyframes:
-        out += _unit(UnitType.KEYFRAME, write_uvarint(4 * (kf.index - previous) + kf.trigger) + kf.data)
+        data = _pack_access_unit(kf.data) if pack else kf.data
+        out += _unit(UnitType.KEYFRAME, write_uvarint(4 * (kf.index - previous) + kf.trigger) + data)
         previous = kf.index
     if stream.clip_motion is not None:
         out += _unit(UnitType.CLIP_MOTION, stream.clip_motion)
-    out += _unit(UnitType.KEYFRAME_TEXTS, encode_texts(stream.keyframe_texts, text_codec))
-    out += _unit(UnitType.CLIP_TEXTS, encode_texts(stream.clip_texts, text_codec))
+    if texts:
+        out += _unit(UnitType.KEYFRAME_TEXTS, encode_texts(stream.keyframe_texts, text_codec))
+        out += _unit(UnitType.CLIP_TEXTS, encode_texts(stream.clip_texts, text_codec))
     return bytes(out)
+
+
+def _pack_access_unit(au: bytes) -> bytes:
+    from .keyframe_codec.hevc import pack_access_unit
+
+    return pack_access_unit(au)
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,27 +539,31 @@ def _check_indices(indices: Sequence[int], frames: int, exc: type[Exception], ma
         raise exc(f"a clip of {longest} frames is longer than the stream's longest clip ({max_clip})")
 
 
-def _parse_header(payload: bytes, version: int = FORMAT_VERSION) -> SequenceHeader:
+def _parse_header(payload: bytes, version: int = FORMAT_VERSION) -> tuple[SequenceHeader, bool]:
+    """The header and whether text units follow."""
     pos = 0
     values = []
-    for _ in range(6 if version == 1 else 7):
+    for _ in range(6 if version == 1 else 8 if version >= 4 else 7):
         value, pos = read_uvarint(payload, pos)
         values.append(value)
     width, height, num, den, frames, nkf = values[:6]
     max_clip = values[6] if version >= 2 else MAX_CLIP
+    flags = values[7] if version >= 4 else 1
+    if flags > 1:
+        raise BitstreamError(f"sequence header has unknown flags {flags:#x}")
     if den == 0 or num == 0:
         raise BitstreamError("sequence header has an invalid frame rate")
-    profile, pos = _read_string(payload, pos, "the profile name")
+    profile, pos = _read_name(payload, pos, "the profile name", version)
     stages = []
     for what in ("keyframe codec", "reconstructor"):
-        name, pos = _read_string(payload, pos, f"the {what} name")
-        params, pos = _read_params_v3(name, payload, pos) if version >= 3 else _read_params(payload, pos)
+        name, pos = _read_name(payload, pos, f"the {what} name", version)
+        params, pos = _read_params_v3(name, payload, pos, version) if version >= 3 else _read_params(payload, pos)
         stages.append(StageInfo(name, params))
     if pos != len(payload):
         raise BitstreamError("sequence header has trailing bytes")
     header = SequenceHeader(width, height, Fraction(num, den), frames, nkf, profile, stages[0], stages[1], max_clip)
     _check_header(header)
-    return header
+    return header, bool(flags & 1)
 
 
 def read_stream(data: bytes) -> Stream:
@@ -471,9 +573,9 @@ def read_stream(data: bytes) -> Stream:
     if first is None or first.type != UnitType.SEQUENCE_HEADER:
         raise BitstreamError("bitstream does not start with a sequence header")
     version = data[len(MAGIC)]
-    header = _parse_header(first.payload, version)
+    header, texts = _parse_header(first.payload, version)
     has_motion = motion_hints(header)
-    expected = 1 + header.num_keyframes + int(has_motion) + 2
+    expected = 1 + header.num_keyframes + int(has_motion) + 2 * texts
     units = [first]
     for unit in it:  # exactly the units the header announces; what follows them is not parsed as units
         units.append(unit)
@@ -488,6 +590,7 @@ def read_stream(data: bytes) -> Stream:
         raise BitstreamError(f"bitstream has {len(data) - end} bytes after its last unit")
     keyframes = []
     index = 0
+    unpack = _unpack_access_unit if _packs_access_units(header, version) else bytes
     for unit in units[1 : 1 + header.num_keyframes]:
         if unit.type != UnitType.KEYFRAME:
             raise BitstreamError("keyframe units are missing or out of order")
@@ -496,7 +599,7 @@ def read_stream(data: bytes) -> Stream:
         if keyframes and delta == 0:
             raise BitstreamError("keyframe indices must increase strictly")
         index += delta
-        keyframes.append(Keyframe(index, unit.payload[pos:], trigger))
+        keyframes.append(Keyframe(index, unpack(unit.payload[pos:]), trigger))
     _check_indices([k.index for k in keyframes], header.frames, BitstreamError, header.max_clip)
     clip_motion = None
     if has_motion:
@@ -504,12 +607,23 @@ def read_stream(data: bytes) -> Stream:
         if unit.type != UnitType.CLIP_MOTION:
             raise BitstreamError("the clip motion unit is missing or out of order")
         clip_motion = unit.payload
-    texts = []
+    if not texts:
+        empty = ("",) * header.num_keyframes
+        return Stream(header, tuple(keyframes), empty, empty, clip_motion, version)
+    decoded = []
     for unit, kind in zip(units[-2:], (UnitType.KEYFRAME_TEXTS, UnitType.CLIP_TEXTS)):
         if unit.type != kind:
             raise BitstreamError("text units are missing or out of order")
-        texts.append(tuple(decode_texts(unit.payload, header.num_keyframes)))
-    return Stream(header, tuple(keyframes), texts[0], texts[1], clip_motion, version)
+        decoded.append(tuple(decode_texts(unit.payload, header.num_keyframes)))
+    if version >= 4 and not any(decoded[0]) and not any(decoded[1]):
+        raise BitstreamError("bitstream holds text units whose texts are all empty (version 4 leaves them out)")
+    return Stream(header, tuple(keyframes), decoded[0], decoded[1], clip_motion, version)
+
+
+def _unpack_access_unit(payload: bytes) -> bytes:
+    from .keyframe_codec.hevc import unpack_access_unit
+
+    return unpack_access_unit(payload)
 
 
 def section_sizes(data: bytes) -> dict[str, int]:
@@ -519,6 +633,12 @@ def section_sizes(data: bytes) -> dict[str, int]:
     for unit in parse_units(data):
         sizes[UnitType.NAMES[unit.type]] += unit.size
     return sizes
+
+
+def keyframe_sizes(data: bytes) -> list[int]:
+    """Bytes of each keyframe as coded: its unit's payload after the frame index (framing and CRC not counted;
+    in version 4 the compact access unit, not the Annex B one :class:`Keyframe` holds)."""
+    return [len(u.payload) - read_uvarint(u.payload, 0)[1] for u in parse_units(data) if u.type == UnitType.KEYFRAME]
 
 
 def text_codecs_used(data: bytes) -> dict[str, str]:

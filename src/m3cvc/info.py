@@ -18,7 +18,7 @@ def _picture_types(codec: str, keyframes: Sequence[Any]) -> list[str]:
 def stream_info(data: bytes) -> dict[str, Any]:
     """Everything ``m3cvc info --json`` prints, from the stream's bytes (:class:`~m3cvc.errors.InputError`
     on a damaged stream). bpp and kbit/s count every byte, header and texts included."""
-    from .bitstream import MAGIC, read_stream, section_sizes, text_codecs_used
+    from .bitstream import MAGIC, keyframe_sizes, read_stream, section_sizes, text_codecs_used
     from .keyframe_codec import KEYFRAME_CODECS
     from .keyframes import TRIGGERS
     from .reconstruct import RECONSTRUCTORS
@@ -38,7 +38,7 @@ def stream_info(data: bytes) -> dict[str, Any]:
         "fps_fraction": f"{h.fps.numerator}/{h.fps.denominator}",
         "duration_seconds": h.frames / float(h.fps),
         "keyframes": [k.index for k in kfs],
-        "keyframe_bytes": [len(k.data) for k in kfs],
+        "keyframe_bytes": keyframe_sizes(data),
         "keyframe_pictures": _picture_types(h.keyframe_codec.name, kfs),
         # what made each keyframe (version 1 streams did not record it: all "interval")
         "keyframe_triggers": [TRIGGERS[k.trigger] for k in kfs],

@@ -424,7 +424,10 @@ def info_main(argv: Sequence[str]) -> int:
     for name, size in info["sections"].items():
         share = 100.0 * size / info["bytes_total"]
         print(f"    {name:<16}{size:>9} bytes  {share:5.1f} %", file=out)
-    print(f"  text codecs {info['text_codecs']}", file=out)
+    if info["text_codecs"]:
+        print(f"  text codecs {info['text_codecs']}", file=out)
+    else:
+        print("  texts      none (every text empty: no text units)", file=out)
     counts = ", ".join(f"{t} {n}" for t, n in info["trigger_counts"].items() if n)
     print(f"  triggers   {counts} (longest clip allowed: {info['longest_clip']} frames)", file=out)
     rows = zip(info["keyframes"], info["keyframe_bytes"], info["keyframe_pictures"], info["keyframe_triggers"],

@@ -1,8 +1,9 @@
 """``m3cvc edit IN.m3c --descriptions new.json -o OUT.m3c``: replace the texts of a bitstream.
 
 Only the two text units are rewritten; the magic, the sequence header and every keyframe unit
-are copied byte for byte, so a user can steer the decoder (paper: controllability) without
-re-encoding. Entries of ``new.json`` replace the texts in order; texts past the end of a list
+are copied byte for byte (in format 4, which leaves the text units out while every text is empty,
+the header's texts flag is set or cleared), so a user can steer the decoder (paper:
+controllability) without re-encoding. Entries of ``new.json`` replace the texts in order; texts past the end of a list
 are kept. A transcript written by ``m3cvc describe`` is accepted as ``new.json`` too.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from ..bitstream import UnitType, _unit, parse_units, read_stream
+from ..bitstream import UnitType, _header_payload, _unit, parse_units, read_stream
 from ..describe import Descriptions
 from ..fileio import write_bytes_atomic
 from ..text import encode_texts, get_text_coder
@@ -35,12 +36,17 @@ def edit_texts(data: bytes, descriptions: Descriptions, text_codec: str = "auto"
         UnitType.KEYFRAME_TEXTS: _merge(stream.keyframe_texts, descriptions.keyframes),
         UnitType.CLIP_TEXTS: _merge(stream.clip_texts, descriptions.clips),
     }
+    version = stream.version
+    present = version < 4 or any(any(t) for t in texts.values())
     out = bytearray(data[:HEADER_BYTES])
     for unit in parse_units(data):
-        if unit.type in texts:
-            out += _unit(unit.type, encode_texts(texts[unit.type], text_codec))
-        else:
+        if unit.type == UnitType.SEQUENCE_HEADER and version >= 4:  # the texts flag may change
+            out += _unit(unit.type, _header_payload(stream.header, version, present))
+        elif unit.type not in texts:
             out += data[unit.offset : unit.offset + unit.size]
+    if present:  # the text units are the stream's last
+        for kind, values in texts.items():
+            out += _unit(kind, encode_texts(values, text_codec))
     return bytes(out)
 
 

@@ -111,6 +111,95 @@ def picture_type(unit: bytes) -> str:
     return "IDR" if any(t in IDR_NAL_TYPES for t in nal_unit_types(unit)) else "P"
 
 
+# ------------------------------------------------------------------------ bitstream format 4
+# The parameter sets (VPS, SPS, PPS NAL units, without start codes) that x265 (PyAV 18.1's build) writes for
+# 512x320 keyframes (the default size) at each preset, medium first. Format 4 codes a parameter set equal to
+# one of these as its index (one byte) instead of its 6-41 bytes and start code: 80 of the 83 bytes before
+# an IDR picture at the defaults. Part of the format: append only, never edit or reorder (a changed x265 that writes
+# other parameter sets still round-trips, coded raw; tests/test_keyframe_chain.py says when the default
+# stops matching).
+PARAMETER_SETS = tuple(bytes.fromhex(h) for h in (
+    "40010c01ffff01600000030090000003000003003f928090",  # medium VPS
+    "42010101600000030090000003000003003fa0040201416592a4932b9a020000030002000003000210",  # medium SPS
+    "4401c1718112",  # medium PPS (also every preset but ultrafast, slower, veryslow)
+    "40010c01ffff01600000030090000003000003003fba0240",  # ultrafast .. faster VPS
+    "42010101600000030090000003000003003fa00402014165ba4a4c2e68080000030008000003000840",  # ultrafast SPS
+    "4401c0718112",  # ultrafast PPS
+    "42010101600000030090000003000003003fa00402014165bab930b9a02000000300200000030021",  # superfast SPS
+    "42010101600000030090000003000003003fa00402014165ba924cae68080000030008000003000840",  # veryfast, faster SPS
+    "40010c01ffff01600000030090000003000003003f968090",  # slow VPS
+    "42010101600000030090000003000003003fa0040201416596a4932b9a020000030002000003000210",  # slow SPS
+    "40010c01ffff01600000030090000003000003003f9a8090",  # slower, veryslow VPS
+    "42010101600000030090000003000003003fa004020141659aa491b6b9a02000000300200000030021",  # slower, veryslow SPS
+    "4401c1719112",  # slower, veryslow PPS
+))  # fmt: skip
+def _join(nals: list[bytes]) -> bytes:
+    """Annex B as x265 writes it (and H.265 B.2 asks): a 4-byte start code before the access unit's first
+    NAL unit and before parameter sets, 3 bytes before the others."""
+    out = bytearray()
+    for i, nal in enumerate(nals):
+        out += b"\x00\x00\x00\x01" if i == 0 or (nal[0] >> 1) & 0x3F in (32, 33, 34) else b"\x00\x00\x01"
+        out += nal
+    return bytes(out)
+
+
+def split_access_unit(au: bytes) -> list[bytes]:
+    """The NAL units of an Annex B access unit, without their start codes; ValueError unless ``au`` is in
+    the form :func:`_join` writes (x265's), so that it can be rebuilt byte for byte."""
+    starts = []
+    i = au.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i)
+        i = au.find(b"\x00\x00\x01", i + 3)
+    ends = [s - (au[s - 1] == 0) for s in starts[1:]] + [len(au)]  # a zero_byte belongs to the next start code
+    nals = [au[a + 3 : b] for a, b in zip(starts, ends)]
+    if not nals or any(not nal for nal in nals) or _join(nals) != au:
+        raise ValueError("keyframe access unit is not a sequence of NAL units with x265's start codes")
+    return nals
+
+
+def pack_access_unit(au: bytes) -> bytes:
+    """Format 4's form of an access unit: ``n`` (varint) | ``n`` x (varint ``c``: ``c`` < len(PARAMETER_SETS)
+    names a table entry, else a raw NAL unit of ``c - len(PARAMETER_SETS)`` bytes follows) | the last NAL
+    unit (to the end). No start codes: a P keyframe (one NAL unit) costs one byte of framing, not four."""
+    from ..varint import write_uvarint
+
+    *first, last = split_access_unit(au)
+    out = bytearray(write_uvarint(len(first)))
+    for nal in first:
+        if nal in PARAMETER_SETS:
+            out += write_uvarint(PARAMETER_SETS.index(nal))
+        else:
+            out += write_uvarint(len(PARAMETER_SETS) + len(nal)) + nal
+    return bytes(out + last)
+
+
+def unpack_access_unit(data: bytes) -> bytes:
+    """Inverse of :func:`pack_access_unit` (Annex B as x265 writes it); BitstreamError when ``data`` is not
+    in that form. Each input byte gives at most a start code and the table's longest entry (46 bytes), so no
+    unit can make the decoder run away."""
+    from ..varint import read_uvarint
+
+    count, pos = read_uvarint(data, 0)
+    if count >= len(data):
+        raise BitstreamError("keyframe unit names more NAL units than it holds")
+    nals = []
+    for _ in range(count):
+        code, pos = read_uvarint(data, pos)
+        if code < len(PARAMETER_SETS):
+            nals.append(PARAMETER_SETS[code])
+            continue
+        end = pos + code - len(PARAMETER_SETS)
+        if end >= len(data) or end == pos:
+            raise BitstreamError("keyframe unit is truncated (inside a NAL unit)")
+        nals.append(data[pos:end])
+        pos = end
+    if pos >= len(data):
+        raise BitstreamError("keyframe unit has no picture NAL unit")
+    nals.append(data[pos:])
+    return _join(nals)
+
+
 class HevcChainCodec(KeyframeCodec):
     """Keyframes as a low-delay HEVC video at a constant ``qp`` (0..51); stateful: one instance codes
     (or decodes) one stream's keyframes, in order."""
