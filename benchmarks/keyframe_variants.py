@@ -85,6 +85,18 @@ class Av1Chain(hevc.HevcChainCodec):
         return hevc._to_rgb(frames[0], shape)
 
 
+class CrfChain(hevc.HevcChainCodec):
+    """The HEVC chain in x265's CRF mode (``crf`` = the QP sweep's value) instead of constant QP: x265's adaptive
+    quantisation (aq-mode 2) and frame-level QP choice are on only there."""
+
+    extra = ""
+
+    def _open_encoder(self, frame):
+        ctx = super()._open_encoder(frame)
+        ctx.options = {**ctx.options, "x265-params": f"crf={self.qp}:{hevc.X265_FIXED}{self.extra}"}
+        return ctx
+
+
 class HalfResolution(hevc.HevcChainCodec):
     """The HEVC chain at half the frame size; decoded keyframes upsampled back."""
 
@@ -105,6 +117,17 @@ def run(ref, qps, variant: str, suite: MetricSuite) -> list[tuple[float, float, 
     try:
         if variant == "psy":
             hevc.X265_FIXED = base + ":psy-rdoq=3.0:psy-rd=2.5"
+        if variant.startswith("crf"):
+            CrfChain.extra = {"crf": "", "crf-aq3": ":aq-mode=3", "crf-aq1.5": ":aq-strength=1.5"}[variant]
+            pipeline.build_keyframe_codec = lambda kc: CrfChain(kc.hevc.qp)
+        if variant == "nosao":
+            hevc.X265_FIXED = base + ":sao=0"
+        if variant == "deblock":
+            hevc.X265_FIXED = base + ":deblock=-2,-2"
+        if variant == "deblock+2":
+            hevc.X265_FIXED = base + ":deblock=2,2"
+        if variant.startswith("ipratio"):
+            hevc.X265_FIXED = base + ":" + variant
         if variant == "half":
             pipeline.build_keyframe_codec = lambda kc: HalfResolution(kc.hevc.qp)
             pipeline.keyframe_codec_from_params = lambda name, params: HalfResolution(params["qp"])
@@ -128,7 +151,9 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--variants", default="psy,half,av1", help="any of psy, half, av1")
     args = ap.parse_args()
-    suite = lpips_psnr_suite("keyframe_variants", args.variants.split(","), ("psy", "half", "av1"))
+    known = ("psy", "half", "av1", "crf", "crf-aq3", "crf-aq1.5", "nosao", "deblock", "deblock+2", "ipratio=1.0",
+             "ipratio=2.0")
+    suite = lpips_psnr_suite("keyframe_variants", args.variants.split(","), known)
     if suite is None:
         return 2
     for clip in args.clips.split(","):
@@ -137,7 +162,7 @@ def main() -> int:
             ref = [f for _, f in zip(range(args.frames), preprocess(src, load_config(profile="lite").preprocess))]
         default = run(ref, DEFAULT_QPS, "default", suite)
         for variant in args.variants.split(","):
-            qps = {"psy": DEFAULT_QPS, "half": HALF_QPS, "av1": AV1_QPS}[variant]
+            qps = {"half": HALF_QPS, "av1": AV1_QPS}.get(variant, DEFAULT_QPS)
             pts = run(ref, qps, variant, suite)
             print(f"{clip} {variant}:", *bd_rates(default, pts), flush=True)
     return 0

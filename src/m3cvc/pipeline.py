@@ -11,7 +11,7 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, Iterator, Mapping, Optional, Union
 
@@ -373,9 +373,11 @@ class _HintCollector:
         """End the clip; ``following``: the next keyframe at the trial size (with a trial)."""
         vectors = np.array(self._vectors, np.int64).reshape(-1, 8)
         clip = ClipMotion(vectors, linked)
-        if linked and self.trial is not None and following is not None and len(self._small) > 1:
-            if not self.trial.hints_help(self._small[0], following, self._small[1:], clip):
+        if self.trial is not None and following is not None and len(self._small) > 1:
+            if linked and self.trial.check and not self.trial.hints_help(self._small[0], following, self._small[1:], clip):
                 clip = ClipMotion(np.zeros((len(vectors) - 1, 8), np.int64), False)  # decoder-side flow alone
+            if self.trial.timing_on:
+                clip = replace(clip, timing=self.trial.timing(self._small[0], following, self._small[1:], clip))
         self.clips.append(clip)
         self._vectors, self._small = [], []
 

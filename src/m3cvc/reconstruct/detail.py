@@ -49,9 +49,17 @@ def gmsd(source: np.ndarray, decoded: np.ndarray) -> float:
     """GMSD (Xue et al. 2014) of two luma planes (uint8, same shape ``(H, W)``): the standard deviation of the
     gradient magnitude similarity map, Prewitt gradients at the planes' own resolution (see
     :meth:`DetailMeter.add`); 0 for identical planes, larger is worse (about 0.35 at most)."""
-    sx, sy = _gradients(source.astype(np.float32))
-    dx, dy = _gradients(decoded.astype(np.float32))
-    s2, d2 = sx * sx + sy * sy, dx * dx + dy * dy
+    return gmsd_of(gradient_energy(source), gradient_energy(decoded))
+
+
+def gradient_energy(plane: np.ndarray) -> np.ndarray:
+    """Squared Prewitt gradient magnitude of a luma plane (float32), GMSD's per-image part."""
+    gx, gy = _gradients(plane.astype(np.float32))
+    return gx * gx + gy * gy
+
+
+def gmsd_of(s2: np.ndarray, d2: np.ndarray) -> float:
+    """GMSD from the two planes' :func:`gradient_energy` (for comparing one plane with many)."""
     return float(((2.0 * np.sqrt(s2 * d2) + _C) / (s2 + d2 + _C)).std())
 
 

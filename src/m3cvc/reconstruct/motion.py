@@ -37,8 +37,17 @@ vectors ``v_1 .. v_n`` (``v_n`` is ``H_L`` when linked), the 8 residuals ``v_j -
 Exp-Golomb coded with order ``k``. The encoder takes the predictor and order that code the clip
 in the fewest bits: smooth camera paths (pans) favour linear extrapolation, jittery fits of a
 still camera's moving foreground (carphone: 185 -> 136 bytes) no prediction at all. Format
-version 2 has no predictor field and always extrapolates linearly. Anything left over or missing
-is a :class:`BitstreamError`.
+version 2 has no predictor field and always extrapolates linearly. Format version 4 then adds,
+for a clip of two or more frames with a next keyframe, its *timing hints*: 1 bit *timed*; if set,
+a 2-bit order ``k`` and, for j = 1 .. length - 1, frame j's time ``q_j`` (in steps of
+``1 / TIMING_STEPS``, 0 = this keyframe, ``TIMING_STEPS`` = the next) minus its default
+``round(TIMING_STEPS j / length)``, zig-zag Exp-Golomb; ``q_j`` outside 0..TIMING_STEPS is invalid.
+Anything left over or missing is a :class:`BitstreamError`.
+
+Timing hints (:class:`m3cvc.reconstruct.flow.HintTrial`): interpolation assumes that motion between
+two keyframes is uniform in time; a talking head that turns and turns back, or a hand that moves
+and stops, is not. The encoder draws each frame as the decoder would at every time 0, 1/8, .. 1 and
+sends the time whose picture is closest to the frame (GMSD, at the hint check's trial size).
 """
 
 from __future__ import annotations
@@ -63,17 +72,31 @@ MAX_GREY_MEDIAN = 10  # grey levels between inliers and where they land in the k
 MIN_SIDE = 32  # OpenCV 4.x's DIS crashes (segfault) on images under 32 px high; smaller frames get identity hints
 
 
+TIMING_STEPS = 8  # timing hints: a frame's time within its clip in steps of 1/8
+
+
+def default_timing(length: int) -> np.ndarray:
+    """Frame j's time j / length in steps of ``1 / TIMING_STEPS``, rounded half up (j = 1 .. length - 1)."""
+    j = np.arange(1, max(length, 1), dtype=np.int64)
+    return (2 * TIMING_STEPS * j + length) // (2 * length)
+
+
 @dataclass(frozen=True)
 class ClipMotion:
-    """One clip's hints: ``vectors[j - 1]`` for frames j = 1 .. length - 1, then ``H_L`` if linked."""
+    """One clip's hints: ``vectors[j - 1]`` for frames j = 1 .. length - 1, then ``H_L`` if linked;
+    ``timing[j - 1]``: the time at which the decoder draws frame j, in steps of ``1 / TIMING_STEPS``
+    (None: ``j / length``)."""
 
     vectors: np.ndarray  # (n, 8) int64, quarter pixels
     linked: bool  # the last vector maps the next keyframe to this clip's keyframe
+    timing: Optional[np.ndarray] = None  # (length - 1,) int64 in 0..TIMING_STEPS
 
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, ClipMotion) and self.linked == other.linked
             and self.vectors.shape == other.vectors.shape and bool(np.array_equal(self.vectors, other.vectors))
+            and (self.timing is None) == (other.timing is None)
+            and (self.timing is None or bool(np.array_equal(self.timing, other.timing)))
         )
 
     def frame(self, j: int, width: int, height: int) -> np.ndarray:
@@ -197,39 +220,75 @@ def _golomb_bits(res: np.ndarray, k: int) -> int:
     return int(np.sum(2 * np.floor(np.log2(u)).astype(np.int64) + 1 - k))
 
 
-def encode_clip_motion(clips: Sequence[ClipMotion], version: int = 3) -> bytes:
-    """The CLIP_MOTION payload for all clips (the last clip has no next keyframe: never linked), in
-    the layout of bitstream format ``version`` (2 or 3)."""
+def encode_clip_motion(clips: Sequence[ClipMotion], version: int = 4) -> bytes:
+    """The CLIP_MOTION payload for all clips (the last clip has no next keyframe: never linked, never
+    timed), in the layout of bitstream format ``version`` (2, 3 or 4; timing hints need 4)."""
     out = _BitWriter()
     for i, clip in enumerate(clips):
-        if i + 1 < len(clips):
+        has_next = i + 1 < len(clips)
+        if has_next:
             out.write(int(clip.linked), 1)
         elif clip.linked:
             raise ValueError("the last clip has no next keyframe to link")
         vectors = clip.vectors.reshape(-1, VALUES).astype(np.int64)
         if version >= 3 and not np.any(vectors):
             out.write(ZERO, 2)
-            continue
-        choices = [(p, k) for p in (range(PREDICTORS) if version >= 3 else (LINEAR,)) for k in range(MAX_ORDER + 1)]
-        p, k = min(choices, key=lambda pk: _golomb_bits(_residuals(vectors, pk[0]), pk[1])) if vectors.size else (0, 0)
-        if version >= 3:
-            out.write(p, 2)
-        out.write(k, 2)
-        for value in _residuals(vectors, p).reshape(-1).tolist():
-            out.exp_golomb(int(value), k)
+        else:
+            choices = [(p, k) for p in (range(PREDICTORS) if version >= 3 else (LINEAR,)) for k in range(MAX_ORDER + 1)]
+            p, k = min(choices, key=lambda pk: _golomb_bits(_residuals(vectors, pk[0]), pk[1])) if vectors.size else (0, 0)
+            if version >= 3:
+                out.write(p, 2)
+            out.write(k, 2)
+            for value in _residuals(vectors, p).reshape(-1).tolist():
+                out.exp_golomb(int(value), k)
+        length = len(vectors) + 1 - int(clip.linked)
+        if clip.timing is not None and (version < 4 or not has_next or length < 2):
+            raise ValueError("timing hints need format 4 and a clip of 2+ frames with a next keyframe")
+        if version >= 4 and has_next and length >= 2:
+            _write_timing(out, clip.timing, length)
     return out.getvalue()
 
 
-def decode_clip_motion(payload: bytes, lengths: Sequence[int], version: int = 3) -> list[ClipMotion]:
+def _write_timing(out: _BitWriter, timing: Optional[np.ndarray], length: int) -> None:
+    """1 bit *timed*; then a 2-bit Exp-Golomb order and each frame's time minus its default."""
+    if timing is None:
+        out.write(0, 1)
+        return
+    res = np.asarray(timing, np.int64) - default_timing(length)
+    if res.shape != (length - 1,) or np.any(timing < 0) or np.any(timing > TIMING_STEPS):
+        raise ValueError(f"timing hints must be {length - 1} integers in 0..{TIMING_STEPS}")
+    k = min(range(MAX_ORDER + 1), key=lambda k: _golomb_bits(res, k))
+    out.write(1, 1)
+    out.write(k, 2)
+    for value in res.tolist():
+        out.exp_golomb(int(value), k)
+
+
+def _read_timing(reader: "_BitReader", length: int) -> Optional[np.ndarray]:
+    if not reader.read(1):
+        return None
+    k = reader.read(2)
+    if length - 1 > reader.total - reader.pos:  # every value costs at least one bit
+        raise BitstreamError("motion hints are truncated")
+    timing = default_timing(length) + np.array([reader.exp_golomb(k) for _ in range(length - 1)], np.int64)
+    if np.any(timing < 0) or np.any(timing > TIMING_STEPS):
+        raise BitstreamError(f"timing hints are out of range (0..{TIMING_STEPS})")
+    return timing
+
+
+def decode_clip_motion(payload: bytes, lengths: Sequence[int], version: int = 4) -> list[ClipMotion]:
     """Inverse of :func:`encode_clip_motion` given each clip's length; BitstreamError if invalid."""
     reader = _BitReader(payload)
     clips = []
     for i, length in enumerate(lengths):
-        linked = bool(reader.read(1)) if i + 1 < len(lengths) else False
+        has_next = i + 1 < len(lengths)
+        linked = bool(reader.read(1)) if has_next else False
         predictor = reader.read(2) if version >= 3 else LINEAR
         n = length - 1 + int(linked)
+        timed = version >= 4 and has_next and length >= 2
         if predictor == ZERO:
-            clips.append(ClipMotion(np.zeros((n, VALUES), np.int64), linked))
+            timing = _read_timing(reader, length) if timed else None
+            clips.append(ClipMotion(np.zeros((n, VALUES), np.int64), linked, timing))
             continue
         k = reader.read(2)
         if n * VALUES > 8 * len(payload):  # every value costs at least one bit
@@ -242,7 +301,7 @@ def decode_clip_motion(payload: bytes, lengths: Sequence[int], version: int = 3)
             before, previous = previous, vectors[j]
             if np.any(np.abs(previous) > MAX_QUARTERS):  # also keeps the integers from growing without bound
                 raise BitstreamError("motion hints are out of range")
-        clips.append(ClipMotion(vectors, linked))
+        clips.append(ClipMotion(vectors, linked, _read_timing(reader, length) if timed else None))
     reader.finish()
     return clips
 
