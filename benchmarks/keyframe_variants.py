@@ -8,7 +8,11 @@ BD-rate on LPIPS (real AlexNet weights) and PSNR over the whole clip:
   change nothing at constant QP: identical bytes),
 - ``half``: keyframes coded at half resolution (area downscale) and upsampled on decode (Lanczos);
 - ``av1``: the chain coded with SVT-AV1 instead of x265 (libsvtav1 through PyAV, low delay
-  ``pred-struct=1``, constant QP 44..60 on AV1's 0..63 scale, preset 8, one thread; decoded by libdav1d).
+  ``pred-struct=1``, constant QP 44..60 on AV1's 0..63 scale, preset 8, one thread; decoded by libdav1d);
+- ``crf``, ``crf-aq3``, ``crf-aq1.5``: x265's CRF mode (``crf`` = the sweep's QP) instead of constant QP, the
+  only mode in which its adaptive quantisation and frame-level QP choice act; ``nosao`` (``sao=0``),
+  ``deblock`` (``deblock=-2,-2``, sharper), ``deblock+2`` (``deblock=2,2``, smoother), ``ipratio=1.0`` /
+  ``ipratio=2.0`` (the IDR's QP offset below the P keyframes', 1.4 = -3 QP by default).
 
     M3CVC_WEIGHTS=../shared/weights/lpips .venv/bin/python benchmarks/keyframe_variants.py [--clips a.mp4,b.mp4]
         [--variants psy,half,av1]
@@ -20,6 +24,10 @@ half: LPIPS +7.0 % carphone, +32.7 % bigbuckbunny (PSNR -7.5 % / -4.2 %): LPIPS 
 blur more than it rewards the finer QP. (Both against the chain of that day, motion search hex.)
 av1 (2026-12-01, against the star chain): LPIPS +61.4 % carphone, +50.1 % bigbuckbunny, +68.3 % bikes (PSNR
 +29.6 / +30.5 / +34.9 %); preset 3 measured no better on carphone by hand. x265 stays.
+Rate-control and in-loop filter variants (2026-12-01, format 4, LPIPS BD-rate carphone / bigbuckbunny / bikes):
+crf +16.4 / +41.4 / +14.4 %, crf-aq3 +13.5 / +41.2 / +10.5 %, nosao +6.5 / +14.2 / +2.5 %, deblock +5.1 / +2.9 /
++0.4 %, deblock+2 +0.8 / +7.3 / -1.4 %, ipratio=1.0 +12.8 / +20.9 / +2.9 %, ipratio=2.0 +9.1 / +2.1 / +1.8 %: x265's
+constant-QP defaults (AQ off, SAO and deblocking on, ipratio 1.4) stay.
 """
 
 from __future__ import annotations
