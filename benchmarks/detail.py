@@ -32,9 +32,7 @@ from m3cvc.bitstream import StageInfo, read_stream, write_stream  # noqa: E402
 from m3cvc.config import load_config, with_overrides  # noqa: E402
 from m3cvc.eval.m3cvc_codec import ArraySource  # noqa: E402
 from m3cvc.ratecontrol import spaced  # noqa: E402
-from m3cvc.samples import sample_clip_path  # noqa: E402
-from m3cvc.video import open_video, preprocess  # noqa: E402
-from _rd import lpips_psnr_suite  # noqa: E402  (benchmarks/_rd.py)
+from _rd import clip_frames, lpips_psnr_suite  # noqa: E402  (benchmarks/_rd.py)
 
 POINTS = ((4, 43), (8, 47), (16, 47))  # (keyframe spacing, keyframe QP)
 STRENGTHS = (0, 4, 8, 12, 16, 20)  # tenths
@@ -57,9 +55,7 @@ def main() -> int:
         return 2
     cfg0 = load_config(profile="lite")
     for clip in args.clips.split(","):
-        path = Path(clip) if Path(clip).is_file() else sample_clip_path(clip)
-        with open_video(path) as src:
-            ref = [f for _, f in zip(range(args.frames), preprocess(src, cfg0.preprocess))]
+        path, ref = clip_frames(clip, args.frames)
         for interval, qp in POINTS:
             cfg = replace(with_overrides(cfg0, keyframe_codec={"hevc": {"qp": qp}}), keyframes=spaced(cfg0.keyframes, interval))
             data = pipeline.Encoder(cfg).encode(ArraySource(ref, Fraction(8))).data

@@ -51,9 +51,7 @@ from m3cvc.config import load_config, with_overrides  # noqa: E402
 from m3cvc.eval.m3cvc_codec import ArraySource  # noqa: E402
 from m3cvc.eval.metrics import MetricSuite  # noqa: E402
 from m3cvc.keyframe_codec import build_keyframe_codec, keyframe_codec_from_params  # noqa: E402
-from m3cvc.samples import sample_clip_path  # noqa: E402
-from m3cvc.video import open_video, preprocess  # noqa: E402
-from _rd import bd_rates, lpips_psnr_suite  # noqa: E402  (benchmarks/_rd.py)
+from _rd import bd_rates, clip_frames, lpips_psnr_suite  # noqa: E402  (benchmarks/_rd.py)
 
 DEFAULT_QPS = (36, 40, 44, 48)
 HALF_QPS = (28, 32, 36, 40, 44)
@@ -165,9 +163,7 @@ def main() -> int:
     if suite is None:
         return 2
     for clip in args.clips.split(","):
-        path = Path(clip) if Path(clip).is_file() else sample_clip_path(clip)
-        with open_video(path) as src:
-            ref = [f for _, f in zip(range(args.frames), preprocess(src, load_config(profile="lite").preprocess))]
+        _, ref = clip_frames(clip, args.frames)
         default = run(ref, DEFAULT_QPS, "default", suite)
         for variant in args.variants.split(","):
             qps = {"half": HALF_QPS, "av1": AV1_QPS}.get(variant, DEFAULT_QPS)

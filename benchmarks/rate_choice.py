@@ -36,8 +36,7 @@ from m3cvc.config import load_config  # noqa: E402
 from m3cvc.eval.metrics import MetricSuite  # noqa: E402
 from m3cvc.pipeline import Decoder  # noqa: E402
 from m3cvc.reconstruct.detail import gmsd, luma  # noqa: E402
-from m3cvc.samples import sample_clip_path  # noqa: E402
-from m3cvc.video import open_video, preprocess  # noqa: E402
+from _rd import clip_frames  # noqa: E402  (benchmarks/_rd.py)
 
 
 def main() -> None:
@@ -52,9 +51,7 @@ def main() -> None:
     cfg = load_config(profile="lite")
     targets = [float(t) for t in args.targets.split(",")]
     for clip in args.clips.split(","):
-        path = Path(clip) if Path(clip).is_file() else sample_clip_path(clip)
-        with open_video(path) as src:
-            ref = [f for _, f in zip(range(args.frames), preprocess(src, cfg.preprocess))]
+        path, ref = clip_frames(clip, args.frames)
         h, w = ref[0].shape[:2]
         pixels = len(ref) * h * w
         streams: dict = {}

@@ -29,9 +29,7 @@ import m3cvc.pipeline as pipeline  # noqa: E402
 from m3cvc.bitstream import section_sizes  # noqa: E402
 from m3cvc.config import load_config, with_overrides  # noqa: E402
 from m3cvc.eval.m3cvc_codec import ArraySource  # noqa: E402
-from m3cvc.samples import sample_clip_path  # noqa: E402
-from m3cvc.video import open_video, preprocess  # noqa: E402
-from _rd import lpips_psnr_suite  # noqa: E402  (benchmarks/_rd.py)
+from _rd import clip_frames, lpips_psnr_suite  # noqa: E402  (benchmarks/_rd.py)
 
 SETTINGS = ((38, 4), (44, 8), (46, 16))  # keyframe QP, keyframes.max_interval
 
@@ -46,9 +44,7 @@ def main() -> int:
         return 2
     cfg = load_config(profile="lite")
     for clip in args.clips.split(","):
-        path = Path(clip) if Path(clip).is_file() else sample_clip_path(clip)
-        with open_video(path) as src:
-            ref = [f for _, f in zip(range(args.frames), preprocess(src, cfg.preprocess))]
+        path, ref = clip_frames(clip, args.frames)
         for qp, spacing in SETTINGS:
             line = f"{path.name} qp {qp} max_interval {spacing}"
             for timing in (False, True):
