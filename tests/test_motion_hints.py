@@ -140,6 +140,9 @@ def test_encoder_sends_the_time_of_motion_that_stops_halfway() -> None:
         ends = [k.index for k in stream.keyframes[1:]] + [stream.header.frames]
         clips = decode_clip_motion(stream.clip_motion, [e - k.index for k, e in zip(stream.keyframes, ends)])
         assert (clips[0].timing is not None) == timing
+        from m3cvc.info import stream_info
+
+        assert stream_info(data)["motion_clips"] == {"clips": 2, "linked": int(clips[0].linked), "timed": int(timing)}
         decoded = list(Decoder().decode(data))
         quality[timing] = np.mean([psnr(a, b) for a, b in zip(decoded[1:8], frames[1:8])])
     assert quality[True] > quality[False] + 1.5  # measured 26.9 against 25.0 dB

@@ -3,7 +3,7 @@ trigger), texts, bytes per section, bpp and kbit/s. One function, shared by ``in
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 
 def _picture_types(codec: str, keyframes: Sequence[Any]) -> list[str]:
@@ -13,6 +13,17 @@ def _picture_types(codec: str, keyframes: Sequence[Any]) -> list[str]:
     from .keyframe_codec.hevc import picture_type
 
     return [picture_type(k.data) for k in keyframes]
+
+
+def _motion_counts(stream: Any) -> Optional[dict[str, int]]:
+    """``{"clips", "linked", "timed"}`` of a stream with motion hints (None without)."""
+    if stream.clip_motion is None:
+        return None
+    from .pipeline import Decoder
+
+    motions = Decoder._motions(stream)
+    return {"clips": len(motions), "linked": sum(m.linked for m in motions),
+            "timed": sum(m.timing is not None for m in motions)}  # fmt: skip
 
 
 def stream_info(data: bytes) -> dict[str, Any]:
@@ -56,6 +67,8 @@ def stream_info(data: bytes) -> dict[str, Any]:
             "clips": RECONSTRUCTORS.trait(h.reconstructor.name, "uses_text"),
         },
         "motion_hints": stream.clip_motion is not None,
+        # clips whose next keyframe the hints link (camera motion), and clips with timing hints
+        "motion_clips": _motion_counts(stream),
         "bytes_total": len(data),
         "bpp": 8.0 * len(data) / (h.frames * h.width * h.height),
         "kbps": 8.0 * len(data) / (h.frames / float(h.fps)) / 1000.0,

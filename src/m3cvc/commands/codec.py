@@ -419,7 +419,9 @@ def info_main(argv: Sequence[str]) -> int:
     print(f"  keyframes  {len(info['keyframes'])} via {kc['name']} {kc['params']}", file=out)
     print(f"  clips      {rc['name']} {rc['params']}", file=out)
     if info["motion_hints"]:
-        print(f"  motion     encoder motion hints, {info['sections']['clip_motion']} bytes", file=out)
+        counts = info["motion_clips"]
+        print(f"  motion     encoder motion hints, {info['sections']['clip_motion']} bytes: {counts['clips']} clips, "
+              f"{counts['linked']} linked (camera motion), {counts['timed']} with timing hints", file=out)
     print(f"  size       {info['bytes_total']} bytes = {info['bpp']:.6f} bpp = {info['kbps']:.2f} kbit/s", file=out)
     for name, size in info["sections"].items():
         share = 100.0 * size / info["bytes_total"]
