@@ -400,19 +400,25 @@ class _HintedInterpolation:
         self.to_next, self.inside, self.flow = to_next, inside, flow
         self.grid = _grid(*first.shape[:2])
         self.ones = np.ones(first.shape[:2], np.float32)
+        self._frame: tuple = (-1,)  # frame j's warps by its hint, kept while the encoder draws it at several times
+
+    def _warps(self, j: int) -> tuple:
+        if self._frame[0] != j:
+            height, width = self.first.shape[:2]
+            h0 = self.motion.frame(j, width, height)
+            g0, g1 = _warp_h(self.first, h0), _warp_h(self.following, self.to_next @ h0)
+            m0, m1 = _warp_h(self.ones, h0, outside=0.0), _warp_h(self.inside, h0, outside=0.0)
+            self._frame = (j, g0, g1, m0, m1, _project(h0, self.grid) if self.flow is not None else None)
+        return self._frame[1:]
 
     def __call__(self, j: int, t: float) -> np.ndarray:
         import cv2
 
         first, following, flow = self.first, self.following, self.flow
-        height, width = first.shape[:2]
-        h0 = self.motion.frame(j, width, height)
-        g0 = _warp_h(first, h0)
-        g1 = _warp_h(following, self.to_next @ h0)
-        hinted = _time_blend(g0, g1, _warp_h(self.ones, h0, outside=0.0), _warp_h(self.inside, h0, outside=0.0), t)
+        g0, g1, m0, m1, where = self._warps(j)
+        hinted = _time_blend(g0, g1, m0.copy(), m1.copy(), t)  # (it scales the weights in place)
         if flow is None:
             return hinted
-        where = _project(h0, self.grid)
         map0, map_a = _intermediate_flows(flow, t)
         map0 = _warp(map0, where) + where
         map_a = _warp(map_a, where) + where
@@ -493,28 +499,26 @@ class HintTrial:
     def timing(
         self, first: np.ndarray, following: np.ndarray, frames: list[np.ndarray], motion: ClipMotion
     ) -> Optional[np.ndarray]:
-        """Timing hints of a clip without camera motion (``motion``: its final hints, all zero): for each frame
-        the time, in steps of ``1 / TIMING_STEPS``, at which the decoder's flow interpolation (drawn here at the
-        trial size from the source keyframes, once per time: it is the same picture for every frame) looks
+        """Timing hints of a clip (``motion``: its final hints, frame-size quarter pixels): for each frame the
+        time, in steps of ``1 / TIMING_STEPS``, at which the decoder's interpolation (drawn here at the trial
+        size from the source keyframes; without camera motion one picture per time serves every frame) looks
         most like it by GMSD; ties keep the frame's default time ``j / length`` (rounded), then the nearer
-        one. None when no frame moves from its default, the clip is not interpolated, or its hints describe
-        camera motion: they already place each frame on the camera's path (timing those clips too measured
-        0.001-0.005 LPIPS better on bikes and bigbuckbunny at 2-3 times the analysis cost; the decoder takes
-        timing hints for any interpolated clip)."""
+        one. None when no frame moves from its default or the clip is not interpolated. With camera motion
+        only the residual, local motion is re-timed: frame j stays where its hint puts the camera."""
         length = len(frames) + 1
-        if np.any(motion.vectors):  # the hints already place each frame on the camera's path
-            return None
         render = self.recon._renderer(first, following, length, self._scaled(motion))
         if render is None:
             return None
         default = default_timing(length)
         chosen = default.copy()
-        energy: dict[int, np.ndarray] = {}  # without hints a time's picture is the same for every frame
+        energy: dict[tuple[int, int], np.ndarray] = {}
+        same = not np.any(motion.vectors)  # without camera motion a time's picture is the same for every frame
 
         def picture(j: int, q: int) -> np.ndarray:
-            if q not in energy:
-                energy[q] = gradient_energy(_grey(render(j, q / TIMING_STEPS), self.size))
-            return energy[q]
+            key = (0 if same else j, q)
+            if key not in energy:
+                energy[key] = gradient_energy(_grey(render(j, q / TIMING_STEPS), self.size))
+            return energy[key]
 
         for j, frame in enumerate(frames, 1):
             truth = gradient_energy(_grey(frame, self.size))
