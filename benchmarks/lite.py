@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from m3cvc.bitstream import section_sizes  # noqa: E402
 from m3cvc.config import M3Config, profile_config  # noqa: E402
 from m3cvc.eval.metrics import SequenceAccumulator  # noqa: E402
-from m3cvc.pipeline import Decoder, Encoder, EncodeResult  # noqa: E402
+from m3cvc.pipeline import Decoder, Encoder, EncodeResult, clip_motions  # noqa: E402
 from m3cvc.samples import sample_clip  # noqa: E402
 from m3cvc.video import read_frames  # noqa: E402
 
@@ -172,7 +172,7 @@ def reconstruct_cost(result: EncodeResult, repeats: int) -> float:
     codec = keyframe_codec_from_params(h.keyframe_codec.name, h.keyframe_codec.params)
     recon = reconstructor_from_params(h.reconstructor.name, h.reconstructor.params)
     kfs = result.stream.keyframes
-    motions = Decoder._motions(result.stream)
+    motions = clip_motions(result.stream)
     images = [codec.decompress(k.data, (h.height, h.width)) for k in kfs]
     ends = [k.index for k in kfs[1:]] + [h.frames]
 

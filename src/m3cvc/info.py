@@ -19,9 +19,9 @@ def _motion_counts(stream: Any) -> Optional[dict[str, int]]:
     """``{"clips", "linked", "timed"}`` of a stream with motion hints (None without)."""
     if stream.clip_motion is None:
         return None
-    from .pipeline import Decoder
+    from .pipeline import clip_motions
 
-    motions = Decoder._motions(stream)
+    motions = clip_motions(stream)
     return {"clips": len(motions), "linked": sum(m.linked for m in motions),
             "timed": sum(m.timing is not None for m in motions)}  # fmt: skip
 

@@ -388,6 +388,15 @@ class _HintCollector:
         return encode_clip_motion(self.clips)
 
 
+def clip_motions(stream: Stream) -> list[Optional[ClipMotion]]:
+    """Each clip's motion hints (parsed and checked: BitstreamError), or Nones for a stream without them."""
+    kfs = stream.keyframes
+    if stream.clip_motion is None:
+        return [None] * len(kfs)
+    ends = [k.index for k in kfs[1:]] + [stream.header.frames]
+    return list(decode_clip_motion(stream.clip_motion, [e - k.index for k, e in zip(kfs, ends)], stream.version))
+
+
 @dataclass
 class DecodedVideo:
     """A parsed stream whose frames are produced lazily by iterating."""
@@ -484,16 +493,7 @@ class Decoder:
         h = stream.header  # the backends the header names, with its settings (BitstreamError if unknown)
         codec = keyframe_codec_from_params(h.keyframe_codec.name, self.overrides.apply(h.keyframe_codec.params))
         recon = reconstructor_from_params(h.reconstructor.name, self.overrides.apply(h.reconstructor.params))
-        return DecodedVideo(stream, self._frames(stream, self._motions(stream), codec, recon))
-
-    @staticmethod
-    def _motions(stream: Stream) -> list[Optional[ClipMotion]]:
-        """Each clip's motion hints (parsed and checked before any frame is made), or Nones."""
-        kfs = stream.keyframes
-        if stream.clip_motion is None:
-            return [None] * len(kfs)
-        ends = [k.index for k in kfs[1:]] + [stream.header.frames]
-        return list(decode_clip_motion(stream.clip_motion, [e - k.index for k, e in zip(kfs, ends)], stream.version))
+        return DecodedVideo(stream, self._frames(stream, clip_motions(stream), codec, recon))
 
     def decode(self, data: bytes) -> Iterator[np.ndarray]:
         return iter(self.open(data))

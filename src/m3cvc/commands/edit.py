@@ -3,8 +3,9 @@
 Only the two text units are rewritten; the magic, the sequence header and every keyframe unit
 are copied byte for byte (in format 4, which leaves the text units out while every text is empty,
 the header's texts flag is set or cleared), so a user can steer the decoder (paper:
-controllability) without re-encoding. Entries of ``new.json`` replace the texts in order; texts past the end of a list
-are kept. A transcript written by ``m3cvc describe`` is accepted as ``new.json`` too.
+controllability) without re-encoding. Entries of ``new.json`` replace the texts in order; texts
+past the end of a list are kept. A transcript written by ``m3cvc describe`` is accepted as
+``new.json`` too.
 """
 
 from __future__ import annotations
