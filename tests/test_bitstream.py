@@ -178,6 +178,11 @@ def test_trailing_bytes_and_bad_version():
         read_stream(bytes(bad))
     with pytest.raises(BitstreamError, match="magic"):
         read_stream(b"RIFF" + data[4:])
+    # the version byte is outside every CRC: a relabelled stream's header error names the layout read
+    relabelled = bytearray(data)
+    relabelled[len(MAGIC)] = 3
+    with pytest.raises(BitstreamError, match="header read as format version 3"):
+        read_stream(bytes(relabelled))
 
 
 @pytest.mark.parametrize("motion", [False, True])

@@ -573,7 +573,10 @@ def read_stream(data: bytes) -> Stream:
     if first is None or first.type != UnitType.SEQUENCE_HEADER:
         raise BitstreamError("bitstream does not start with a sequence header")
     version = data[len(MAGIC)]
-    header, texts = _parse_header(first.payload, version)
+    try:
+        header, texts = _parse_header(first.payload, version)
+    except BitstreamError as exc:  # the version byte is outside every CRC: say which layout was read
+        raise BitstreamError(f"{exc} (header read as format version {version})") from None
     has_motion = motion_hints(header)
     expected = 1 + header.num_keyframes + int(has_motion) + 2 * texts
     units = [first]

@@ -240,7 +240,7 @@ class FlowReconOptions:
     hint_model: str = "affine"  # similarity | affine | homography (encoder side only)
     hint_working_width: int = 256  # hint estimation width (encoder side only)
     hint_check: bool = True  # encoder side: keep a clip's hints only where they render it better than flow alone
-    timing: bool = True  # encoder side: send the time at which each interpolated frame renders best (timing hints)
+    timing: bool = True  # encoder side: send the time at which each interpolated frame renders best (needs motion_hints)
     sharpen: int = -1  # detail restoration in tenths of the unsharp-mask strength, 0..30; -1: chosen per video by GMSD
 
 

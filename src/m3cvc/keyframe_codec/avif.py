@@ -71,7 +71,7 @@ class AvifCodec(KeyframeCodec):
         except BitstreamError:
             raise
         except Exception as exc:  # Pillow raises many types on damaged data
-            raise BitstreamError(f"keyframe image cannot be decoded ({type(exc).__name__}: {exc})") from None
+            raise BitstreamError(f"keyframe image cannot be decoded ({type(exc).__name__})") from None
         if rgb.shape[:2] != tuple(shape):
             raise BitstreamError(f"keyframe image is {rgb.shape[1]}x{rgb.shape[0]}, header says {shape[1]}x{shape[0]}")
         return np.ascontiguousarray(rgb)
