@@ -188,13 +188,7 @@ def _read_name(data: bytes, pos: int, what: str, version: int) -> tuple[str, int
     code, pos = read_uvarint(data, pos)
     if code < len(NAMES):
         return NAMES[code], pos
-    end = pos + code - len(NAMES)
-    if end > len(data):
-        raise BitstreamError(f"bitstream is truncated (inside {what})")
-    try:
-        text = data[pos:end].decode("utf-8")
-    except UnicodeDecodeError:
-        raise BitstreamError(f"{what} is not valid UTF-8") from None
+    text, end = _utf8(data, pos, code - len(NAMES), what)
     if text in NAMES:
         raise BitstreamError(f"{what} {text!r} is spelled out where the format has an index for it")
     return text, end
@@ -202,6 +196,11 @@ def _read_name(data: bytes, pos: int, what: str, version: int) -> tuple[str, int
 
 def _read_string(data: bytes, pos: int, what: str) -> tuple[str, int]:
     length, pos = read_uvarint(data, pos)
+    return _utf8(data, pos, length, what)
+
+
+def _utf8(data: bytes, pos: int, length: int, what: str) -> tuple[str, int]:
+    """The ``length`` bytes at ``pos`` as UTF-8 text, and the position after them."""
     if pos + length > len(data):
         raise BitstreamError(f"bitstream is truncated (inside {what})")
     try:

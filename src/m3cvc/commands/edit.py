@@ -11,9 +11,10 @@ past the end of a list are kept. A transcript written by ``m3cvc describe`` is a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Sequence
 
-from ..bitstream import UnitType, _header_payload, _unit, parse_units, read_stream
+from ..bitstream import UnitType, _header_payload, _unit, has_texts, parse_units, read_stream
 from ..describe import Descriptions
 from ..fileio import write_bytes_atomic
 from ..text import encode_texts, get_text_coder
@@ -38,7 +39,8 @@ def edit_texts(data: bytes, descriptions: Descriptions, text_codec: str = "auto"
         UnitType.CLIP_TEXTS: _merge(stream.clip_texts, descriptions.clips),
     }
     version = stream.version
-    present = version < 4 or any(any(t) for t in texts.values())
+    edited = replace(stream, keyframe_texts=texts[UnitType.KEYFRAME_TEXTS], clip_texts=texts[UnitType.CLIP_TEXTS])
+    present = has_texts(edited)
     out = bytearray(data[:HEADER_BYTES])
     for unit in parse_units(data):
         if unit.type == UnitType.SEQUENCE_HEADER and version >= 4:  # the texts flag may change
