@@ -95,15 +95,18 @@ def _to_rgb(vf: Any, shape: tuple[int, int]) -> np.ndarray:
 IDR_NAL_TYPES = (19, 20)  # IDR_W_RADL, IDR_N_LP
 
 
+def _start_codes(unit: bytes) -> list[int]:
+    """Positions of the 3-byte start codes ``00 00 01`` of an Annex B byte string, in order."""
+    out, i = [], unit.find(b"\x00\x00\x01")
+    while i >= 0:
+        out.append(i)
+        i = unit.find(b"\x00\x00\x01", i + 3)
+    return out
+
+
 def nal_unit_types(unit: bytes) -> list[int]:
     """HEVC NAL unit types of an Annex B access unit (``(byte >> 1) & 63`` after each start code)."""
-    out, i = [], 0
-    while True:
-        i = unit.find(b"\x00\x00\x01", i)
-        if i < 0 or i + 3 >= len(unit):
-            return out
-        out.append((unit[i + 3] >> 1) & 0x3F)
-        i += 3
+    return [(unit[i + 3] >> 1) & 0x3F for i in _start_codes(unit) if i + 3 < len(unit)]
 
 
 def picture_type(unit: bytes) -> str:
@@ -146,11 +149,7 @@ def _join(nals: list[bytes]) -> bytes:
 def split_access_unit(au: bytes) -> list[bytes]:
     """The NAL units of an Annex B access unit, without their start codes; ValueError unless ``au`` is in
     the form :func:`_join` writes (x265's), so that it can be rebuilt byte for byte."""
-    starts = []
-    i = au.find(b"\x00\x00\x01")
-    while i >= 0:
-        starts.append(i)
-        i = au.find(b"\x00\x00\x01", i + 3)
+    starts = _start_codes(au)
     ends = [s - (au[s - 1] == 0) for s in starts[1:]] + [len(au)]  # a zero_byte belongs to the next start code
     nals = [au[a + 3 : b] for a, b in zip(starts, ends)]
     if not nals or any(not nal for nal in nals) or _join(nals) != au:
