@@ -67,7 +67,8 @@ def stream_info(data: bytes) -> dict[str, Any]:
             "clips": RECONSTRUCTORS.trait(h.reconstructor.name, "uses_text"),
         },
         "motion_hints": stream.clip_motion is not None,
-        # clips whose next keyframe the hints link (camera motion), and clips with timing hints
+        # clips whose next keyframe the hints link by a global motion fit (camera motion, or a still
+        # camera fitted as such), and clips with timing hints
         "motion_clips": _motion_counts(stream),
         "bytes_total": len(data),
         "bpp": 8.0 * len(data) / (h.frames * h.width * h.height),

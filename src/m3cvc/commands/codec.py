@@ -421,7 +421,7 @@ def info_main(argv: Sequence[str]) -> int:
     if info["motion_hints"]:
         counts = info["motion_clips"]
         print(f"  motion     encoder motion hints, {info['sections']['clip_motion']} bytes: {counts['clips']} clips, "
-              f"{counts['linked']} linked (camera motion), {counts['timed']} with timing hints", file=out)
+              f"{counts['linked']} linked by a global motion fit, {counts['timed']} with timing hints", file=out)
     print(f"  size       {info['bytes_total']} bytes = {info['bpp']:.6f} bpp = {info['kbps']:.2f} kbit/s", file=out)
     for name, size in info["sections"].items():
         share = 100.0 * size / info["bytes_total"]
