@@ -509,6 +509,39 @@ def test_rate_analysis_computes_each_frames_features_once_for_all_tracks(cut_vid
     assert got.data == Encoder(with_overrides(apply(cfg, got), rate={"target_bpp": 0})).encode(cut_video).data
 
 
+def test_rate_analysis_tries_the_clips_only_of_the_spacings_it_measures(cut_video, monkeypatch):
+    """The hint check and timing search of a spacing's clips wait until its chain is first measured: where
+    the rule stops at the densest spacing, the sparser ones are never tried, and the stream is the same as
+    trying every clip during the pass (a plain encode with the chosen settings)."""
+    from fractions import Fraction
+
+    from m3cvc.ratecontrol import apply, plan
+    from m3cvc.reconstruct.flow import HintTrial
+    from m3cvc.video import read_frames
+
+    frames = read_frames(cut_video)
+    h, w = frames[0].shape[:2]
+    lengths: list[int] = []
+    timing = HintTrial.timing
+
+    def counted(self, first, following, clip_frames, motion):
+        lengths.append(len(clip_frames) + 1)
+        return timing(self, first, following, clip_frames, motion)
+
+    monkeypatch.setattr(HintTrial, "timing", counted)
+    cfg = _lite()
+    every = plan(cfg, frames, w, h, Fraction(8), 0.05, exhaustive=True)
+    fine = next(c.bpp(every.pixels) for c in every.candidates if (c.interval, c.qp) == (4, 39))
+    for target, spacings in ((fine, {4}), (1e-4, {4, 8, 16, 32})):  # the densest decides; below reach: all
+        lengths.clear()
+        got = plan(cfg, frames, w, h, Fraction(8), target)
+        measured = {c.interval for c in got.candidates}
+        assert measured == spacings, got.note()
+        assert lengths and max(lengths) <= max(measured)  # no clip of an unmeasured spacing was tried
+        plain = Encoder(with_overrides(apply(cfg, got), rate={"target_bpp": 0})).encode(cut_video)
+        assert got.data == plain.data
+
+
 def test_rate_control_reports_kbps_requests_texts_on_top_tiny_targets_and_the_choice(cut_video, tmp_path, capsys):
     """Found by a try-out: a kbit/s request was only shown converted; texts from --descriptions came on top of
     the plan while the note and JSON still said "within 10 %"; targets under 0.00001 printed as 0.00000; the

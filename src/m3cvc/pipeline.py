@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any, Iterator, Mapping, Optional, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
@@ -330,21 +330,36 @@ class DetailCollector:
 
 
 class _HintCollector:
-    """Encoder side of the motion hints: one :class:`ClipMotion` per clip (nothing without an estimator)."""
+    """Encoder side of the motion hints: one :class:`ClipMotion` per clip (nothing without an estimator).
 
-    def __init__(self, estimator: Any, link: bool, trial: Any = None) -> None:
+    With a trial (the hint check and timing search of :class:`~m3cvc.reconstruct.flow.HintTrial`), each clip
+    is tried when it ends, from its frames at the trial size held in memory (one clip of them). ``keep`` /
+    ``load`` defer the trials to :meth:`payload`: ``keep(small)`` stores a frame at the trial size elsewhere
+    and returns a handle, ``load(handle)`` gives it back. Rate control defers them, so that the spacings
+    whose chains it never codes are never tried; the payload is the same either way."""
+
+    def __init__(
+        self, estimator: Any, link: bool, trial: Any = None,
+        keep: Optional[Callable[[np.ndarray], Any]] = None, load: Optional[Callable[[Any], np.ndarray]] = None,
+    ) -> None:  # fmt: skip
         self.estimator = estimator
         self.link = link  # interpolation: measure each next keyframe against the previous one
         self.trial = trial if estimator is not None and link else None  # FlowReconstructor.hint_trial()
-        self.clips: list[ClipMotion] = []
+        self.keep, self.load = (keep, load) if keep is not None and load is not None else (None, None)
+        # the clips so far; a deferred one is (its untried hints, its frames' handles, the next keyframe's)
+        self.clips: list[Union[ClipMotion, tuple[ClipMotion, list[Any], Any]]] = []
         self._vectors: list[np.ndarray] = []
-        self._small: list[np.ndarray] = []  # with a trial: the clip's keyframe and frames at the trial size
+        self._small: list[Any] = []  # with a trial: the clip's keyframe and frames at the trial size (or handles)
         self._started = False
+
+    def _small_of(self, frame: np.ndarray) -> Any:
+        small = self.trial.small(frame)
+        return small if self.keep is None else self.keep(small)
 
     def keyframe(self, frame: np.ndarray) -> None:
         if self.estimator is None:
             return
-        small = self.trial.small(frame) if self.trial is not None else None
+        small = self._small_of(frame) if self.trial is not None else None
         if self._started:  # the previous clip ends here
             linked = False
             if self.link:
@@ -361,7 +376,7 @@ class _HintCollector:
         if self.estimator is not None:
             self._vectors.append(self.estimator.measure(frame)[0])
             if self.trial is not None:
-                self._small.append(self.trial.small(frame))
+                self._small.append(self._small_of(frame))
 
     def drop_last_frame(self) -> None:
         if self.estimator is not None:
@@ -369,22 +384,39 @@ class _HintCollector:
             if self.trial is not None:
                 self._small.pop()
 
-    def _close(self, linked: bool, following: Optional[np.ndarray] = None) -> None:
-        """End the clip; ``following``: the next keyframe at the trial size (with a trial)."""
+    def _close(self, linked: bool, following: Any = None) -> None:
+        """End the clip; ``following``: the next keyframe at the trial size (with a trial; a handle when deferred)."""
         vectors = np.array(self._vectors, np.int64).reshape(-1, 8)
         clip = ClipMotion(vectors, linked)
         if self.trial is not None and following is not None and len(self._small) > 1:
-            if linked and self.trial.check and not self.trial.hints_help(self._small[0], following, self._small[1:], clip):
-                clip = ClipMotion(np.zeros((len(vectors) - 1, 8), np.int64), False)  # decoder-side flow alone
-            if self.trial.timing_on:
-                clip = replace(clip, timing=self.trial.timing(self._small[0], following, self._small[1:], clip))
-        self.clips.append(clip)
+            if self.keep is None:
+                self.clips.append(self._tried(clip, self._small[0], following, self._small[1:]))
+            else:
+                self.clips.append((clip, self._small, following))
+        else:
+            self.clips.append(clip)
         self._vectors, self._small = [], []
+
+    def _tried(self, clip: ClipMotion, first: np.ndarray, following: np.ndarray, frames: list[np.ndarray]) -> ClipMotion:
+        """``clip`` after the hint check (unlinked when its hints do not help) and with its timing hints."""
+        if clip.linked and self.trial.check and not self.trial.hints_help(first, following, frames, clip):
+            clip = ClipMotion(np.zeros((len(clip.vectors) - 1, 8), np.int64), False)  # decoder-side flow alone
+        if self.trial.timing_on:
+            clip = replace(clip, timing=self.trial.timing(first, following, frames, clip))
+        return clip
+
+    def _resolved(self, clip: Union[ClipMotion, tuple[ClipMotion, list[Any], Any]]) -> ClipMotion:
+        if isinstance(clip, ClipMotion):
+            return clip
+        hints, handles, following = clip
+        load = self.load
+        return self._tried(hints, load(handles[0]), load(following), [load(h) for h in handles[1:]])
 
     def payload(self) -> Optional[bytes]:
         if self.estimator is None:
             return None
         self._close(False)
+        self.clips = [self._resolved(c) for c in self.clips]  # one clip's frames in memory at a time
         return encode_clip_motion(self.clips)
 
 

@@ -27,7 +27,11 @@ One analysis pass over the video finds that point with exact byte counts (no enc
 the frames are read once, and for every candidate spacing a decision track runs keyframe selection,
 scene cuts and motion hints (the tracks run on the ``workers`` threads; the per-frame features they all use,
 the thumbnail descriptor and the flow input, are computed once per frame). The keyframes' pictures (each
-frame once, whichever tracks chose it) go to a temporary file, so memory stays flat in video length. After the pass, a candidate is measured by
+frame once, whichever tracks chose it) and every frame at the hint trial's 128 pixels go to a temporary
+file, so memory stays flat in video length. A spacing's hint check and timing search (the encoder trying
+its clips, :class:`m3cvc.reconstruct.flow.HintTrial`) wait until its chain is first measured, and run while
+the workers code that chain: most spacings are never measured (they were half of the analysis' CPU time
+on bigbuckbunny; the streams are the same either way). After the pass, a candidate is measured by
 coding its spacing's keyframe chain at its QP from those pictures and assembling its stream exactly as
 the encoder would write it, so its size is known to the byte. Coding all 4 spacings x 12 QPs would cost
 48 chains; the rule needs far fewer, because a chain's size falls as its QP rises:
@@ -210,9 +214,10 @@ def spaced(keyframes: Any, interval: int) -> Any:
 
 
 class _PictureStore:
-    """The keyframe pictures of every track, each frame stored once as yuv420p planes, and every frame's luma
-    plane, in a temporary file (memory stays flat in video length; the file holds about 1.5 luma planes per
-    frame); read back with ``pread``, so threads may share it."""
+    """The keyframe pictures of every track, each frame stored once as yuv420p planes, every frame at the hint
+    trial's size (for the deferred hint checks and timing searches) and, with ``gmsd``, every frame's luma
+    plane, in a temporary file (memory stays flat in video length; the file holds at most about 1.7 luma
+    planes per frame); read back with ``pread``, so threads may share it."""
 
     def __init__(self) -> None:
         import tempfile
@@ -220,6 +225,7 @@ class _PictureStore:
         self._file = tempfile.TemporaryFile(prefix="m3cvc-rate-")
         self._where: dict[int, tuple[int, tuple[int, int]]] = {}  # frame index -> (offset, padded (h, w))
         self._planes: dict[int, tuple[int, tuple[int, int]]] = {}  # frame index -> (offset, (h, w)) of its luma
+        self._smalls: dict[int, tuple[int, tuple[int, ...]]] = {}  # frame index -> (offset, shape) at the trial size
         self._end = 0
         self._lock = threading.Lock()  # the tracks of the pass run on several threads
 
@@ -255,6 +261,22 @@ class _PictureStore:
             os.pwrite(self._file.fileno(), data.tobytes(), self._end)
             self._planes[index] = (self._end, data.shape)
             self._end += data.nbytes
+
+    def put_small(self, index: int, small: np.ndarray) -> int:
+        """Frame ``index`` at the hint trial's size (uint8 ``(h, w, 3)``, the same from every track: stored
+        once); returns ``index``, the handle :meth:`small` takes."""
+        data = np.ascontiguousarray(small, np.uint8)
+        with self._lock:
+            if index not in self._smalls:
+                os.pwrite(self._file.fileno(), data.tobytes(), self._end)
+                self._smalls[index] = (self._end, data.shape)
+                self._end += data.nbytes
+        return index
+
+    def small(self, index: int) -> np.ndarray:
+        offset, shape = self._smalls[index]
+        size = int(np.prod(shape))
+        return np.frombuffer(os.pread(self._file.fileno(), size, offset), np.uint8).reshape(shape).copy()
 
     def source_luma(self, index: int) -> np.ndarray:
         offset, (h, w) = self._planes[index]
@@ -474,8 +496,9 @@ def plan(
         for interval in INTERVALS:
             cfg = replace(config, keyframes=spaced(config.keyframes, interval))
             recon = build_reconstructor(cfg.reconstruct)
+            # the hint checks and timing searches wait until the spacing is measured (most never are)
             hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation",
-                                   recon.hint_trial())
+                                   recon.hint_trial(), lambda small: store.put_small(position[0], small), store.small)
             recorder = _Recorder(store, position)
             tracks[interval] = (_Track(cfg, build_selector(cfg.keyframes), recorder, NoneDescriber(), False, hints), recorder, hints, recon, cfg)
         _share_frame_features([t[0] for t in tracks.values()])
@@ -494,34 +517,39 @@ def plan(
 
             raise InputError("the input video has no frames")
         finished = {interval: t[0].finish() for interval, t in tracks.items()}  # may add a tail keyframe
-        motion = {interval: t[2].payload() for interval, t in tracks.items()}
+        motion: dict[int, Optional[bytes]] = {}  # spacing -> its motion hints, once it is first measured
         pixels = count * width * height
         streams: dict[Candidate, Any] = {}
         sizes: dict[int, dict[int, int]] = {interval: {} for interval in INTERVALS}
 
         def code(job: tuple[int, int]) -> tuple[int, int, Any]:
             interval, qp = job
-            _, recorder, _, recon, cfg = tracks[interval]
-            keyframes, kf_texts, clip_texts, frames_seen = finished[interval]
             codec = HevcChainCodec(qp, preset, float(target))
             blank = np.broadcast_to(np.uint8(0), (height, width, 3))  # compress reads only its shape
             units = []
-            for i, intra in recorder.keyframes:
+            for i, intra in tracks[interval][1].keyframes:
                 units.append(codec.compress(blank, intra=intra, picture=store.picture(i)))
                 if search_progress:
                     search_progress(1)
-            kfs = [Keyframe(k.index, u, k.trigger) for k, u in zip(keyframes, units)]
-            header_codec = with_refine(codec, cfg.keyframe_codec)  # the codec the header will name
-            stream, data = assemble(
-                cfg, width, height, Fraction(fps), frames_seen, header_codec, recon, kfs, kf_texts, clip_texts, motion[interval]
-            )  # fmt: skip
-            return interval, qp, (stream, len(data))
+            return interval, qp, (codec, units)
 
         def measure(interval: int, qps: list[int]) -> dict[int, int]:
             todo = [(interval, q) for q in qps if q not in sizes[interval]]
-            for iv, qp, (stream, n) in pool.map(code, todo):
-                sizes[iv][qp] = n
-                streams[Candidate(iv, qp, n, len(stream.keyframes))] = stream
+            if not todo:
+                return sizes[interval]
+            chains = pool.map(code, todo)  # the workers code the chains while this thread tries the clips
+            if interval not in motion:
+                motion[interval] = tracks[interval][2].payload()
+            _, _, _, recon, cfg = tracks[interval]
+            keyframes, kf_texts, clip_texts, frames_seen = finished[interval]
+            for iv, qp, (codec, units) in chains:
+                kfs = [Keyframe(k.index, u, k.trigger) for k, u in zip(keyframes, units)]
+                header_codec = with_refine(codec, cfg.keyframe_codec)  # the codec the header will name
+                stream, data = assemble(
+                    cfg, width, height, Fraction(fps), frames_seen, header_codec, recon, kfs, kf_texts, clip_texts, motion[iv]
+                )  # fmt: skip
+                sizes[iv][qp] = len(data)
+                streams[Candidate(iv, qp, len(data), len(stream.keyframes))] = stream
             return sizes[interval]
 
         ladder = sorted(QPS)
