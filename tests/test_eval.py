@@ -273,6 +273,26 @@ def test_bd_rate_lower_is_better_metrics_are_negated_and_no_overlap_is_none(metr
     assert not odd.monotonic and odd.bd_rate is not None and math.isfinite(odd.bd_rate)
 
 
+def test_bd_uses_pchip_where_akima_overshoots_between_near_equal_points():
+    """Measured on bigbuckbunny (lite_rd): two rate-controlled points 0.03 dB apart made Akima's interpolated
+    rate ten times every measured one (+124 %); PCHIP never overshoots (+36 %). Ordinary curves keep Akima."""
+    import bjontegaard
+
+    vvc = Curve((0.00235, 0.00313, 0.0054, 0.00953, 0.01906), (21.30, 22.51, 24.17, 26.07, 28.54))
+    lite = Curve((0.00179, 0.00271, 0.00393, 0.0054, 0.00888, 0.01276, 0.02027), (20.09, 22.19, 22.70, 23.40, 24.86, 24.89, 26.56))
+    akima = bjontegaard.bd_rate(vvc.rates, vvc.values, lite.rates, lite.values, "akima", require_matching_points=False, min_overlap=0)
+    pchip = bjontegaard.bd_rate(vvc.rates, vvc.values, lite.rates, lite.values, "pchip", require_matching_points=False, min_overlap=0)
+    assert akima > 100 > 40 > pchip > 30  # what the switch is for
+    r = bd(vvc, lite, "psnr")
+    assert r.bd_rate == pytest.approx(pchip) and r.interpolation[0] == "pchip" and "PCHIP" in r.note
+    assert r.as_dict()["interpolation"] == r.interpolation
+    # without the near-equal point Akima stays, and gives the package's Akima value
+    rates, values = lite.rates[:5] + lite.rates[6:], lite.values[:5] + lite.values[6:]
+    plain = bd(vvc, Curve(rates, values), "psnr")
+    want = bjontegaard.bd_rate(vvc.rates, vvc.values, rates, values, "akima", require_matching_points=False, min_overlap=0)
+    assert plain.interpolation == ("akima", "akima") and plain.bd_rate == pytest.approx(want) and "PCHIP" not in plain.note
+
+
 def test_dataset_curves_of_a_comparison_average_the_shared_sequences_only():
     """A codec run on more sequences than the anchor is compared on the sequences both have."""
     from m3cvc.eval.bdrate import compare

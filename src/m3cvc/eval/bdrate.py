@@ -1,4 +1,5 @@
-"""Bjontegaard deltas between codecs' R-D curves, with the ``bjontegaard`` package (Akima).
+"""Bjontegaard deltas between codecs' R-D curves, with the ``bjontegaard`` package (Akima, or PCHIP where
+Akima overshoots).
 
 Rate is bpp; quality is a metric oriented so that higher is better (LPIPS and DISTS are negated internally).
 
@@ -9,6 +10,14 @@ Rate is bpp; quality is a metric oriented so that higher is better (LPIPS and DI
   difference, so there negative is better.
 - overlap: the shared interval's share of the union of both intervals (0..1), for quality (BD-rate) and
   log-rate (BD-quality). With no overlap the delta is ``None``; the package warns below 75 %.
+
+Interpolation: Akima (the package's recommendation, Herglotz et al. 2022, the most accurate against densely
+measured curves), unless its interpolant of either curve leaves, somewhere in the integration interval,
+the range of the two measured points around it. Akima does that next to points whose base values nearly
+coincide (two rate-controlled points 0.03 dB apart gave an interpolated rate ten times every measured one
+and a BD-rate of +117 % where PCHIP and the cubic fit give +36 % / +35 %); an R-D curve that rises past its
+own points is no R-D curve. Then both curves use PCHIP (the JVET / JCT-VC common test conditions'
+interpolation, which never overshoots) and the result says so (``interpolation``, ``note``).
 
 Curves: a dataset curve averages bpp and metric over the sequences at each rate point present in every
 sequence. Points with a non-finite metric (lossless PSNR) are dropped. A curve whose quality does not
@@ -27,6 +36,7 @@ import numpy as np
 from ..errors import BackendError
 from .metrics import LOWER_IS_BETTER
 METHOD = "akima"
+FALLBACK = "pchip"  # where Akima overshoots (module doc)
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class BDResult:
     points: tuple[int, int]
     monotonic: bool
     note: str = ""
+    interpolation: tuple[str, str] = (METHOD, METHOD)  # of the BD-rate and of the BD-quality
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +107,36 @@ def _by_rate(rates: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.nda
     return r[keep], q[keep]
 
 
+def _overshoots(f: Any, x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> bool:
+    """Whether the interpolant ``f`` of the points ``(x, y)`` leaves, somewhere in ``[lo, hi]``, the range of
+    the two points around it."""
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    for i in range(len(x) - 1):
+        a, b = max(x[i], lo), min(x[i + 1], hi)
+        if a >= b:
+            continue
+        values = f(np.linspace(a, b, 33))
+        low, high = min(y[i], y[i + 1]), max(y[i], y[i + 1])
+        slack = 1e-9 * max(1.0, abs(high), abs(low))
+        if np.any(values < low - slack) or np.any(values > high + slack):
+            return True
+    return False
+
+
+def _delta(fn: Any, ar: np.ndarray, aq: np.ndarray, tr: np.ndarray, tq: np.ndarray, by_rate: bool) -> tuple[float, str]:
+    """``fn`` (``bjontegaard.bd_rate`` or ``bd_psnr``) with Akima, or PCHIP where Akima overshoots (module doc)."""
+    value, f_anchor, f_test = fn(ar, aq, tr, tq, METHOD, require_matching_points=False, interpolators=True, min_overlap=0)
+    if by_rate:  # the package interpolates quality over log10(rate)
+        base, values = (np.log10(ar), aq), (np.log10(tr), tq)
+    else:  # ... and log10(rate) over quality
+        base, values = (aq, np.log10(ar)), (tq, np.log10(tr))
+    lo, hi = max(base[0].min(), values[0].min()), min(base[0].max(), values[0].max())
+    if _overshoots(f_anchor, *base, lo, hi) or _overshoots(f_test, *values, lo, hi):
+        return float(fn(ar, aq, tr, tq, FALLBACK, require_matching_points=False, min_overlap=0)), FALLBACK
+    return float(value), METHOD
+
+
 def bd(anchor: Curve, test: Curve, metric: str) -> BDResult:
     """BD-rate and BD-quality of ``test`` against ``anchor`` for one metric."""
     a, t = anchor.clean(), test.clean()
@@ -111,24 +152,30 @@ def bd(anchor: Curve, test: Curve, metric: str) -> BDResult:
     bj = _bjontegaard()
     bd_rate = bd_quality = None
     notes = []
+    methods = [METHOD, METHOD]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if ov_q > 0:
             (ar_q, aq_q), (tr_q, tq_q) = _by_quality(ar, aq), _by_quality(tr, tq)
             if len(aq_q) >= 2 and len(tq_q) >= 2:
-                bd_rate = float(bj.bd_rate(ar_q, aq_q, tr_q, tq_q, METHOD, require_matching_points=False, min_overlap=0))
+                bd_rate, methods[0] = _delta(bj.bd_rate, ar_q, aq_q, tr_q, tq_q, by_rate=False)
         else:
             notes.append("quality ranges do not overlap")
         if ov_r > 0:
             (ar_r, aq_r), (tr_r, tq_r) = _by_rate(ar, aq), _by_rate(tr, tq)
             if len(ar_r) >= 2 and len(tr_r) >= 2:
-                value = bj.bd_psnr(ar_r, aq_r, tr_r, tq_r, METHOD, require_matching_points=False, min_overlap=0)
-                bd_quality = float(sign * value)
+                value, methods[1] = _delta(bj.bd_psnr, ar_r, aq_r, tr_r, tq_r, by_rate=True)
+                bd_quality = sign * value
         else:
             notes.append("rate ranges do not overlap")
     if not monotonic:
         notes.append("quality does not rise monotonically with rate")
-    return BDResult(_finite(bd_rate), _finite(bd_quality), ov_q, ov_r, (len(ar), len(tr)), monotonic, "; ".join(notes))
+    switched = [name for name, m in zip(("BD-rate", "BD-quality"), methods) if m != METHOD]
+    if switched:
+        notes.append(f"{' and '.join(switched)} by PCHIP (Akima overshoots between near-equal points)")
+    return BDResult(
+        _finite(bd_rate), _finite(bd_quality), ov_q, ov_r, (len(ar), len(tr)), monotonic, "; ".join(notes), tuple(methods)
+    )  # fmt: skip
 
 
 def _finite(x: Optional[float]) -> Optional[float]:
