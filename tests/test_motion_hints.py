@@ -269,6 +269,21 @@ def test_scene_cut_is_not_linked(tmp_path) -> None:
     assert len(list(Decoder().decode(result.data))) == 12
 
 
+def test_one_frame_clips_are_not_linked(pan_video) -> None:
+    """A clip of one frame (the keyframe alone: every frame a keyframe) draws nothing between its keyframes,
+    so the motion to the next keyframe would be bytes for nothing (found by a try-out: 63 bytes at
+    ``--interval 1``); a clip of two frames still links."""
+    path, frames = pan_video
+    every = Encoder(hinted_config(True, check=False, interval=1)).encode(path)
+    assert every.keyframe_indices == tuple(range(len(frames)))
+    clips = decode_clip_motion(every.stream.clip_motion, [1] * len(frames))
+    assert not any(c.linked for c in clips) and section_sizes(every.data)["clip_motion"] <= 6 + len(frames) // 2
+    assert len(list(Decoder().decode(every.data))) == len(frames)
+    pairs = Encoder(hinted_config(True, check=False, interval=2)).encode(path)
+    lengths = [2] * (len(frames) // 2) + [1]
+    assert any(c.linked for c in decode_clip_motion(pairs.stream.clip_motion, lengths))
+
+
 def test_version_2_streams_decode_to_the_same_frames(hinted_stream) -> None:
     """A stream as format version 2 wrote it (settings with their keys, linear motion prediction only)
     decodes to the frames of today's stream, which is smaller."""

@@ -362,7 +362,7 @@ class _HintCollector:
         small = self._small_of(frame) if self.trial is not None else None
         if self._started:  # the previous clip ends here
             linked = False
-            if self.link:
+            if self.link and self._vectors:  # a clip of one frame draws nothing between its keyframes: no link
                 vector, linked = self.estimator.measure(frame)
                 if linked:
                     self._vectors.append(vector)
