@@ -133,6 +133,20 @@ def test_edit_errors(encoded, tmp_path, capsys):
     assert main(["edit", str(bad), "--descriptions", str(ok), "-o", str(out)]) == 2
     assert main(["edit", str(encoded), "--descriptions", str(ok), "-o", str(out), "--text-codec", "zip"]) == 2
     assert "unknown text codec 'zip'" in capsys.readouterr().err
+    # a crafted motion-hint unit (valid CRC, payload that is no clip motion): refused like decode refuses it,
+    # not copied into a new stream
+    from m3cvc.bitstream import _unit
+
+    data = encoded.read_bytes()
+    units = parse_units(data)
+    motion = next(u for u in units if u.type == UnitType.CLIP_MOTION)
+    crafted = tmp_path / "crafted.m3c"
+    crafted.write_bytes(data[: motion.offset] + _unit(UnitType.CLIP_MOTION, b"\xff" * 3) + data[motion.offset + motion.size :])
+    assert main(["decode", str(crafted), "-o", str(tmp_path / "x.y4m")]) == 2
+    capsys.readouterr()
+    assert main(["edit", str(crafted), "--descriptions", str(ok), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "motion" in err[0]
     assert not out.exists()
 
 

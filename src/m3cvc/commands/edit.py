@@ -17,6 +17,7 @@ from typing import Sequence
 from ..bitstream import UnitType, _header_payload, _unit, has_texts, parse_units, read_stream
 from ..describe import Descriptions
 from ..fileio import write_bytes_atomic
+from ..pipeline import clip_motions
 from ..text import encode_texts, get_text_coder
 from .codec import _parser, _read_input, check_new_output
 
@@ -32,6 +33,7 @@ def edit_texts(data: bytes, descriptions: Descriptions, text_codec: str = "auto"
     if text_codec != "auto":
         get_text_coder(text_codec)  # unknown names fail before any work
     stream = read_stream(data)
+    clip_motions(stream)  # the motion hints are parsed as decode parses them: a damaged stream is not copied
     n = stream.header.num_keyframes
     descriptions.check_counts(n, n)
     texts = {
