@@ -416,6 +416,10 @@ def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     assert cli_main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["keyframe_codec"]["params"]["target_bpp"] == pytest.approx(target)
+    # the header keeps the target in bpp; info gives it in kbit/s too (the request, at the coded size and rate)
+    assert info["rate_target"] == {"bpp": pytest.approx(target), "kbps": pytest.approx(2.5)}
+    assert cli_main(["info", str(out)]) == 0
+    assert "rate target 2.5 kbit/s = " in capsys.readouterr().out
     assert cli_main(args + ["-y", "--target-bpp", "-1"]) == 2
     assert cli_main(args + ["-y", "--target-bpp", "0.01", "--target-kbps", "3"]) == 2
     assert "not allowed with" in capsys.readouterr().err

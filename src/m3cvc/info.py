@@ -26,6 +26,14 @@ def _motion_counts(stream: Any) -> Optional[dict[str, int]]:
             "timed": sum(m.timing is not None for m in motions)}  # fmt: skip
 
 
+def _rate_target(header: Any) -> Optional[dict[str, float]]:
+    """``{"bpp", "kbps"}`` of the rate-control target in the keyframe codec's params (None without one)."""
+    bpp = header.keyframe_codec.params.get("target_bpp")
+    if not bpp:
+        return None
+    return {"bpp": float(bpp), "kbps": float(bpp) * header.width * header.height * float(header.fps) / 1000.0}
+
+
 def stream_info(data: bytes) -> dict[str, Any]:
     """Everything ``m3cvc info --json`` prints, from the stream's bytes (:class:`~m3cvc.errors.InputError`
     on a damaged stream). bpp and kbit/s count every byte, header and texts included."""
@@ -70,6 +78,8 @@ def stream_info(data: bytes) -> dict[str, Any]:
         # clips whose next keyframe the hints link by a global motion fit (camera motion, or a still
         # camera fitted as such), and clips with timing hints
         "motion_clips": _motion_counts(stream),
+        # rate control's target, as the header records it (bpp) and in kbit/s at the coded size and rate
+        "rate_target": _rate_target(h),
         "bytes_total": len(data),
         "bpp": 8.0 * len(data) / (h.frames * h.width * h.height),
         "kbps": 8.0 * len(data) / (h.frames / float(h.fps)) / 1000.0,
