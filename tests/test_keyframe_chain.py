@@ -480,36 +480,49 @@ def test_rate_search_finds_the_lowest_fitting_qp_in_two_rounds_on_log_linear_siz
 
 def test_rate_analysis_computes_each_frames_features_once_for_all_tracks(cut_video, monkeypatch):
     """The 4 spacing tracks of the pass see the same frames: the thumbnail descriptor (selector and scene
-    cuts) and the flow input are computed once per frame, not once per track, and the choice is unchanged."""
+    cuts) and the flow input are computed once per frame, not once per track; the selectors' motion and the
+    motion-hint estimates are computed once for the tracks whose last keyframe is the same; and the
+    streams are those of plain encodes (one track, nothing shared)."""
     from fractions import Fraction
 
     from m3cvc.keyframes.dis import DisMotion
     from m3cvc.keyframes.thumbnail import ThumbnailSemantic
-    from m3cvc.ratecontrol import INTERVALS, plan
+    from m3cvc.ratecontrol import INTERVALS, apply, plan, spaced
+    from m3cvc.reconstruct.motion import MotionHintEstimator
     from m3cvc.video import read_frames
 
     frames = read_frames(cut_video)
     h, w = frames[0].shape[:2]
-    calls = {"embed": 0, "prepare": 0}
-    embed, prepare = ThumbnailSemantic.embed, DisMotion.prepare
+    calls = {"embed": 0, "prepare": 0, "magnitude": 0, "estimate": 0}
 
-    def counted_embed(self, frame):
-        calls["embed"] += 1
-        return embed(self, frame)
+    def counted(name, fn):
+        def call(self, *args):
+            calls[name] += 1
+            return fn(self, *args)
 
-    def counted_prepare(self, frame):
-        calls["prepare"] += 1
-        return prepare(self, frame)
+        return call
 
-    monkeypatch.setattr(ThumbnailSemantic, "embed", counted_embed)
-    monkeypatch.setattr(DisMotion, "prepare", counted_prepare)
+    monkeypatch.setattr(ThumbnailSemantic, "embed", counted("embed", ThumbnailSemantic.embed))
+    monkeypatch.setattr(DisMotion, "prepare", counted("prepare", DisMotion.prepare))
+    monkeypatch.setattr(DisMotion, "magnitude", counted("magnitude", DisMotion.magnitude))
+    monkeypatch.setattr(MotionHintEstimator, "measure", counted("estimate", MotionHintEstimator.measure))
     cfg = _lite()
-    got = plan(cfg, frames, w, h, Fraction(8), 0.05)
-    assert len(INTERVALS) == 4 and calls == {"embed": 2 * len(frames), "prepare": len(frames)}
+    every = plan(cfg, frames, w, h, Fraction(8), 0.05, exhaustive=True)  # every spacing's stream
+    shared = dict(calls)
+    assert len(INTERVALS) == 4 and shared["embed"] == 2 * len(frames) and shared["prepare"] == len(frames)
+    for key in ("embed", "prepare", "magnitude", "estimate"):
+        calls[key] = 0
+    plain = {}
+    for interval in INTERVALS:  # the same spacings coded one at a time
+        c = next(c for c in every.candidates if c.interval == interval and c.qp == 41)
+        one = with_overrides(apply(cfg, replace(every, chosen=c)), rate={"target_bpp": 0})
+        assert one.keyframes == spaced(cfg.keyframes, interval)
+        plain[interval] = Encoder(one).encode(cut_video).data
+    separate = dict(calls)
+    assert 0 < shared["magnitude"] < separate["magnitude"] and 0 < shared["estimate"] < separate["estimate"], (shared, separate)
     monkeypatch.undo()
-    from m3cvc.ratecontrol import apply
-
-    # a plain encode (one track, nothing shared) with the chosen settings writes the same bytes
+    assert {c.interval: c.bytes for c in every.candidates if c.qp == 41} == {i: len(d) for i, d in plain.items()}
+    got = plan(cfg, frames, w, h, Fraction(8), 0.05)
     assert got.data == Encoder(with_overrides(apply(cfg, got), rate={"target_bpp": 0})).encode(cut_video).data
 
 

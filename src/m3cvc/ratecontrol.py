@@ -326,10 +326,99 @@ class _PerFrame:
             return self._value
 
 
+class _PerPair:
+    """``fn(a, b)`` computed once per pair of objects while ``b`` is the frame the pass is at: the selectors'
+    motion between their last keyframe's prepared input ``a`` and this frame's ``b`` (the prepared inputs
+    are shared objects, :class:`_PerFrame`), the same for every track whose last keyframe is the same.
+    The first caller of a pair computes with its own ``fn`` (its own flow object: they are not thread-safe;
+    outside the lock, so different pairs in parallel), the others wait for that value."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._b: Any = None
+        self._pending: list[tuple[Any, Any]] = []  # (a, Future of fn(a, b)) for the current b
+
+    def __call__(self, a: Any, b: Any, fn: Callable[[Any, Any], Any]) -> Any:
+        from concurrent.futures import Future
+
+        with self._lock:
+            if b is not self._b:
+                self._b, self._pending = b, []
+            found = next((f for x, f in self._pending if x is a), None)
+            mine = found is None
+            if mine:
+                found = Future()
+                self._pending.append((a, found))
+        if mine:
+            try:
+                found.set_result(fn(a, b))
+            except BaseException as exc:
+                found.set_exception(exc)
+        return found.result()
+
+
+class _SharedEstimates:
+    """The motion-hint estimates of the tracks: an estimate depends only on the clip's keyframe and the frames
+    since (:class:`~m3cvc.reconstruct.motion.MotionHintEstimator` carries its fit from frame to frame), so
+    the tracks whose clip starts at the same keyframe share one estimator and each frame's estimate is
+    computed once for them (about a third of the estimates on 4 tracks). ``position[0]``: the frame the pass
+    is at; :meth:`estimator` gives a track its view."""
+
+    def __init__(self, make: Callable[[], Any], position: list[int]) -> None:
+        self.make, self.position = make, position
+        self._lock = threading.Lock()
+        # keyframe index -> (its estimator, {(frame index, nth measure of it by a track): estimate}, lock)
+        self._chains: dict[int, tuple[Any, dict[tuple[int, int], Any], threading.Lock]] = {}
+        self._views: list["_TrackEstimator"] = []
+
+    def estimator(self) -> "_TrackEstimator":
+        view = _TrackEstimator(self)
+        self._views.append(view)
+        return view
+
+    def start(self, view: "_TrackEstimator", keyframe: np.ndarray) -> None:
+        index = self.position[0]
+        with self._lock:
+            if index not in self._chains:
+                estimator = self.make()
+                estimator.start(keyframe)
+                self._chains[index] = (estimator, {}, threading.Lock())
+            view.key, view.counts = index, {}
+            live = {v.key for v in self._views}
+            for key in [k for k in self._chains if k not in live]:  # no track's clip starts there any more
+                del self._chains[key]
+
+    def measure(self, view: "_TrackEstimator", frame: np.ndarray) -> Any:
+        index = self.position[0]
+        nth = view.counts.get(index, 0)  # a track measures its last frame again when it becomes the tail keyframe
+        view.counts[index] = nth + 1
+        estimator, memo, lock = self._chains[view.key]
+        with lock:  # the tracks on one chain measure in the same order: the first one computes
+            if (index, nth) not in memo:
+                memo[(index, nth)] = estimator.measure(frame)
+            return memo[(index, nth)]
+
+
+class _TrackEstimator:
+    """A track's motion-hint estimator (``start`` / ``measure``), backed by :class:`_SharedEstimates`."""
+
+    def __init__(self, shared: _SharedEstimates) -> None:
+        self.shared = shared
+        self.key: Optional[int] = None
+        self.counts: dict[int, int] = {}
+
+    def start(self, keyframe: np.ndarray) -> None:
+        self.shared.start(self, keyframe)
+
+    def measure(self, frame: np.ndarray) -> Any:
+        return self.shared.measure(self, frame)
+
+
 def _share_frame_features(tracks: list[Any]) -> None:
     """The tracks differ only in their spacing, so their selectors' per-frame features (the semantic
     embedding and the motion backend's prepared input) and their scene-cut descriptors are the same for a
-    frame: computed once per frame for all of them (about a quarter of the pass's work on 4 tracks)."""
+    frame: computed once per frame for all of them (about a quarter of the pass's work on 4 tracks); so is
+    the selectors' motion from a keyframe that several of them share to the frame."""
     cut = _PerFrame(tracks[0].cuts.embed)
     for track in tracks:
         track.cuts.embed = cut
@@ -338,6 +427,9 @@ def _share_frame_features(tracks: list[Any]) -> None:
         features = _PerFrame(selectors[0].compute_features)
         for selector in selectors:
             selector.features = features
+        pairs = _PerPair()
+        for motion in [s.motion for s in selectors if s.motion is not None]:
+            motion.magnitude = lambda a, b, own=motion.magnitude: pairs(a, b, own)
 
 
 def _with_sharpen(stream: Any, tenths: int) -> Any:
@@ -493,11 +585,16 @@ def plan(
     try:
         # the pass: every spacing's decisions (selection, scene cuts, motion hints); keyframes are stored
         tracks = {}  # spacing -> (its decision track, recorder, motion hints, reconstructor, config)
+        estimates: Optional[_SharedEstimates] = None
         for interval in INTERVALS:
             cfg = replace(config, keyframes=spaced(config.keyframes, interval))
             recon = build_reconstructor(cfg.reconstruct)
+            estimator = recon.motion_estimator()
+            if estimator is not None:  # the same estimator settings for every spacing
+                estimates = estimates or _SharedEstimates(recon.motion_estimator, position)
+                estimator = estimates.estimator()
             # the hint checks and timing searches wait until the spacing is measured (most never are)
-            hints = _HintCollector(recon.motion_estimator(), cfg.reconstruct.mode == "interpolation",
+            hints = _HintCollector(estimator, cfg.reconstruct.mode == "interpolation",
                                    recon.hint_trial(), lambda small: store.put_small(position[0], small), store.small)
             recorder = _Recorder(store, position)
             tracks[interval] = (_Track(cfg, build_selector(cfg.keyframes), recorder, NoneDescriber(), False, hints), recorder, hints, recon, cfg)
