@@ -87,7 +87,7 @@ def clip_report(results: dict[str, Any], seq: str, metrics: list[str], targets: 
             r = compare(one, test, m)["sequences"][seq]
             out["bd_rate"][f"{m}_vs_{anchor}"] = r["bd_rate"]
             out["overlap"][f"{m}_vs_{anchor}"] = round(r["overlap_rate"], 3)
-            out["interpolation"][f"{m}_vs_{anchor}"] = r["interpolation"][0]  # akima, or pchip where it overshoots
+            out["interpolation"][f"{m}_vs_{anchor}"] = r["interpolation"]["bd_rate"]  # akima, or pchip where it overshoots
     points = sorted(lite["points"], key=lambda p: p["bpp"])
     out["lowest_bpp"] = points[0]["bpp"]
     out["rate_control"] = [

@@ -119,6 +119,23 @@ def test_edit_adds_texts_to_a_textless_stream_and_taking_them_out_restores_its_b
     assert main(["info", str(back)]) == 0 and "texts      none" in capsys.readouterr().out
 
 
+def test_edit_says_when_no_text_changed(encoded, tmp_path, capsys):
+    """Found by a try-out: empty lists keep every text (texts past the end of a list are kept) yet the
+    command said it replaced them."""
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"keyframes": [], "clips": []}))
+    out = tmp_path / "same.m3c"
+    assert main(["edit", str(encoded), "--descriptions", str(empty), "-o", str(out)]) == 0
+    assert "no text changed" in capsys.readouterr().out and out.read_bytes() == encoded.read_bytes()
+    assert main(["edit", str(encoded), "--descriptions", str(empty), "-o", str(out), "-y", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is False
+    blank = tmp_path / "blank.json"
+    blank.write_text(json.dumps({"keyframes": ["", ""], "clips": ["", ""]}))
+    assert main(["edit", str(encoded), "--descriptions", str(blank), "-o", str(out), "-y", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is True
+    assert not any(read_stream(out.read_bytes()).keyframe_texts)
+
+
 def test_edit_errors(encoded, tmp_path, capsys):
     many = tmp_path / "many.json"
     many.write_text(json.dumps({"keyframes": ["x"] * 9}))

@@ -284,13 +284,13 @@ def test_bd_uses_pchip_where_akima_overshoots_between_near_equal_points():
     pchip = bjontegaard.bd_rate(vvc.rates, vvc.values, lite.rates, lite.values, "pchip", require_matching_points=False, min_overlap=0)
     assert akima > 100 > 40 > pchip > 30  # what the switch is for
     r = bd(vvc, lite, "psnr")
-    assert r.bd_rate == pytest.approx(pchip) and r.interpolation[0] == "pchip" and "PCHIP" in r.note
+    assert r.bd_rate == pytest.approx(pchip) and r.interpolation["bd_rate"] == "pchip" and "PCHIP" in r.note
     assert r.as_dict()["interpolation"] == r.interpolation
     # without the near-equal point Akima stays, and gives the package's Akima value
     rates, values = lite.rates[:5] + lite.rates[6:], lite.values[:5] + lite.values[6:]
     plain = bd(vvc, Curve(rates, values), "psnr")
     want = bjontegaard.bd_rate(vvc.rates, vvc.values, rates, values, "akima", require_matching_points=False, min_overlap=0)
-    assert plain.interpolation == ("akima", "akima") and plain.bd_rate == pytest.approx(want) and "PCHIP" not in plain.note
+    assert plain.interpolation == {"bd_rate": "akima", "bd_quality": "akima"} and plain.bd_rate == pytest.approx(want) and "PCHIP" not in plain.note
 
 
 def test_dataset_curves_of_a_comparison_average_the_shared_sequences_only():
@@ -372,7 +372,16 @@ def test_cli_eval_bdrate_plots(video_folder, tmp_path, capsys):
         err = capsys.readouterr().err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (name, err)
     assert cli_main(["bdrate", str(out), "--anchor", "x264", "--json", str(results_json)]) == 2
-    assert "--overwrite" in capsys.readouterr().err and results_json.read_bytes() == before
+    assert "is the input file" in capsys.readouterr().err and results_json.read_bytes() == before
+    # found by a try-out: with -y the report replaced the results it was computed from (and eval's CSV)
+    csv = out / "videos" / "results.csv"
+    csv_before = csv.read_bytes()
+    for target in (results_json, csv, tmp_path / "vtm.csv"):
+        extra = ["--import", str(tmp_path / "vtm.csv")] if target.suffix == ".csv" and target.parent == tmp_path else []
+        assert cli_main(["bdrate", str(out), "--anchor", "x264", "--json", str(target), "-y", *extra]) == 2, target
+        err = capsys.readouterr()
+        assert "is the input file" in err.err and "videos / " not in err.out  # refused before any work
+    assert results_json.read_bytes() == before and csv.read_bytes() == csv_before
     assert cli_main(["eval", "--dataset", str(video_folder), "--out", str(out), "--points", "x264=45,45"]) == 2
     assert "given twice" in capsys.readouterr().err
     assert cli_main(["bdrate", str(out), "--anchor", "vvc"]) == 2

@@ -119,6 +119,7 @@ class RatePlan:
     data: Optional[bytes] = field(default=None, compare=False, repr=False)
     target_kbps: float = 0.0  # the request when it was made in kbit/s (target_bpp is its conversion)
     tolerance: float = TOLERANCE
+    spacing_key: str = "max_interval"  # the config key the spacing sets: keyframes.interval with the fixed selector
     # the in-band finalists' measured distortion (mean GMSD of the decoded video), when more than one competed
     distortions: dict[Candidate, float] = field(default_factory=dict, compare=False)
 
@@ -136,7 +137,7 @@ class RatePlan:
         where = "within 10 %" if self.within else ("below reach" if c.bpp(self.pixels) > self.target_bpp else "closest below")
         asked = f"{self.target_kbps:g} kbit/s = " if self.target_kbps else ""
         line = (
-            f"rate control: target {asked}{_bpp(self.target_bpp)} bpp -> max_interval {c.interval}, QP {c.qp}: "
+            f"rate control: target {asked}{_bpp(self.target_bpp)} bpp -> {self.spacing_key} {c.interval}, QP {c.qp}: "
             f"{_bpp(self.predicted_bpp)} bpp ({where}; {len(self.candidates)} candidate{'s' if len(self.candidates) != 1 else ''} measured"
             + (f", {len(self.distortions)} decoded and compared by GMSD" if self.distortions else "") + ")"
         )
@@ -166,7 +167,8 @@ def target_bpp(config: M3Config, width: int, height: int, fps: Fraction) -> Opti
     if rate.target_kbps and not target > 0:
         raise ConfigError(f"rate.target_kbps {rate.target_kbps:g} is too small to be a rate at {width}x{height}, {float(fps):g} fps")
     if target and not (math.isfinite(target) and target <= MAX_BPP):
-        raise ConfigError(f"a target of {target:g} bpp is beyond any keyframe chain (at most {MAX_BPP} bpp)")
+        asked = f"rate.target_kbps {rate.target_kbps:g} at {width}x{height}, {float(fps):g} fps is " if rate.target_kbps else ""
+        raise ConfigError(f"{asked}a target of {target:g} bpp, beyond any keyframe chain (at most {MAX_BPP} bpp)")
     return target or None
 
 
@@ -718,8 +720,9 @@ def plan(
     if len(data) != chosen.bytes:
         raise RuntimeError(f"rate control: the chosen stream is {len(data)} bytes, measured {chosen.bytes}")
     return RatePlan(
-        float(target), pixels, tuple(streams), chosen, within, stream, data, config.rate.target_kbps, tolerance, distortions
-    )
+        float(target), pixels, tuple(streams), chosen, within, stream, data, config.rate.target_kbps, tolerance,
+        "interval" if config.keyframes.selector == "fixed" else "max_interval", distortions,
+    )  # fmt: skip
 
 
 def apply(config: M3Config, plan_: RatePlan) -> M3Config:

@@ -69,9 +69,11 @@ def main(argv: Sequence[str]) -> int:
     data = _read_input(args.input)
     edited = edit_texts(data, Descriptions.load(args.descriptions), args.text_codec)
     write_bytes_atomic(out, edited, [args.input])
-    summary = {"output": str(out), "bytes_before": len(data), "bytes_after": len(edited)}
+    summary = {"output": str(out), "bytes_before": len(data), "bytes_after": len(edited), "changed": edited != data}
     if args.json:
         print(json.dumps(summary))
+    elif edited == data:  # e.g. empty lists: texts past the end of a list are kept
+        print(f"{out}: no text changed ({len(data)} bytes; texts past the end of a list are kept, \"\" empties one)")
     else:
         print(f"{out}: texts replaced, {len(data)} -> {len(edited)} bytes")
     return 0

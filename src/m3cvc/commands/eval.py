@@ -201,11 +201,19 @@ def bdrate_main(argv: Sequence[str]) -> int:
     p.add_argument("--import", dest="imports", action="append", default=[], type=Path, metavar="CSV",
                    help="extra curves (e.g. VTM, DCVC) from a CSV with codec,sequence,bpp,<metrics> columns (repeatable)")  # fmt: skip
     args = p.parse_args(argv)
-    if args.json is not None and args.json.exists() and not args.overwrite:  # e.g. a results JSON: never lost
-        raise InputError(f"--json {args.json} exists; pass --overwrite (-y) to replace it")
     from ..eval.plots import plot_all
     from ..eval.report import bd_report, format_bd, format_rd_table, write_report
-    from ..eval.results import group_by_dataset, import_csv
+    from ..eval.results import group_by_dataset, import_csv, iter_results
+    from ..fileio import check_output_path
+
+    folder = args.results if args.results.is_dir() else args.results.parent
+    out_path = args.json or folder / f"bdrate_{args.anchor.replace(':', '-')}.json"
+    # what this reads (the results files, the imports) and eval's CSV beside them are never written over
+    read = [path for path, _ in iter_results(args.results)] + list(args.imports)
+    read += sorted(folder.rglob("results.csv")) if folder.is_dir() else []
+    check_output_path(out_path, read)
+    if args.json is not None and args.json.exists() and not args.overwrite:
+        raise InputError(f"--json {args.json} exists; pass --overwrite (-y) to replace it")
 
     from ..eval.metrics import parse_metrics
 
@@ -222,8 +230,7 @@ def bdrate_main(argv: Sequence[str]) -> int:
     if args.table:
         print(format_rd_table(grouped))
     print(format_bd(report))
-    folder = args.results if args.results.is_dir() else args.results.parent
-    out = write_report(report, args.json or folder / f"bdrate_{args.anchor.replace(':', '-')}.json")
+    out = write_report(report, out_path)
     print(f"report: {out}")
     if args.plots:
         print(f"plots: {len(plot_all(grouped, metrics, folder / 'plots'))} files in {folder / 'plots'}")

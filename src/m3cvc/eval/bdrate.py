@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -63,7 +63,8 @@ class BDResult:
     points: tuple[int, int]
     monotonic: bool
     note: str = ""
-    interpolation: tuple[str, str] = (METHOD, METHOD)  # of the BD-rate and of the BD-quality
+    # the interpolation of each delta: akima, or pchip where Akima overshoots
+    interpolation: dict[str, str] = field(default_factory=lambda: {"bd_rate": METHOD, "bd_quality": METHOD})
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,7 +175,8 @@ def bd(anchor: Curve, test: Curve, metric: str) -> BDResult:
     if switched:
         notes.append(f"{' and '.join(switched)} by PCHIP (Akima overshoots between near-equal points)")
     return BDResult(
-        _finite(bd_rate), _finite(bd_quality), ov_q, ov_r, (len(ar), len(tr)), monotonic, "; ".join(notes), tuple(methods)
+        _finite(bd_rate), _finite(bd_quality), ov_q, ov_r, (len(ar), len(tr)), monotonic, "; ".join(notes),
+        {"bd_rate": methods[0], "bd_quality": methods[1]},
     )  # fmt: skip
 
 
