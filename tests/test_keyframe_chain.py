@@ -417,7 +417,11 @@ def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["keyframe_codec"]["params"]["target_bpp"] == pytest.approx(target)
     # the header keeps the target in bpp; info gives it in kbit/s too (the request, at the coded size and rate)
-    assert info["rate_target"] == {"bpp": pytest.approx(target), "kbps": pytest.approx(2.5)}
+    assert info["rate_target"] == {"bpp": pytest.approx(target), "kbps": 2.5}  # as asked, without float noise
+    from fractions import Fraction
+
+    exact = float(Fraction(8 * out.stat().st_size * 8, 24 * 1000))  # 24 frames at 8 fps, rounded once
+    assert info["kbps"] == summary["kbps"] == exact
     assert cli_main(["info", str(out)]) == 0
     assert "rate target 2.5 kbit/s = " in capsys.readouterr().out
     assert cli_main(args + ["-y", "--target-bpp", "-1"]) == 2

@@ -26,12 +26,20 @@ def _motion_counts(stream: Any) -> Optional[dict[str, int]]:
             "timed": sum(m.timing is not None for m in motions)}  # fmt: skip
 
 
+def kbps(size: int, frames: int, fps: Any) -> float:
+    """kbit/s of ``size`` bytes over ``frames`` frames at ``fps`` (a Fraction): computed exactly, then rounded once."""
+    from fractions import Fraction
+
+    return float(Fraction(8 * size) * Fraction(fps) / (1000 * frames))
+
+
 def _rate_target(header: Any) -> Optional[dict[str, float]]:
     """``{"bpp", "kbps"}`` of the rate-control target in the keyframe codec's params (None without one)."""
     bpp = header.keyframe_codec.params.get("target_bpp")
     if not bpp:
         return None
-    return {"bpp": float(bpp), "kbps": float(bpp) * header.width * header.height * float(header.fps) / 1000.0}
+    kbps = float(bpp) * header.width * header.height * float(header.fps) / 1000.0
+    return {"bpp": float(bpp), "kbps": float(f"{kbps:.12g}")}  # 12 digits: 37.3, not the float noise of bpp's conversion
 
 
 def stream_info(data: bytes) -> dict[str, Any]:
@@ -82,6 +90,6 @@ def stream_info(data: bytes) -> dict[str, Any]:
         "rate_target": _rate_target(h),
         "bytes_total": len(data),
         "bpp": 8.0 * len(data) / (h.frames * h.width * h.height),
-        "kbps": 8.0 * len(data) / (h.frames / float(h.fps)) / 1000.0,
+        "kbps": kbps(len(data), h.frames, h.fps),
         "sections": sections,
     }

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 from ..config import PROFILES, M3Config, dump_yaml, load_config, with_overrides
 from ..errors import ConfigError, InputError
 from ..fileio import atomic_path, check_input_file, check_output_path, write_bytes_atomic
-from ..info import stream_info  # noqa: F401  (re-exported: `info --json` is built there)
+from ..info import kbps, stream_info  # noqa: F401  (stream_info re-exported: `info --json` is built there)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -282,7 +282,7 @@ def encode_main(argv: Sequence[str]) -> int:
         "sharpen": h.reconstructor.params.get("sharpen", 0) / 10 if h.reconstructor.name == "flow" else None,
         "bytes_total": len(result.data),
         "bpp": result.bpp,
-        "kbps": 8.0 * len(result.data) / (h.frames / float(h.fps)) / 1000.0,
+        "kbps": kbps(len(result.data), h.frames, h.fps),
         "seconds": round(result.seconds, 3),
         "frames_per_second": round(h.frames / result.seconds, 2) if result.seconds > 0 else None,
     }
