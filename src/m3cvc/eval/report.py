@@ -59,7 +59,7 @@ def format_bd(report: dict[str, Any]) -> str:
                     f"{overlap:>12} {_fmt(r['mean_sequence_bd_rate'], 1, True):>11} {r.get('mean_sequence_count', ''):>8}  {note}"
                 )
         if missing:
-            lines.append(f"{dataset}: no BD for {', '.join(missing)} (metric missing for some codec)")
+            lines.append(f"{dataset}: no BD for {', '.join(missing)} (not measured for every codec)")
     return "\n".join(lines)
 
 
