@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
-from .errors import BitstreamError
+from .errors import BitstreamError, count
 from .text import decode_texts, encode_texts, text_codec_name
 from .varint import read_uvarint, write_uvarint
 
@@ -499,7 +499,7 @@ def _units(data: bytes) -> Iterator[Unit]:
         length, pos = read_uvarint(data, pos + 1)
         end = pos + length
         if end + 4 > len(data):
-            raise BitstreamError(f"bitstream is truncated (unit at byte {start} needs {end + 4 - len(data)} more bytes)")
+            raise BitstreamError(f"bitstream is truncated (unit at byte {start} needs {count(end + 4 - len(data), 'more byte')})")
         (crc,) = struct.unpack(">I", data[end : end + 4])
         if zlib.crc32(data[start:end]) != crc:
             raise BitstreamError(f"bitstream is corrupted (CRC mismatch in unit at byte {start})")

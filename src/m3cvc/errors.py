@@ -34,3 +34,8 @@ def first_line(exc: BaseException, limit: Optional[int] = None) -> str:
     has none: how a library's error is quoted inside one of ours."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def count(n: int, noun: str) -> str:
+    """``"1 frame"``, ``"2 frames"``: a count for messages (``noun`` singular, plural by an ``s``)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

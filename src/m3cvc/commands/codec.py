@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..config import PROFILES, M3Config, dump_yaml, load_config, with_overrides
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, count
 from ..fileio import atomic_path, check_input_file, check_output_path, write_bytes_atomic
 from ..info import kbps, stream_info  # noqa: F401  (stream_info re-exported: `info --json` is built there)
 
@@ -296,8 +296,8 @@ def encode_main(argv: Sequence[str]) -> int:
         print(json.dumps(summary))
     elif not args.quiet:
         print(
-            f"{out}: {h.frames} frames {h.width}x{h.height} @ {float(h.fps):g} fps, "
-            f"{len(result.keyframe_indices)} keyframes, {_human(len(result.data))} = {result.bpp:.5f} bpp "
+            f"{out}: {count(h.frames, 'frame')} {h.width}x{h.height} @ {float(h.fps):g} fps, "
+            f"{count(len(result.keyframe_indices), 'keyframe')}, {_human(len(result.data))} = {result.bpp:.5f} bpp "
             f"= {summary['kbps']:.2f} kbit/s, "
             f"{result.seconds:.1f} s ({summary['frames_per_second']} frames/s)"
         )
@@ -358,7 +358,7 @@ def decode_main(argv: Sequence[str]) -> int:
         raise
     seconds = time.perf_counter() - start
     if not args.quiet:
-        print(f"{args.output}: {h.frames} frames {h.width}x{h.height} @ {float(h.fps):g} fps, "
+        print(f"{args.output}: {count(h.frames, 'frame')} {h.width}x{h.height} @ {float(h.fps):g} fps, "
               f"{seconds:.1f} s ({h.frames / max(seconds, 1e-9):.1f} frames/s)")
     return 0
 
@@ -413,7 +413,7 @@ def info_main(argv: Sequence[str]) -> int:
         return 0
     out = sys.stdout
     print(f"{args.input}: m3cvc format {info['format_version']}, profile {info['profile']}", file=out)
-    print(f"  video      {info['frames']} frames, {info['width']}x{info['height']} @ {info['fps']:g} fps "
+    print(f"  video      {count(info['frames'], 'frame')}, {info['width']}x{info['height']} @ {info['fps']:g} fps "
           f"({info['duration_seconds']:.2f} s)", file=out)
     kc, rc = info["keyframe_codec"], info["reconstructor"]
     print(f"  keyframes  {len(info['keyframes'])} via {kc['name']} {kc['params']}", file=out)
@@ -436,7 +436,7 @@ def info_main(argv: Sequence[str]) -> int:
     else:
         print("  texts      none (every text empty: no text units)", file=out)
     counts = ", ".join(f"{t} {n}" for t, n in info["trigger_counts"].items() if n)
-    print(f"  triggers   {counts} (longest clip allowed: {info['longest_clip']} frames)", file=out)
+    print(f"  triggers   {counts} (longest clip allowed: {count(info['longest_clip'], 'frame')})", file=out)
     rows = zip(info["keyframes"], info["keyframe_bytes"], info["keyframe_pictures"], info["keyframe_triggers"],
                info["clip_lengths"])  # fmt: skip
     for i, (idx, nbytes, picture, trigger, length) in enumerate(rows):
