@@ -38,8 +38,8 @@ def _rate_target(header: Any) -> Optional[dict[str, float]]:
     bpp = header.keyframe_codec.params.get("target_bpp")
     if not bpp:
         return None
-    kbps = float(bpp) * header.width * header.height * float(header.fps) / 1000.0
-    return {"bpp": float(bpp), "kbps": float(f"{kbps:.12g}")}  # 12 digits: 37.3, not the float noise of bpp's conversion
+    rate = float(bpp) * header.width * header.height * float(header.fps) / 1000.0
+    return {"bpp": float(bpp), "kbps": float(f"{rate:.12g}")}  # 12 digits: 37.3, not the float noise of bpp's conversion
 
 
 def stream_info(data: bytes) -> dict[str, Any]:

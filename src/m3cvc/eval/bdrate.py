@@ -129,11 +129,11 @@ def _delta(fn: Any, ar: np.ndarray, aq: np.ndarray, tr: np.ndarray, tq: np.ndarr
     """``fn`` (``bjontegaard.bd_rate`` or ``bd_psnr``) with Akima, or PCHIP where Akima overshoots (module doc)."""
     value, f_anchor, f_test = fn(ar, aq, tr, tq, METHOD, require_matching_points=False, interpolators=True, min_overlap=0)
     if by_rate:  # the package interpolates quality over log10(rate)
-        base, values = (np.log10(ar), aq), (np.log10(tr), tq)
+        anchor_xy, test_xy = (np.log10(ar), aq), (np.log10(tr), tq)
     else:  # ... and log10(rate) over quality
-        base, values = (aq, np.log10(ar)), (tq, np.log10(tr))
-    lo, hi = max(base[0].min(), values[0].min()), min(base[0].max(), values[0].max())
-    if _overshoots(f_anchor, *base, lo, hi) or _overshoots(f_test, *values, lo, hi):
+        anchor_xy, test_xy = (aq, np.log10(ar)), (tq, np.log10(tr))
+    lo, hi = max(anchor_xy[0].min(), test_xy[0].min()), min(anchor_xy[0].max(), test_xy[0].max())  # integration
+    if _overshoots(f_anchor, *anchor_xy, lo, hi) or _overshoots(f_test, *test_xy, lo, hi):
         return float(fn(ar, aq, tr, tq, FALLBACK, require_matching_points=False, min_overlap=0)), FALLBACK
     return float(value), METHOD
 
