@@ -83,7 +83,7 @@ from .cpus import default_workers
 from .keyframe_codec import keyframe_codec_from_params
 from .keyframes.selectors import CompositeSelector
 from .reconstruct.detail import AUTO, gmsd, luma
-from .errors import ConfigError
+from .errors import ConfigError, count
 
 QPS = tuple(range(51, 28, -2))  # 51, 49, ..., 29: neighbouring QPs differ by 15-25 % in rate
 INTERVALS = (32, 16, 8, 4)
@@ -138,7 +138,7 @@ class RatePlan:
         asked = f"{self.target_kbps:g} kbit/s = " if self.target_kbps else ""
         line = (
             f"rate control: target {asked}{_bpp(self.target_bpp)} bpp -> {self.spacing_key} {c.interval}, QP {c.qp}: "
-            f"{_bpp(self.predicted_bpp)} bpp ({where}; {len(self.candidates)} candidate{'s' if len(self.candidates) != 1 else ''} measured"
+            f"{_bpp(self.predicted_bpp)} bpp ({where}; {count(len(self.candidates), 'candidate')} measured"
             + (f", {len(self.distortions)} decoded and compared by GMSD" if self.distortions else "") + ")"
         )
         extra = self.extra_bytes(written)
@@ -226,7 +226,7 @@ class _PictureStore:
 
         self._file = tempfile.TemporaryFile(prefix="m3cvc-rate-")
         self._where: dict[int, tuple[int, tuple[int, int]]] = {}  # frame index -> (offset, padded (h, w))
-        self._planes: dict[int, tuple[int, tuple[int, int]]] = {}  # frame index -> (offset, (h, w)) of its luma
+        self._planes: dict[int, tuple[int, tuple[int, ...]]] = {}  # frame index -> (offset, (h, w)) of its luma
         self._smalls: dict[int, tuple[int, tuple[int, ...]]] = {}  # frame index -> (offset, shape) at the trial size
         self._end = 0
         self._lock = threading.Lock()  # the tracks of the pass run on several threads
@@ -256,33 +256,34 @@ class _PictureStore:
         cr = np.frombuffer(data, np.uint8, ch * cw, h * w + ch * cw).reshape(ch, cw)
         return picture_from_planes((y, cb, cr))
 
+    def _append(self, table: dict[int, tuple[int, tuple[int, ...]]], index: int, array: np.ndarray) -> None:
+        """Store ``array`` (uint8) as frame ``index``'s entry of ``table`` (once: later calls keep the first)."""
+        data = np.ascontiguousarray(array, np.uint8)
+        with self._lock:
+            if index not in table:
+                os.pwrite(self._file.fileno(), data.tobytes(), self._end)
+                table[index] = (self._end, data.shape)
+                self._end += data.nbytes
+
+    def _array(self, table: dict[int, tuple[int, tuple[int, ...]]], index: int) -> np.ndarray:
+        offset, shape = table[index]
+        return np.frombuffer(os.pread(self._file.fileno(), int(np.prod(shape)), offset), np.uint8).reshape(shape)
+
     def put_luma(self, index: int, plane: np.ndarray) -> None:
         """Frame ``index``'s luma plane (uint8 ``(H, W)``), what the candidates' distortion is measured against."""
-        data = np.ascontiguousarray(plane, np.uint8)
-        with self._lock:
-            os.pwrite(self._file.fileno(), data.tobytes(), self._end)
-            self._planes[index] = (self._end, data.shape)
-            self._end += data.nbytes
+        self._append(self._planes, index, plane)
 
     def put_small(self, index: int, small: np.ndarray) -> int:
         """Frame ``index`` at the hint trial's size (uint8 ``(h, w, 3)``, the same from every track: stored
         once); returns ``index``, the handle :meth:`small` takes."""
-        data = np.ascontiguousarray(small, np.uint8)
-        with self._lock:
-            if index not in self._smalls:
-                os.pwrite(self._file.fileno(), data.tobytes(), self._end)
-                self._smalls[index] = (self._end, data.shape)
-                self._end += data.nbytes
+        self._append(self._smalls, index, small)
         return index
 
     def small(self, index: int) -> np.ndarray:
-        offset, shape = self._smalls[index]
-        size = int(np.prod(shape))
-        return np.frombuffer(os.pread(self._file.fileno(), size, offset), np.uint8).reshape(shape).copy()
+        return self._array(self._smalls, index).copy()  # writable, as the frames the trials take in a plain encode
 
     def source_luma(self, index: int) -> np.ndarray:
-        offset, (h, w) = self._planes[index]
-        return np.frombuffer(os.pread(self._file.fileno(), h * w, offset), np.uint8).reshape(h, w)
+        return self._array(self._planes, index)
 
     def luma(self, index: int, height: int, width: int) -> np.ndarray:
         """Frame ``index``'s luma plane, (height, width) uint8 (the padding cropped)."""

@@ -440,8 +440,7 @@ def info_main(argv: Sequence[str]) -> int:
     rows = zip(info["keyframes"], info["keyframe_bytes"], info["keyframe_pictures"], info["keyframe_triggers"],
                info["clip_lengths"])  # fmt: skip
     for i, (idx, nbytes, picture, trigger, length) in enumerate(rows):
-        unit = "frame" if length == 1 else "frames"
-        print(f"  [{i}] frame {idx:>6}  {nbytes:>7} bytes  {picture:<5}  {trigger:<8}  clip of {length} {unit}", file=out)
+        print(f"  [{i}] frame {idx:>6}  {nbytes:>7} bytes  {picture:<5}  {trigger:<8}  clip of {count(length, 'frame')}", file=out)
         if info["keyframe_texts"][i]:
             print(f"      keyframe: {info['keyframe_texts'][i]}", file=out)
         if info["clip_texts"][i]:

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Optional, Sequence
 
-from ..errors import M3cvcError
+from ..errors import M3cvcError, count
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class Executor(ABC):
         return len(visible_gpus())
 
     def describe(self) -> str:
-        return f"{self.name} ({self.workers} worker{'s' if self.workers != 1 else ''})"
+        return f"{self.name} ({count(self.workers, 'worker')})"
 
     # -- the one loop every job uses ----------------------------------------------------------
     def run(

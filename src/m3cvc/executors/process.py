@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
+from ..errors import count
 from .base import Executor, Task, invoke
 
 
@@ -96,7 +97,7 @@ class ProcessExecutor(Executor):
 
     def describe(self) -> str:
         gpus = f", GPUs {','.join(self.gpus)}" if self.gpus else ""
-        return f"process ({self.workers} worker{'s' if self.workers != 1 else ''}{gpus})"
+        return f"process ({count(self.workers, 'worker')}{gpus})"
 
     def close(self) -> None:
         if self._pool is not None:

@@ -17,7 +17,7 @@ import socket
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import BackendError
+from ..errors import BackendError, count
 from .base import Executor, Task, invoke
 
 
@@ -136,7 +136,7 @@ class RayExecutor(Executor):
     def describe(self) -> str:
         if self.address:
             return f"ray (cluster at {self.address})"
-        return f"ray (local, {self.workers} CPU{'s' if self.workers != 1 else ''})"
+        return f"ray (local, {count(self.workers, 'CPU')})"
 
     def close(self) -> None:
         if self._started_here and self._ray is not None:
