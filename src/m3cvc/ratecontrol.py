@@ -71,7 +71,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Optional
@@ -342,8 +342,6 @@ class _PerPair:
         self._pending: list[tuple[Any, Any]] = []  # (a, Future of fn(a, b)) for the current b
 
     def __call__(self, a: Any, b: Any, fn: Callable[[Any, Any], Any]) -> Any:
-        from concurrent.futures import Future
-
         with self._lock:
             if b is not self._b:
                 self._b, self._pending = b, []
