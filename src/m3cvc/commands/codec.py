@@ -423,14 +423,14 @@ def info_main(argv: Sequence[str]) -> int:
         print(f"  motion     encoder motion hints, {info['sections']['clip_motion']} bytes: {counts['clips']} clips, "
               f"{counts['linked']} linked by a global motion fit, {counts['timed']} with timing hints", file=out)
     print(f"  size       {info['bytes_total']} bytes = {info['bpp']:.6f} bpp = {info['kbps']:.2f} kbit/s", file=out)
+    for name, size in info["sections"].items():
+        share = 100.0 * size / info["bytes_total"]
+        print(f"    {name:<16}{size:>9} bytes  {share:5.1f} %", file=out)
     if info["rate_target"]:
         t = info["rate_target"]
         ratio = info["bpp"] / t["bpp"]
         landed = f"{100.0 * (ratio - 1.0):+.1f} %" if ratio < 1e4 else f"{ratio:.3g} times the target"
         print(f"  target     rate target {t['kbps']:.4g} kbit/s = {t['bpp']:.6g} bpp ({landed} written)", file=out)
-    for name, size in info["sections"].items():
-        share = 100.0 * size / info["bytes_total"]
-        print(f"    {name:<16}{size:>9} bytes  {share:5.1f} %", file=out)
     if info["text_codecs"]:
         print(f"  text codecs {info['text_codecs']}", file=out)
     else:
