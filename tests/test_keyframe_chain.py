@@ -547,13 +547,13 @@ def test_rate_analysis_tries_the_clips_only_of_the_spacings_it_measures(cut_vide
     frames = read_frames(cut_video)
     h, w = frames[0].shape[:2]
     lengths: list[int] = []
-    timing = HintTrial.timing
+    tried = HintTrial.tried
 
     def counted(self, first, following, clip_frames, motion):
         lengths.append(len(clip_frames) + 1)
-        return timing(self, first, following, clip_frames, motion)
+        return tried(self, first, following, clip_frames, motion)
 
-    monkeypatch.setattr(HintTrial, "timing", counted)
+    monkeypatch.setattr(HintTrial, "tried", counted)
     cfg = _lite()
     every = plan(cfg, frames, w, h, Fraction(8), 0.05, exhaustive=True)
     fine = next(c.bpp(every.pixels) for c in every.candidates if (c.interval, c.qp) == (4, 39))

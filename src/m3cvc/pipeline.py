@@ -11,7 +11,7 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
@@ -390,27 +390,19 @@ class _HintCollector:
         clip = ClipMotion(vectors, linked)
         if self.trial is not None and following is not None and len(self._small) > 1:
             if self.keep is None:
-                self.clips.append(self._tried(clip, self._small[0], following, self._small[1:]))
+                self.clips.append(self.trial.tried(self._small[0], following, self._small[1:], clip))
             else:
                 self.clips.append((clip, self._small, following))
         else:
             self.clips.append(clip)
         self._vectors, self._small = [], []
 
-    def _tried(self, clip: ClipMotion, first: np.ndarray, following: np.ndarray, frames: list[np.ndarray]) -> ClipMotion:
-        """``clip`` after the hint check (unlinked when its hints do not help) and with its timing hints."""
-        if clip.linked and self.trial.check and not self.trial.hints_help(first, following, frames, clip):
-            clip = ClipMotion(np.zeros((len(clip.vectors) - 1, 8), np.int64), False)  # decoder-side flow alone
-        if self.trial.timing_on:
-            clip = replace(clip, timing=self.trial.timing(first, following, frames, clip))
-        return clip
-
     def _resolved(self, clip: Union[ClipMotion, tuple[ClipMotion, list[Any], Any]]) -> ClipMotion:
         if isinstance(clip, ClipMotion):
             return clip
         hints, handles, following = clip
         load = self.load
-        return self._tried(hints, load(handles[0]), load(following), [load(h) for h in handles[1:]])
+        return self.trial.tried(load(handles[0]), load(following), [load(h) for h in handles[1:]], hints)
 
     def payload(self) -> Optional[bytes]:
         if self.estimator is None:

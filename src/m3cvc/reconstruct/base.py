@@ -64,9 +64,9 @@ class ClipReconstructor(ABC):
         return None
 
     def hint_trial(self) -> Any:
-        """Encoder side: an object whose ``small(frame)`` and ``hints_help(first, following, frames, motion)``
-        decide per linked clip whether its hints are worth sending (:class:`~m3cvc.reconstruct.flow.HintTrial`),
-        else None (the default: every clip keeps its hints)."""
+        """Encoder side: an object whose ``small(frame)`` and ``tried(first, following, frames, motion)`` decide
+        per clip whether its hints are worth sending and what else to send with them
+        (:class:`~m3cvc.reconstruct.flow.HintTrial`), else None (the default: every clip keeps its hints)."""
         return None
 
 

@@ -63,14 +63,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 
 from ..config import FlowReconOptions, ReconstructConfig
 from ..errors import ConfigError
 from .base import ClipReconstructor, check_clip, hold, rebuild
-from .detail import AUTO, check_tenths, gmsd, gmsd_of, gradient_energy, unsharp
+from .detail import AUTO, check_tenths, gmsd_of, gradient_energy, unsharp
 from .motion import TIMING_STEPS, ClipMotion, MotionHintEstimator, default_timing
 
 PRESETS = ("ultrafast", "fast", "medium")
@@ -350,9 +350,8 @@ class FlowReconstructor(ClipReconstructor):
         )
 
     def _hinted_prediction(self, first: np.ndarray, length: int, motion: ClipMotion) -> Iterator[np.ndarray]:
-        height, width = first.shape[:2]
         for j in range(length):
-            yield first if j == 0 else _warp_h(first, motion.frame(j, width, height))
+            yield first if j == 0 else _hint_warp(first, motion, j)
 
 
 class _Interpolation:
@@ -482,54 +481,74 @@ class HintTrial:
             return np.ascontiguousarray(frame)
         return cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
 
-    def hints_help(self, first: np.ndarray, following: np.ndarray, frames: list[np.ndarray], motion: ClipMotion) -> bool:
-        """Whether ``motion`` (a linked clip's hints, frame-size quarter pixels) renders the clip from
-        ``first`` to ``following`` (all at the trial size, :meth:`small`) better than decoder-side flow alone."""
+    def tried(self, first: np.ndarray, following: np.ndarray, frames: list[np.ndarray], motion: ClipMotion) -> ClipMotion:
+        """A clip's ``motion`` (its hints, frame-size quarter pixels; all pictures at the trial size, :meth:`small`)
+        after the hint check and with its timing hints.
+
+        Check (``check``, linked clips): the clip is drawn from ``first`` to ``following`` both ways, hinted and
+        by decoder-side flow alone; the hints stay only when their summed GMSD against ``frames`` is lower,
+        else the clip becomes unlinked with zero hints. Timing (``timing``): for each frame the time, in steps
+        of ``1 / TIMING_STEPS``, at which the decoder's interpolation looks most like it by GMSD; ties keep the
+        frame's default time ``j / length`` (rounded), then the nearer one; no timing hints when no frame moves
+        from its default or the clip is not interpolated. With camera motion only the residual, local motion is
+        re-timed: frame j stays where its hint puts the camera. Each picture is drawn once: the check's
+        pictures serve the timing search (same renderer, same times)."""
         length = len(frames) + 1
-        hinted = self.recon._clip(first, following, length, self._scaled(motion))
-        plain = self.recon._clip(first, following, length, None)
-        truth = [_grey(f, self.size) for f in frames]
-        cost = [sum(gmsd(t, _grey(r, self.size)) for t, r in zip(truth, list(rendered)[1:])) for rendered in (hinted, plain)]
-        return cost[0] < cost[1]
+        truth = [gradient_energy(_grey(f, self.size)) for f in frames]
+        hinted = plain = None
+        if motion.linked and self.check:
+            hinted = self._pictures(first, following, length, self._scaled(motion), not np.any(motion.vectors))
+            plain = self._pictures(first, following, length, None, True)
+            cost = [sum(gmsd_of(t, drawn(j, j / length)) for j, t in enumerate(truth, 1)) for drawn in (hinted, plain)]
+            if not cost[0] < cost[1]:  # decoder-side flow alone
+                motion, hinted = ClipMotion(np.zeros((len(motion.vectors) - 1, 8), np.int64), False), None
+        if not self.timing_on:
+            return motion
+        drawn = hinted or plain or self._pictures(first, following, length, self._scaled(motion), not np.any(motion.vectors))
+        if not drawn.interpolated:
+            return motion
+        default = default_timing(length)
+        chosen = default.copy()
+        for j, t in enumerate(truth, 1):
+            d = int(default[j - 1])
+            best = gmsd_of(t, drawn(j, d / TIMING_STEPS))
+            for q in sorted(range(TIMING_STEPS + 1), key=lambda q: (abs(q - d), q)):
+                if q != d:
+                    cost_q = gmsd_of(t, drawn(j, q / TIMING_STEPS))
+                    if cost_q < best:
+                        best, chosen[j - 1] = cost_q, q
+        return motion if np.array_equal(chosen, default) else replace(motion, timing=chosen)
 
     def _scaled(self, motion: ClipMotion) -> ClipMotion:
         """The hints at the trial size (timing dropped)."""
         return ClipMotion(np.rint(motion.vectors * np.tile(self.scale, 4)).astype(np.int64), motion.linked)
 
-    def timing(
-        self, first: np.ndarray, following: np.ndarray, frames: list[np.ndarray], motion: ClipMotion
-    ) -> Optional[np.ndarray]:
-        """Timing hints of a clip (``motion``: its final hints, frame-size quarter pixels): for each frame the
-        time, in steps of ``1 / TIMING_STEPS``, at which the decoder's interpolation (drawn here at the trial
-        size from the source keyframes; without camera motion one picture per time serves every frame) looks
-        most like it by GMSD; ties keep the frame's default time ``j / length`` (rounded), then the nearer
-        one. None when no frame moves from its default or the clip is not interpolated. With camera motion
-        only the residual, local motion is re-timed: frame j stays where its hint puts the camera."""
-        length = len(frames) + 1
-        render = self.recon._renderer(first, following, length, self._scaled(motion))
-        if render is None:
-            return None
-        default = default_timing(length)
-        chosen = default.copy()
-        energy: dict[tuple[int, int], np.ndarray] = {}
-        same = not np.any(motion.vectors)  # without camera motion a time's picture is the same for every frame
+    def _pictures(
+        self, first: np.ndarray, following: np.ndarray, length: int, motion: Optional[ClipMotion], same: bool
+    ) -> "_Drawn":
+        """The clip as the decoder draws it with ``motion`` (None: no hints) at the trial size; ``same``: frame j's
+        picture at a time does not depend on j (no camera motion)."""
+        render = self.recon._renderer(first, following, length, motion)
+        if render is not None:
+            return _Drawn(render, self.size, same, True)
+        if motion is None:  # held
+            return _Drawn(lambda j, t: first, self.size, True, False)
+        return _Drawn(lambda j, t: _hint_warp(first, motion, j), self.size, same, False)  # warped by the hints
 
-        def picture(j: int, q: int) -> np.ndarray:
-            key = (0 if same else j, q)
-            if key not in energy:
-                energy[key] = gradient_energy(_grey(render(j, q / TIMING_STEPS), self.size))
-            return energy[key]
 
-        for j, frame in enumerate(frames, 1):
-            truth = gradient_energy(_grey(frame, self.size))
-            d = int(default[j - 1])
-            best = gmsd_of(truth, picture(j, d))
-            for q in sorted(range(TIMING_STEPS + 1), key=lambda q: (abs(q - d), q)):
-                if q != d:
-                    cost = gmsd_of(truth, picture(j, q))
-                    if cost < best:
-                        best, chosen[j - 1] = cost, q
-        return None if np.array_equal(chosen, default) else chosen
+class _Drawn:
+    """Gradient energies (GMSD's per-image part, grey at ``size``) of a clip's frames drawn by ``draw(j, t)``,
+    each (frame, time) drawn once (once per time where ``same``); ``interpolated``: whether ``t`` matters."""
+
+    def __init__(self, draw: Callable[[int, float], np.ndarray], size: tuple[int, int], same: bool, interpolated: bool) -> None:
+        self.draw, self.size, self.same, self.interpolated = draw, size, same, interpolated
+        self._energy: dict[tuple[int, float], np.ndarray] = {}
+
+    def __call__(self, j: int, t: float) -> np.ndarray:
+        key = (0 if self.same else j, t if self.interpolated else 0.0)
+        if key not in self._energy:
+            self._energy[key] = gradient_energy(_grey(self.draw(j, t), self.size))
+        return self._energy[key]
 
 
 @dataclass(frozen=True)
@@ -583,6 +602,11 @@ def _warp_h(image: np.ndarray, h: np.ndarray, outside: Optional[float] = None) -
     if outside is None:
         return cv2.warpPerspective(image, h, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
     return cv2.warpPerspective(image, h, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=outside)
+
+
+def _hint_warp(first: np.ndarray, motion: ClipMotion, j: int) -> np.ndarray:
+    """Frame j of a clip that is not interpolated: the keyframe warped by the frame's hint ``H_j``."""
+    return _warp_h(first, motion.frame(j, first.shape[1], first.shape[0]))
 
 
 def _project(h: np.ndarray, points: np.ndarray) -> np.ndarray:
