@@ -487,10 +487,12 @@ class HintTrial:
 
         Check (``check``, linked clips): the clip is drawn from ``first`` to ``following`` both ways, hinted and
         by decoder-side flow alone; the hints stay only when their summed GMSD against ``frames`` is lower,
-        else the clip becomes unlinked with zero hints. Timing (``timing``): for each frame the time, in steps
-        of ``1 / TIMING_STEPS``, at which the decoder's interpolation looks most like it by GMSD; ties keep the
-        frame's default time ``j / length`` (rounded), then the nearer one; no timing hints when no frame moves
-        from its default or the clip is not interpolated. With camera motion only the residual, local motion is
+        else the clip becomes unlinked with zero hints. Timing (``timing``): for each frame a time, in steps of
+        ``1 / TIMING_STEPS``, at which the decoder's interpolation looks more like it by GMSD, found by descent
+        from the frame's default time ``j / length`` (rounded): to the better neighbour (the earlier on a tie)
+        if it is strictly better, then on in that direction while each step is strictly better. Trying every
+        time instead gave the same streams on bigbuckbunny and carphone at the seven lite_rd targets and LPIPS
+        within 0.0005 on bikes (rate control at 0.004-0.02 bpp), for 1.6-1.8x the pictures drawn. No timing hints when no frame moves from its default or the clip is not interpolated. With camera motion only the residual, local motion is
         re-timed: frame j stays where its hint puts the camera. Each picture is drawn once: the check's
         pictures serve the timing search (same renderer, same times)."""
         length = len(frames) + 1
@@ -511,12 +513,21 @@ class HintTrial:
         chosen = default.copy()
         for j, t in enumerate(truth, 1):
             d = int(default[j - 1])
-            best = gmsd_of(t, drawn(j, d / TIMING_STEPS))
-            for q in sorted(range(TIMING_STEPS + 1), key=lambda q: (abs(q - d), q)):
-                if q != d:
-                    cost_q = gmsd_of(t, drawn(j, q / TIMING_STEPS))
-                    if cost_q < best:
-                        best, chosen[j - 1] = cost_q, q
+            costs = {d: gmsd_of(t, drawn(j, d / TIMING_STEPS))}
+
+            def better(q: int, than: int) -> bool:  # q is in range and draws the frame strictly better
+                if 0 <= q <= TIMING_STEPS and q not in costs:
+                    costs[q] = gmsd_of(t, drawn(j, q / TIMING_STEPS))
+                return q in costs and costs[q] < costs[than]
+
+            best = d
+            for near in (d - 1, d + 1):  # the better neighbour (ties: the earlier one), if better than the default
+                if better(near, best):
+                    best = near
+            step = best - d  # -1, 0 or 1
+            while step and better(best + step, best):  # on down the slope while it still falls
+                best += step
+            chosen[j - 1] = best
         return motion if np.array_equal(chosen, default) else replace(motion, timing=chosen)
 
     def _scaled(self, motion: ClipMotion) -> ClipMotion:

@@ -46,8 +46,9 @@ Anything left over or missing is a :class:`BitstreamError`.
 
 Timing hints (:class:`m3cvc.reconstruct.flow.HintTrial`): interpolation assumes that motion between
 two keyframes is uniform in time; a talking head that turns and turns back, or a hand that moves
-and stops, is not. The encoder draws each frame as the decoder would at every time 0, 1/8, .. 1 and
-sends the time whose picture is closest to the frame (GMSD, at the hint check's trial size).
+and stops, is not. The encoder draws each frame as the decoder would at times 0, 1/8, .. 1, descending
+from the frame's default time while the picture gets closer to the frame (GMSD, at the hint check's trial
+size), and sends the time where it stopped.
 """
 
 from __future__ import annotations
