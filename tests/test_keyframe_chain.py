@@ -369,7 +369,7 @@ def test_rate_search_agrees_at_the_band_edge_on_flat_sizes_and_on_any_core_count
     """Found by a try-out: a candidate exactly at the band's top (target = its bpp / 1.1) was accepted by the
     search and refused by the rule; on a static video the sizes barely change with QP (not monotone by a
     few bytes); and the probes of a round depended on the core count. The choice must equal measuring
-    every candidate, whatever the workers."""
+    every candidate, whatever the workers, also where the search stops coding chains past the band's top."""
     from fractions import Fraction
 
     from m3cvc.ratecontrol import plan
@@ -378,6 +378,7 @@ def test_rate_search_agrees_at_the_band_edge_on_flat_sizes_and_on_any_core_count
     cfg = _lite()
     moving = read_frames(cut_video)
     still = [synthetic_frames(1)[0]] * 16
+    cut = 0
     for frames in (moving, still):
         h, w = frames[0].shape[:2]
         every = plan(cfg, frames, w, h, Fraction(8), 0.05, exhaustive=True)
@@ -388,6 +389,9 @@ def test_rate_search_agrees_at_the_band_edge_on_flat_sizes_and_on_any_core_count
             for workers in (1, 8):
                 got = plan(cfg, frames, w, h, Fraction(8), target, workers=workers)
                 assert got.chosen == want, (target, workers, got.note())
+                assert ("cut short past the band's top" in got.note()) == (got.cut_short > 0)
+                cut += got.cut_short
+    assert cut > 0  # chains were cut short, and the choices still equal measuring every candidate whole
 
 
 def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
