@@ -441,6 +441,22 @@ def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     inf_cfg.write_text("rate: {target_bpp: .inf}\n")
     assert cli_main(args + ["-y", "--config", str(inf_cfg)]) == 2
     assert "finite" in capsys.readouterr().err
+    # a config file that sets what rate control chooses is refused with a target, as the options are; the
+    # sidecar config (the profile's own spacing and QP, and the target) is not
+    sidecar = tmp_path / "sidecar.yaml"
+    sidecar.write_text(out.with_name(out.name + ".yaml").read_text())
+    for text, key in (("keyframe_codec: {hevc: {qp: 38}}", "keyframe_codec.hevc.qp 38"),
+                      ("keyframes: {max_interval: 8}", "keyframes.max_interval 8"),
+                      ("keyframes: {selector: fixed, interval: 4}", "keyframes.interval 4")):  # fmt: skip
+        owned = tmp_path / "owned.yaml"
+        owned.write_text(text + "\n")
+        assert cli_main(args + ["-y", "--config", str(owned), "--target-kbps", "2.5"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"the config sets {key}, which rate control chooses" in err[0], err
+        assert cli_main(args + ["-y", "--config", str(owned)]) == 0  # without a target the value is used
+        capsys.readouterr()
+    assert cli_main(args + ["-y", "--config", str(sidecar)]) == 0
+    assert json.loads(capsys.readouterr().out)["rate_control"]["target_kbps"] == 2.5
     # the fixed selector: rate control chooses its period (an explicit --interval would be overridden: refused)
     assert cli_main(args + ["-y", "--interval", "2", "--target-bpp", "0.3"]) == 2
     assert "--interval and a target rate exclude each other" in capsys.readouterr().err

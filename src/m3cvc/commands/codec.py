@@ -151,7 +151,27 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
     )  # fmt: skip
     if getattr(args, "rate_choice", None) and not (out.rate.target_bpp or out.rate.target_kbps):
         raise ConfigError("--rate-choice ranks rate control's candidates: give a target (--target-bpp or --target-kbps)")
+    if out.rate.target_bpp or out.rate.target_kbps:
+        _check_rate_owned(out)
     return out
+
+
+def _check_rate_owned(cfg: M3Config) -> None:
+    """A target rate and a config file that sets what rate control chooses (the HEVC QP, the keyframe spacing)
+    contradict each other: rate control would silently replace the file's value. (Values equal to the
+    profile's defaults, as in the sidecar config that encode writes, are not a choice.)"""
+    from ..config import profile_config
+
+    base = profile_config(cfg.profile)
+    spacing = "interval" if cfg.keyframes.selector == "fixed" else "max_interval"
+    owned = [
+        (f"keyframes.{spacing}", getattr(cfg.keyframes, spacing), getattr(base.keyframes, spacing)),
+        ("keyframe_codec.hevc.qp", cfg.keyframe_codec.hevc.qp, base.keyframe_codec.hevc.qp),
+    ]
+    set_ = [f"{key} {value}" for key, value, default in owned if value != default]
+    if set_:
+        raise ConfigError(f"the config sets {' and '.join(set_)}, which rate control chooses for a target rate: "
+                          "remove it from the config, or give no target")  # fmt: skip
 
 
 def check_new_output(output: str, inputs: Sequence[str], overwrite: bool) -> Path:
