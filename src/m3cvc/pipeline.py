@@ -323,7 +323,11 @@ class DetailCollector:
 
     def keyframe(self, source: np.ndarray, unit: bytes) -> None:
         """``source``: the keyframe's luma plane (:func:`~m3cvc.reconstruct.detail.luma`); ``unit``: its bytes."""
-        self.meter.add(source, luma(self.decoder.decompress(unit, source.shape[:2])))
+        self.meter.add(source, self.decoded(unit, source.shape[:2]))
+
+    def decoded(self, unit: bytes, shape: tuple[int, int]) -> np.ndarray:
+        """The next keyframe unit decoded as the decoder will, as a luma plane of ``shape`` (units in order)."""
+        return luma(self.decoder.decompress(unit, shape))
 
     def choice(self) -> int:
         return self.meter.choice()

@@ -451,17 +451,25 @@ def _with_sharpen(stream: Any, tenths: int) -> Any:
     return with_fields(stream, header=with_fields(header, reconstructor=recon))
 
 
-def _with_detail(stream: Any, store: _PictureStore, height: int, width: int) -> Any:
+def _with_detail(stream: Any, store: _PictureStore, height: int, width: int, pool: ThreadPoolExecutor, threads: int) -> Any:
     """``stream`` with the flow reconstructor's ``sharpen`` resolved as the encoder resolves it (the keyframe
-    units decoded in order against the stored source pictures); the header's size does not change (a
-    one-byte integer either way)."""
+    units decoded in order against the stored source pictures; each keyframe's strengths measured on the
+    ``pool`` of ``threads``, at most two keyframes per thread ahead, and added in order: the same sums as one thread); the header's size does
+    not change (a one-byte integer either way)."""
+    from collections import deque
+
     from .pipeline import DetailCollector
 
     header = stream.header
     codec = keyframe_codec_from_params(header.keyframe_codec.name, header.keyframe_codec.params)
     detail = DetailCollector(codec)
+    ahead: deque[Future] = deque()
     for kf in stream.keyframes:
-        detail.keyframe(store.luma(kf.index, height, width), kf.data)
+        if len(ahead) >= 2 * threads:
+            detail.meter.add_measured(ahead.popleft().result())
+        ahead.append(pool.submit(detail.meter.measure, store.luma(kf.index, height, width), detail.decoded(kf.data, (height, width))))
+    while ahead:
+        detail.meter.add_measured(ahead.popleft().result())
     return _with_sharpen(stream, detail.choice())
 
 
@@ -589,7 +597,8 @@ def plan(
     measured = config.rate.choice == "gmsd"
     preset = config.keyframe_codec.hevc.preset
     store, position = _PictureStore(), [0]
-    pool = ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="m3cvc-rate")
+    threads = workers or default_workers()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="m3cvc-rate")
     try:
         # the pass: every spacing's decisions (selection, scene cuts, motion hints); keyframes are stored
         tracks = {}  # spacing -> (its decision track, recorder, motion hints, reconstructor, config)
@@ -739,7 +748,7 @@ def plan(
         chosen, within = choose(streams, target, pixels, tolerance, distortion if measured else None)
         stream = streams[chosen]
         if getattr(tracks[chosen.interval][3], "sharpen", None) == AUTO:  # the detail strength, for the chosen
-            stream = _with_detail(stream, store, height, width)  # stream only (its size does not depend on it)
+            stream = _with_detail(stream, store, height, width, pool, threads)  # stream only (its size does not depend on it)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         store.close()

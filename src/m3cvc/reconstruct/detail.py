@@ -72,7 +72,18 @@ class DetailMeter:
         self._count = 0
 
     def add(self, source: np.ndarray, decoded: np.ndarray) -> None:
-        """One keyframe: its source and decoded luma planes (uint8, same shape). GMSD with Prewitt gradients at
+        """One keyframe: its source and decoded luma planes (uint8, same shape); see :meth:`measure`."""
+        self.add_measured(self.measure(source, decoded))
+
+    def add_measured(self, values: np.ndarray) -> None:
+        """One keyframe's :meth:`measure` (keyframes may be measured on other threads and added in order)."""
+        self._sums += values
+        self._count += 1
+
+    @staticmethod
+    def measure(source: np.ndarray, decoded: np.ndarray) -> np.ndarray:
+        """GMSD of each candidate strength (float64, one per ``STEPS``) for one keyframe: its source and decoded
+        luma planes (uint8, same shape). GMSD with Prewitt gradients at
         the frame's own resolution (GMSD's 2x downsampling is meant for large images seen from afar; at
         512x320 it hides the very detail the mask restores: it chose 0 on bigbuckbunny). The mask's detail
         layer ``h = decoded - blur`` is linear, so the sharpened gradients are ``grad(d) + a grad(h)``."""
@@ -88,6 +99,7 @@ class DetailMeter:
         # per strength: GMS = (2 |grad s| |grad d'| + C) / (|grad s|^2 + |grad d'|^2 + C), computed in place
         # (the same float32 operations in the same order as the plain expression, a third of its time)
         gx, gy, mag, num = (np.empty_like(dx) for _ in range(4))
+        values = np.zeros(len(STEPS), np.float64)
         for k, tenths in enumerate(STEPS):  # gradients are linear: grad(d + a h) = grad(d) + a grad(h)
             a = np.float32(tenths / 10.0)
             np.multiply(a, hx, out=gx)
@@ -104,8 +116,8 @@ class DetailMeter:
             np.add(s2, mag, out=mag)
             mag += _C
             num /= mag
-            self._sums[k] += float(num.std())
-        self._count += 1
+            values[k] = float(num.std())
+        return values
 
     def choice(self) -> int:
         if not self._count:
