@@ -636,7 +636,8 @@ def plan(
         streams: dict[Candidate, Any] = {}
         sizes: dict[int, dict[int, int]] = {interval: {} for interval in INTERVALS}
 
-        stopped: dict[int, set[int]] = {interval: set() for interval in INTERVALS}  # chains cut short (see code)
+        # chains cut short (see code): spacing -> {QP: the test that cut it}
+        stopped: dict[int, dict[int, Callable[[int], bool]]] = {interval: {} for interval in INTERVALS}
 
         def code(job: tuple[int, int, Optional[Callable[[int], bool]]]) -> tuple[int, int, Any]:
             """A spacing's chain at a QP; ``stop(bytes)``: true once the units coded so far put the stream
@@ -655,25 +656,25 @@ def plan(
             return interval, qp, (codec, units)
 
         def measure(interval: int, qps: list[int], stop: Optional[Callable[[int], bool]] = None) -> dict[int, int]:
-            """Every size known for ``interval`` after coding its chains at ``qps`` (those not known yet). With
+            """The sizes known for ``interval`` after coding its chains at ``qps`` (those not known yet). With
             ``stop`` (a test that holds for every larger size too), a chain whose units alone pass it is cut
             short: its size is then only an estimate (its units scaled to the whole chain, itself passing
-            ``stop``), good for placing probes, and it is no candidate; without, a chain cut before is coded
-            whole."""
-            todo = [(interval, q, stop) for q in qps if q not in sizes[interval] or (stop is None and q in stopped[interval])]
-            if not todo:
-                return sizes[interval]
-            chains = pool.map(code, todo)  # the workers code the chains while this thread tries the clips
-            if interval not in motion:
+            ``stop``), good for placing probes, and it is no candidate. A chain cut by another test (or by
+            any, without ``stop``) is coded again and its estimate is not returned: it says nothing about
+            this test."""
+            todo = [(interval, q, stop) for q in qps
+                    if q not in sizes[interval] or (q in stopped[interval] and stopped[interval][q] is not stop)]
+            chains = pool.map(code, todo) if todo else ()  # the workers code the chains while this thread tries the clips
+            if todo and interval not in motion:
                 motion[interval] = tracks[interval][2].payload()
             _, _, _, recon, cfg = tracks[interval]
             keyframes, kf_texts, clip_texts, frames_seen = finished[interval]
             for iv, qp, (codec, units) in chains:
                 if len(units) < len(keyframes):
                     sizes[iv][qp] = -(-sum(map(len, units)) * len(keyframes) // len(units))
-                    stopped[iv].add(qp)
+                    stopped[iv][qp] = stop
                     continue
-                stopped[iv].discard(qp)
+                stopped[iv].pop(qp, None)
                 kfs = [Keyframe(k.index, u, k.trigger) for k, u in zip(keyframes, units)]
                 header_codec = with_refine(codec, cfg.keyframe_codec)  # the codec the header will name
                 stream, data = assemble(
@@ -681,9 +682,7 @@ def plan(
                 )  # fmt: skip
                 sizes[iv][qp] = len(data)
                 streams[Candidate(iv, qp, len(data), len(stream.keyframes))] = stream
-            if stop is None:  # only exact sizes
-                return {q: n for q, n in sizes[interval].items() if q not in stopped[interval]}
-            return sizes[interval]
+            return {q: n for q, n in sizes[interval].items() if stopped[interval].get(q, stop) is stop}
 
         ladder = sorted(QPS)
 
@@ -728,10 +727,11 @@ def plan(
                 # nothing in the band: per spacing its largest candidate below the target, and its
                 # smallest (the lowest QP of those as small as QP 51's)
                 for interval in dense_first:
+                    smallest = measure(interval, [ladder[-1]])[ladder[-1]]  # whole: the search below starts from it
                     m = lambda qps, iv=interval: measure(iv, qps, over_top)  # noqa: E731
                     _search(m, lambda n: bpp(n) < target, ladder, budget)
-                    smallest = measure(interval, [ladder[-1]])[ladder[-1]]
-                    m = lambda qps, iv=interval: measure(iv, qps)  # noqa: E731  (the smallest may be past the top)
+                    beyond = lambda n, s=smallest: n > s  # noqa: E731  (the smallest may be past the band's top)
+                    m = lambda qps, iv=interval, stop=beyond: measure(iv, qps, stop)  # noqa: E731
                     _search(m, lambda n, s=smallest: n <= s, ladder, smallest)
         distortions: dict[Candidate, float] = {}
         by_content: dict[Any, float] = {}  # spacings that chose the same keyframes decode to the same frames
