@@ -128,7 +128,7 @@ class RatePlan:
     spacing_key: str = "max_interval"  # the config key the spacing sets: keyframes.interval with the fixed selector
     # the in-band finalists' measured distortion (mean GMSD of the decoded video), when more than one competed
     distortions: dict[Candidate, float] = field(default_factory=dict, compare=False)
-    cut_short: int = 0  # chains the search stopped coding once past the band's top (not candidates)
+    cut_short: int = 0  # chains the search stopped coding once they were too large to be chosen (not candidates)
 
     @property
     def predicted_bpp(self) -> float:
@@ -146,7 +146,7 @@ class RatePlan:
         line = (
             f"rate control: target {asked}{_bpp(self.target_bpp)} bpp -> {self.spacing_key} {c.interval}, QP {c.qp}: "
             f"{_bpp(self.predicted_bpp)} bpp ({where}; {count(len(self.candidates), 'candidate')} measured"
-            + (f", {count(self.cut_short, 'chain')} cut short past the band's top" if self.cut_short else "")
+            + (f", {count(self.cut_short, 'chain')} cut short (too large to be chosen)" if self.cut_short else "")
             + (f", {len(self.distortions)} decoded and compared by GMSD" if self.distortions else "") + ")"
         )
         extra = self.extra_bytes(written)
@@ -455,8 +455,8 @@ def _with_sharpen(stream: Any, tenths: int) -> Any:
 def _with_detail(stream: Any, store: _PictureStore, height: int, width: int, pool: ThreadPoolExecutor, threads: int) -> Any:
     """``stream`` with the flow reconstructor's ``sharpen`` resolved as the encoder resolves it (the keyframe
     units decoded in order against the stored source pictures; each keyframe's strengths measured on the
-    ``pool`` of ``threads``, at most two keyframes per thread ahead, and added in order: the same sums as one thread); the header's size does
-    not change (a one-byte integer either way)."""
+    ``pool`` of ``threads``, at most two keyframes per thread ahead, and added in order: the same sums as on
+    one thread); the header's size does not change (a one-byte integer either way)."""
     from collections import deque
 
     from .pipeline import DetailCollector

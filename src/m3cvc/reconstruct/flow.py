@@ -492,9 +492,10 @@ class HintTrial:
         from the frame's default time ``j / length`` (rounded): to the better neighbour (the earlier on a tie)
         if it is strictly better, then on in that direction while each step is strictly better. Trying every
         time instead gave the same streams on bigbuckbunny and carphone at the seven lite_rd targets and LPIPS
-        within 0.0005 on bikes (rate control at 0.004-0.02 bpp), for 1.6-1.8x the pictures drawn. No timing hints when no frame moves from its default or the clip is not interpolated. With camera motion only the residual, local motion is
-        re-timed: frame j stays where its hint puts the camera. Each picture is drawn once: the check's
-        pictures serve the timing search (same renderer, same times)."""
+        within 0.0005 on bikes (rate control at 0.004-0.02 bpp), for 1.6-1.8x the pictures drawn. No timing
+        hints when no frame moves from its default or the clip is not interpolated. With camera motion only the
+        residual, local motion is re-timed: frame j stays where its hint puts the camera. Each picture is drawn
+        once: the check's pictures serve the timing search (same renderer, same times)."""
         length = len(frames) + 1
         truth = [gradient_energy(_grey(f, self.size)) for f in frames]
         hinted = plain = None
