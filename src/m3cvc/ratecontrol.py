@@ -663,7 +663,8 @@ def plan(
             ``stop``), good for placing probes, and it is no candidate. A chain cut by another test (or by
             any, without ``stop``) is coded again and its estimate is not returned: it says nothing about
             this test."""
-            todo = [(interval, q, stop) for q in qps
+            # the ladder's top QP is always coded whole: when nothing fits, the rule needs its exact size
+            todo = [(interval, q, None if q == QPS[0] else stop) for q in qps
                     if q not in sizes[interval] or (q in stopped[interval] and stopped[interval][q] is not stop)]
             chains = pool.map(code, todo) if todo else ()  # the workers code the chains while this thread tries the clips
             if todo and interval not in motion:
