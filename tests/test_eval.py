@@ -83,6 +83,25 @@ def test_m3cvc_lite_is_a_codec_of_the_harness(clip):
 
     data = Encoder(codec.point_config(point)).encode(ArraySource(clip.frames, clip.fps)).data
     assert len(data) == coded.nbytes
+    # the point's info says what rate control chose, as encode --json does
+    rc = coded.info["rate_control"]
+    assert rc["target_bpp"] == 0.02 and rc["predicted_bpp"] == pytest.approx(8 * coded.nbytes / (N * W * H))
+    assert {"max_interval", "qp", "within_tolerance", "candidates", "cut_short"} <= set(rc)
+
+
+def test_m3cvc_config_that_sets_what_rate_control_chooses_is_refused_for_a_rate_sweep(tmp_path):
+    """Found by a try-out: eval swept the rate target over a config that set the QP, which rate control
+    silently replaced while the results still named the config's QP."""
+    config = tmp_path / "q38.yaml"
+    config.write_text("keyframe_codec: {hevc: {qp: 38}}\n")
+    with pytest.raises(ConfigError, match="sets keyframe_codec.hevc.qp 38, which rate control chooses"):
+        build_codec(f"m3cvc:{config}", [0.01])
+    (point,) = build_codec(f"m3cvc:{config}", [40], sweep="keyframe_codec.hevc.qp").rate_points()  # QP sweeps stay
+    assert point.params == {"keyframe_codec.hevc.qp": 40}
+    with pytest.raises(ConfigError, match="for clip.y4m sets keyframes.max_interval 8"):
+        from m3cvc.eval.m3cvc_codec import M3cvcCodec
+
+        M3cvcCodec("lite", [0.01], per_clip={"clip.y4m": {"keyframes.max_interval": 8}})
 
 
 def test_codec_names_and_bad_points():

@@ -384,13 +384,15 @@ def test_rate_search_agrees_at_the_band_edge_on_flat_sizes_and_on_any_core_count
         every = plan(cfg, frames, w, h, Fraction(8), 0.05, exhaustive=True)
         pixels = every.pixels
         edges = sorted({c.bpp(pixels) / 1.1 for c in every.candidates} | {c.bpp(pixels) / 0.9 for c in every.candidates})
-        for target in edges[:: max(1, len(edges) // 6)] + [1e-4]:
+        for target in edges[:: max(1, len(edges) // 6)] + [1e-4, 20.0]:
             want = plan(cfg, frames, w, h, Fraction(8), target, exhaustive=True).chosen
             for workers in (1, 8):
                 got = plan(cfg, frames, w, h, Fraction(8), target, workers=workers)
                 assert got.chosen == want, (target, workers, got.note())
                 assert ("cut short (too large to be chosen)" in got.note()) == (got.cut_short > 0)
                 cut += got.cut_short
+                if target == 20.0:  # above reach: nothing is too large, and the smallest stream is not searched
+                    assert "closest below" in got.note() and got.cut_short == 0, got.note()
     assert cut > 0  # chains were cut short, and the choices still equal measuring every candidate whole
 
 
@@ -457,6 +459,20 @@ def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
         capsys.readouterr()
     assert cli_main(args + ["-y", "--config", str(sidecar)]) == 0
     assert json.loads(capsys.readouterr().out)["rate_control"]["target_kbps"] == 2.5
+    # found by a try-out: with the target in the config, --keyframe-qp / --interval were ignored (even at the
+    # profile's value); the header's recorded target could be set without rate control; 1e-2 was no number
+    target_cfg = tmp_path / "target.yaml"
+    target_cfg.write_text("rate: {target_bpp: 1e-2}\n")  # YAML 1.1 reads this as a string
+    for extra, message in ((["--keyframe-qp", "42"], "--keyframe-qp and a target rate (the config's rate.*)"),
+                           (["--interval", "16"], "--interval and a target rate (the config's rate.*)")):  # fmt: skip
+        assert cli_main(args + ["-y", "--config", str(target_cfg), *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert cli_main(args + ["-y", "--config", str(target_cfg)]) == 0
+    assert json.loads(capsys.readouterr().out)["rate_control"]["target_bpp"] == 0.01
+    recorded = tmp_path / "recorded.yaml"
+    recorded.write_text("keyframe_codec: {hevc: {target_bpp: 0.5}}\n")
+    assert cli_main(args + ["-y", "--config", str(recorded)]) == 2
+    assert "keyframe_codec.hevc.target_bpp is where rate control records its target" in capsys.readouterr().err
     # the fixed selector: rate control chooses its period (an explicit --interval would be overridden: refused)
     assert cli_main(args + ["-y", "--interval", "2", "--target-bpp", "0.3"]) == 2
     assert "--interval and a target rate exclude each other" in capsys.readouterr().err
@@ -464,8 +480,9 @@ def test_rate_control_cli_kbps_info_and_errors(cut_video, tmp_path, capsys):
     fixed = json.loads(capsys.readouterr().out)
     assert cli_main([a for a in args if a != "--json"] + ["-y", "--selector", "fixed", "--target-bpp", "0.3"]) == 0
     note = capsys.readouterr().err
-    assert f"-> interval {fixed['rate_control']['max_interval']}," in note  # the fixed selector's key, not max_interval
-    period = fixed["rate_control"]["max_interval"]
+    assert "max_interval" not in fixed["rate_control"]  # the fixed selector's key, in the note and the JSON
+    assert f"-> interval {fixed['rate_control']['interval']}," in note
+    period = fixed["rate_control"]["interval"]
     assert period < 24 and fixed["keyframes"][:-1] == list(range(0, 24, period))[: len(fixed["keyframes"]) - 1]
     avif = tmp_path / "avif.yaml"
     avif.write_text("keyframe_codec: {backend: avif}\n")

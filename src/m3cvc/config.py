@@ -8,6 +8,7 @@ of it). Unknown keys and wrongly typed values are rejected with the dotted path 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -21,6 +22,7 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 PROFILES = ("lite", "full", "paper")
+_YAML12_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")  # 1e-2, 5E3, .5
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,6 +415,8 @@ def _check_scalar(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _YAML12_FLOAT.match(value.strip()):
+            return float(value)  # YAML 1.1 (PyYAML) reads 1e-2, without a dot, as a string; YAML 1.2 as a number
         raise ConfigError(f"{path}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

@@ -50,8 +50,9 @@ per encode) and 7 % on carphone (44.4 -> 41.1), encode CPU about -12 % / -8 %, w
   (a spacing's first round: the highest QP and the middle, or where the denser spacing's sizes, scaled
   by the keyframe counts, put it), so most searches end after two rounds; if it is
   in the band and at most ``QP_CAP``, rule 1 below has its answer and sparser spacings are not coded;
-- otherwise every spacing gets that search, and if none lands in the band, also the search for its
-  largest candidate below the target and its QP 51 chain (rule 2).
+- otherwise every spacing gets that search, and if none lands in the band, also its QP 51 chain and the
+  search for its largest candidate below the target, and only when no spacing has one (below reach) the
+  search for its smallest stream (rule 2).
 
 The band tests are those of :func:`choose`, to the last bit. On the quick dataset (24 frames, 0.002-0.03
 bpp, every branch of the rule), a synthetic cut and a still video at targets on the band's edges, and the
@@ -213,6 +214,25 @@ def band_finalists(candidates: Iterable[Candidate], target: float, pixels: int, 
         if abs(c.bpp(pixels) / target - 1.0) <= tolerance and (c.interval not in best or c.qp < best[c.interval].qp):
             best[c.interval] = c
     return [best[i] for i in sorted(best)]
+
+
+def check_not_chosen(config: M3Config, where: str) -> None:
+    """ConfigError when ``config`` (with a target rate) sets what rate control chooses, the HEVC QP or the
+    keyframe spacing (``max_interval``, or ``interval`` with the fixed selector), to other than its profile's
+    value: rate control would silently replace it. ``where`` names the config for the message. Values equal
+    to the profile's (as in the sidecar config that encode writes) are not a choice."""
+    from .config import profile_config
+
+    base = profile_config(config.profile)
+    key = "interval" if config.keyframes.selector == "fixed" else "max_interval"
+    owned = [
+        (f"keyframes.{key}", getattr(config.keyframes, key), getattr(base.keyframes, key)),
+        ("keyframe_codec.hevc.qp", config.keyframe_codec.hevc.qp, base.keyframe_codec.hevc.qp),
+    ]
+    chosen = [f"{name} {value}" for name, value, default in owned if value != default]
+    if chosen:
+        raise ConfigError(f"{where} sets {' and '.join(chosen)}, which rate control chooses for a target rate: "
+                          "remove it, or give no target")  # fmt: skip
 
 
 def spaced(keyframes: Any, interval: int) -> Any:
@@ -726,15 +746,19 @@ def plan(
                 if not measured and q is not None and q <= QP_CAP and in_band(sizes[interval][q]):
                     break  # the rule: the densest spacing with a fine candidate in the band decides
             if not any(q is not None and in_band(sizes[iv][q]) for iv, q in first_fit.items()):
-                # nothing in the band: per spacing its largest candidate below the target, and its
+                # nothing in the band: per spacing its largest candidate below the target (from its QP 51
+                # chain, coded whole), and only when no spacing has one (the target is below reach) its
                 # smallest (the lowest QP of those as small as QP 51's)
                 for interval in dense_first:
-                    smallest = measure(interval, [ladder[-1]])[ladder[-1]]  # whole: the search below starts from it
+                    measure(interval, [ladder[-1]])
                     m = lambda qps, iv=interval: measure(iv, qps, over_top)  # noqa: E731
                     _search(m, lambda n: bpp(n) < target, ladder, budget)
-                    beyond = lambda n, s=smallest: n > s  # noqa: E731  (the smallest may be past the band's top)
-                    m = lambda qps, iv=interval, stop=beyond: measure(iv, qps, stop)  # noqa: E731
-                    _search(m, lambda n, s=smallest: n <= s, ladder, smallest)
+                if not any(bpp(c.bytes) < target for c in streams):
+                    for interval in dense_first:
+                        smallest = sizes[interval][ladder[-1]]
+                        beyond = lambda n, s=smallest: n > s  # noqa: E731  (the smallest is past the band's top)
+                        m = lambda qps, iv=interval, stop=beyond: measure(iv, qps, stop)  # noqa: E731
+                        _search(m, lambda n, s=smallest: n <= s, ladder, smallest)
         distortions: dict[Candidate, float] = {}
         by_content: dict[Any, float] = {}  # spacings that chose the same keyframes decode to the same frames
 
@@ -789,12 +813,12 @@ def summary(plan_: RatePlan, written: Optional[int] = None) -> dict[str, Any]:
         "predicted_bpp": plan_.predicted_bpp,
         "within_tolerance": within,
         "text_bytes": extra,
-        "max_interval": plan_.chosen.interval,
+        plan_.spacing_key: plan_.chosen.interval,  # max_interval, or the fixed selector's interval
         "qp": plan_.chosen.qp,
         "candidates": len(plan_.candidates),
         "cut_short": plan_.cut_short,
     })
     if plan_.distortions:  # the finalists that competed on measured distortion
-        out["finalists"] = [{"max_interval": c.interval, "qp": c.qp, "bpp": c.bpp(plan_.pixels), "gmsd": round(d, 5)}
+        out["finalists"] = [{plan_.spacing_key: c.interval, "qp": c.qp, "bpp": c.bpp(plan_.pixels), "gmsd": round(d, 5)}
                             for c, d in sorted(plan_.distortions.items(), key=lambda kv: kv[0].interval)]  # fmt: skip
     return out

@@ -93,6 +93,9 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
     from ..video import parse_size
 
     cfg = load_config(args.config, args.profile)
+    if cfg.keyframe_codec.hevc.target_bpp:
+        raise ConfigError("keyframe_codec.hevc.target_bpp is where rate control records its target in the stream header; "
+                          "ask for a target with rate.target_bpp or --target-bpp instead")  # fmt: skip
     pre: dict[str, Any] = {}
     for keep, given in (("keep_size", "size"), ("keep_fps", "fps")):
         if getattr(args, keep, False) and getattr(args, given, None) is not None:
@@ -106,13 +109,17 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
         pre["keep_size"] = True
     if getattr(args, "keep_fps", False):
         pre["keep_fps"] = True
+    # a target from the options or from the config file: rate control then chooses the QP and the spacing
+    target = getattr(args, "target_bpp", None) is not None or getattr(args, "target_kbps", None) is not None
+    target_from = "" if target else " (the config's rate.*)"
+    target = target or bool(cfg.rate.target_bpp or cfg.rate.target_kbps)
     kf: dict[str, Any] = {}
     if getattr(args, "selector", None):
         kf["selector"] = args.selector
     if getattr(args, "interval", None) is not None:
-        if getattr(args, "target_bpp", None) is not None or getattr(args, "target_kbps", None) is not None:
-            raise ConfigError("--interval and a target rate exclude each other: rate control chooses the keyframe "
-                              "period (--selector fixed lets it choose the fixed selector's)")  # fmt: skip
+        if target:
+            raise ConfigError(f"--interval and a target rate{target_from} exclude each other: rate control chooses the "
+                              "keyframe period (--selector fixed lets it choose the fixed selector's)")  # fmt: skip
         kf["interval"] = args.interval
         kf.setdefault("selector", "fixed")
     recon = {"mode": args.mode} if getattr(args, "mode", None) else {}
@@ -125,8 +132,8 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
     if getattr(args, "keyframe_qp", None) is not None:
         if backend != "hevc":
             raise ConfigError(f"--keyframe-qp sets the HEVC keyframe chain's QP, but the keyframe codec is {backend}")
-        if getattr(args, "target_bpp", None) is not None or getattr(args, "target_kbps", None) is not None:
-            raise ConfigError("--keyframe-qp and a target rate exclude each other: rate control chooses the QP")
+        if target:
+            raise ConfigError(f"--keyframe-qp and a target rate{target_from} exclude each other: rate control chooses the QP")
         codec["hevc"] = {"qp": args.keyframe_qp}
     describe: dict[str, Any] = {}
     if getattr(args, "describer", None):
@@ -152,26 +159,10 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
     if getattr(args, "rate_choice", None) and not (out.rate.target_bpp or out.rate.target_kbps):
         raise ConfigError("--rate-choice ranks rate control's candidates: give a target (--target-bpp or --target-kbps)")
     if out.rate.target_bpp or out.rate.target_kbps:
-        _check_rate_owned(out)
+        from ..ratecontrol import check_not_chosen
+
+        check_not_chosen(out, "the config")
     return out
-
-
-def _check_rate_owned(cfg: M3Config) -> None:
-    """A target rate and a config file that sets what rate control chooses (the HEVC QP, the keyframe spacing)
-    contradict each other: rate control would silently replace the file's value. (Values equal to the
-    profile's defaults, as in the sidecar config that encode writes, are not a choice.)"""
-    from ..config import profile_config
-
-    base = profile_config(cfg.profile)
-    spacing = "interval" if cfg.keyframes.selector == "fixed" else "max_interval"
-    owned = [
-        (f"keyframes.{spacing}", getattr(cfg.keyframes, spacing), getattr(base.keyframes, spacing)),
-        ("keyframe_codec.hevc.qp", cfg.keyframe_codec.hevc.qp, base.keyframe_codec.hevc.qp),
-    ]
-    set_ = [f"{key} {value}" for key, value, default in owned if value != default]
-    if set_:
-        raise ConfigError(f"the config sets {' and '.join(set_)}, which rate control chooses for a target rate: "
-                          "remove it from the config, or give no target")  # fmt: skip
 
 
 def check_new_output(output: str, inputs: Sequence[str], overwrite: bool) -> Path:

@@ -101,6 +101,12 @@ class M3cvcCodec(EvalCodec):
         # clip name -> config overrides for that clip only (the ablation's equal keyframe counts)
         self.per_clip = {k: dict(v) for k, v in (per_clip or {}).items()}
         self.name = name or f"m3cvc:{profile_or_config}"
+        if self.sweep.startswith("rate.") or self.config.rate.target_bpp or self.config.rate.target_kbps:
+            from ..ratecontrol import check_not_chosen  # rate control would replace the value silently
+
+            check_not_chosen(self.config, f"{self.name} (sweeping {self.sweep})")
+            for clip, values in self.per_clip.items():
+                check_not_chosen(from_dict(M3Config, nested(values), "", self.config), f"{self.name} for {clip}")
 
     def rate_points(self) -> list[RatePoint]:
         short = self.sweep.rsplit(".", 1)[-1]
@@ -143,4 +149,8 @@ class M3cvcCodec(EvalCodec):
         clip.workdir.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(clip.workdir / stream, result.data)
         info = {"keyframes": len(result.keyframe_indices), "keyframe_indices": list(result.keyframe_indices), "stream": stream}
+        if result.rate_plan is not None:  # what rate control chose for the point's target (as encode --json shows)
+            from ..ratecontrol import summary
+
+            info["rate_control"] = summary(result.rate_plan, len(result.data))
         return CodedVideo(len(result.data), frames, encode_s, decode_s, info)
