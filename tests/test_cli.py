@@ -433,6 +433,13 @@ def test_batch_encode_never_replaces_its_config_with_a_sidecar(small_video, tmp_
     assert cfg.read_text().startswith("# my config") and (out / "one.m3c").is_file()
     assert main(["batch", "encode", str(videos), "-o", str(tmp_path / "out2"), "-q"]) == 0
     assert yaml.safe_load((tmp_path / "out2" / "one.m3c.yaml").read_text())["profile"] == "lite"
+    # with a target, the manifest and the sidecar say what rate control chose, as encode does (a try-out)
+    assert main(["batch", "encode", str(videos), "-o", str(tmp_path / "out3"), "--target-bpp", "0.05", "-q"]) == 0
+    entry = json.loads((tmp_path / "out3" / "manifest.json").read_text())["files"]["one.y4m"]
+    rc = entry["rate_control"]
+    assert rc["target_bpp"] == 0.05 and rc["predicted_bpp"] == pytest.approx(entry["bpp"])
+    sidecar = (tmp_path / "out3" / "one.m3c.yaml").read_text()
+    assert f"# rate control chose keyframes.max_interval {rc['max_interval']} and keyframe_codec.hevc.qp {rc['qp']}" in sidecar
 
 
 def test_decode_checks_device_and_dtype_options(small_video, tmp_path, capsys):

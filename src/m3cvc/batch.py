@@ -70,10 +70,16 @@ def encode_file(job: EncodeJob) -> dict[str, Any]:
         from .fileio import write_text_atomic
 
         words = reading_args(dict(job.open_kwargs))
-        write_text_atomic(sidecar_path(job.output), sidecar_yaml(job.config, job.source, job.output, words),
+        write_text_atomic(sidecar_path(job.output), sidecar_yaml(job.config, job.source, job.output, words,
+                                                                 result.sidecar_notes(job.config)),
                           [job.source, *job.protect])  # fmt: skip
-    return {"bytes": len(result.data), "bpp": result.bpp, "frames": result.frames,
-            "keyframes": len(result.keyframe_indices)}  # fmt: skip
+    entry = {"bytes": len(result.data), "bpp": result.bpp, "frames": result.frames,
+             "keyframes": len(result.keyframe_indices)}  # fmt: skip
+    if result.rate_plan is not None:  # what rate control chose, as encode --json shows it
+        from .ratecontrol import summary
+
+        entry["rate_control"] = summary(result.rate_plan, len(result.data))
+    return entry
 
 
 def decode_file(job: DecodeJob) -> dict[str, Any]:

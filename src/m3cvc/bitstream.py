@@ -487,7 +487,7 @@ def _units(data: bytes) -> Iterator[Unit]:
     if len(data) < len(MAGIC) + 1:
         raise BitstreamError("not an m3cvc bitstream (file too short)")
     if data[: len(MAGIC)] != MAGIC:
-        raise BitstreamError("not an m3cvc bitstream (bad magic)")
+        raise BitstreamError("not an m3cvc bitstream (bad magic; `m3cvc encode` makes one from a video)")
     version = data[len(MAGIC)]
     if version not in READABLE_VERSIONS:
         raise BitstreamError(f"unsupported bitstream format version {version} (this m3cvc reads versions "

@@ -51,6 +51,20 @@ class EncodeResult:
     def frames(self) -> int:
         return self.stream.header.frames
 
+    def sidecar_notes(self, cfg: M3Config) -> list[str]:
+        """What the encoder chose where ``cfg`` (the config it was given) left the choice to it, as comment
+        lines for the config sidecar (``encode`` and ``batch encode`` write the same)."""
+        notes = []
+        chosen_sharpen = self.stream.header.reconstructor.params.get("sharpen")
+        if cfg.reconstruct.backend == "flow" and cfg.reconstruct.flow.sharpen == AUTO and chosen_sharpen is not None:
+            notes.append(f"the encoder chose reconstruct.flow.sharpen {chosen_sharpen} (strength {chosen_sharpen / 10:g}, by GMSD of "
+                         "its decoded keyframes); the file keeps -1, which chooses the same")  # fmt: skip
+        if self.rate_plan is not None:
+            c, key = self.rate_plan.chosen, self.rate_plan.spacing_key
+            notes += [f"rate control chose keyframes.{key} {c.interval} and keyframe_codec.hevc.qp {c.qp} for the target;",
+                      "the file keeps the target (rate.*), so encoding with it runs rate control again, which chooses the same"]  # fmt: skip
+        return notes
+
     @property
     def keyframe_indices(self) -> tuple[int, ...]:
         return tuple(k.index for k in self.stream.keyframes)
@@ -120,7 +134,14 @@ class Encoder:
             if describer is not self._describer:
                 describer.close()
         if descriptions is not None:
-            descriptions.check_counts(len(keyframes), len(keyframes))
+            try:
+                descriptions.check_counts(len(keyframes), len(keyframes))
+            except InputError as exc:
+                if plan is None:
+                    raise
+                c = plan.chosen  # the user could not know the count: say where it came from
+                raise InputError(f"{exc} (rate control chose {plan.spacing_key} {c.interval} and QP {c.qp} for the "
+                                 f"target; `m3cvc encode` without --descriptions shows the keyframes)") from None  # fmt: skip
         stream, data = assemble(
             cfg, frames.width, frames.height, Fraction(frames.fps), count, codec, reconstructor,
             keyframes, kf_texts, clip_texts, hints.payload(),

@@ -265,15 +265,7 @@ def encode_main(argv: Sequence[str]) -> int:
         )
         tmp.write_bytes(result.data)
     if sidecar is not None:
-        notes = []
-        chosen_sharpen = result.stream.header.reconstructor.params.get("sharpen")
-        if cfg.reconstruct.backend == "flow" and cfg.reconstruct.flow.sharpen == -1 and chosen_sharpen is not None:
-            notes.append(f"the encoder chose reconstruct.flow.sharpen {chosen_sharpen} (strength {chosen_sharpen / 10:g}, by GMSD of "
-                         "its decoded keyframes); the file keeps -1, which chooses the same")  # fmt: skip
-        if result.rate_plan is not None:
-            c, key = result.rate_plan.chosen, "interval" if cfg.keyframes.selector == "fixed" else "max_interval"
-            notes += [f"rate control chose keyframes.{key} {c.interval} and keyframe_codec.hevc.qp {c.qp} for the target;",
-                      "the file keeps the target (rate.*), so encoding with it runs rate control again, which chooses the same"]  # fmt: skip
+        notes = result.sidecar_notes(cfg)
         write_text_atomic(sidecar, sidecar_yaml(cfg, args.input, args.output, _encode_extra_args(args), notes), inputs)
     elif args.overwrite:
         _drop_stale_sidecar(out, inputs)
