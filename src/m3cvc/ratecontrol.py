@@ -39,8 +39,9 @@ the searches below stops as soon as its units alone put the stream past the band
 neither in the band nor below the target, so no rule needs its exact size (its units, scaled to the whole
 chain, place the next probes; it is no candidate; the search for the smallest stream, below reach, cuts
 chains at that stream's size instead, and codes again what another test cut).
-On the lite_rd clips at the seven targets that cut 25 % of the keyframes coded on bigbuckbunny (68.6 -> 51.3
-per encode) and 7 % on carphone (44.4 -> 41.1), encode CPU about -12 % / -8 %, with the same streams.
+On the lite_rd clips at the seven targets that cut 27 % of the keyframes coded on bigbuckbunny (68.6 -> 50.1
+per encode) and 9 % on carphone (44.4 -> 40.3), encode CPU about -12 % / -8 %, with the same streams. (The
+ladder's top QP is always coded whole: when nothing fits, the rule needs its exact size.)
 
 - per spacing, densest first (every spacing with ``gmsd``), the lowest QP whose stream fits under the band's top is found by a
   search over the QP ladder (two QPs per round, coded on the ``workers`` threads, each x265
