@@ -98,6 +98,10 @@ def test_m3cvc_config_that_sets_what_rate_control_chooses_is_refused_for_a_rate_
         build_codec(f"m3cvc:{config}", [0.01])
     (point,) = build_codec(f"m3cvc:{config}", [40], sweep="keyframe_codec.hevc.qp").rate_points()  # QP sweeps stay
     assert point.params == {"keyframe_codec.hevc.qp": 40}
+    targeted = tmp_path / "target.yaml"
+    targeted.write_text("rate: {target_bpp: 0.01}\n")  # a QP sweep under a target would be replaced at every point
+    with pytest.raises(ConfigError, match="makes rate control choose keyframe_codec.hevc.qp"):
+        build_codec(f"m3cvc:{targeted}", [40], sweep="keyframe_codec.hevc.qp")
     with pytest.raises(ConfigError, match="for clip.y4m sets keyframes.max_interval 8"):
         from m3cvc.eval.m3cvc_codec import M3cvcCodec
 

@@ -110,9 +110,9 @@ def config_from_args(args: argparse.Namespace) -> M3Config:
     if getattr(args, "keep_fps", False):
         pre["keep_fps"] = True
     # a target from the options or from the config file: rate control then chooses the QP and the spacing
-    target = getattr(args, "target_bpp", None) is not None or getattr(args, "target_kbps", None) is not None
-    target_from = "" if target else " (the config's rate.*)"
-    target = target or bool(cfg.rate.target_bpp or cfg.rate.target_kbps)
+    asked = getattr(args, "target_bpp", None) is not None or getattr(args, "target_kbps", None) is not None
+    target = asked or bool(cfg.rate.target_bpp or cfg.rate.target_kbps)
+    target_from = "" if asked else " (the config's rate.*)"
     kf: dict[str, Any] = {}
     if getattr(args, "selector", None):
         kf["selector"] = args.selector

@@ -104,6 +104,10 @@ class M3cvcCodec(EvalCodec):
         if self.sweep.startswith("rate.") or self.config.rate.target_bpp or self.config.rate.target_kbps:
             from ..ratecontrol import check_not_chosen  # rate control would replace the value silently
 
+            if self.sweep in ("keyframe_codec.hevc.qp", "keyframes.max_interval", "keyframes.interval"):
+                raise ConfigError(f"{self.name}: its target rate makes rate control choose {self.sweep}, which cannot "
+                                  "be swept then: sweep rate.target_bpp, or remove the target")  # fmt: skip
+
             check_not_chosen(self.config, f"{self.name} (sweeping {self.sweep})")
             for clip, values in self.per_clip.items():
                 check_not_chosen(from_dict(M3Config, nested(values), "", self.config), f"{self.name} for {clip}")
