@@ -217,6 +217,14 @@ def band_finalists(candidates: Iterable[Candidate], target: float, pixels: int, 
     return [best[i] for i in sorted(best)]
 
 
+CHOSEN_KEYS = ("keyframe_codec.hevc.qp", "keyframes.max_interval", "keyframes.interval")  # what rate control sets
+
+
+def spacing_key(keyframes: Any) -> str:
+    """The keyframe config key a spacing candidate sets: the fixed selector's ``interval``, else ``max_interval``."""
+    return "interval" if keyframes.selector == "fixed" else "max_interval"
+
+
 def check_not_chosen(config: M3Config, where: str) -> None:
     """ConfigError when ``config`` (with a target rate) sets what rate control chooses, the HEVC QP or the
     keyframe spacing (``max_interval``, or ``interval`` with the fixed selector), to other than its profile's
@@ -225,7 +233,7 @@ def check_not_chosen(config: M3Config, where: str) -> None:
     from .config import profile_config
 
     base = profile_config(config.profile)
-    key = "interval" if config.keyframes.selector == "fixed" else "max_interval"
+    key = spacing_key(config.keyframes)
     owned = [
         (f"keyframes.{key}", getattr(config.keyframes, key), getattr(base.keyframes, key)),
         ("keyframe_codec.hevc.qp", config.keyframe_codec.hevc.qp, base.keyframe_codec.hevc.qp),
@@ -239,7 +247,7 @@ def check_not_chosen(config: M3Config, where: str) -> None:
 def spaced(keyframes: Any, interval: int) -> Any:
     """The keyframe config at one candidate spacing: the fixed selector's period, or the composite
     selector's ``max_interval`` (its scores still add keyframes at cuts and fast changes)."""
-    if keyframes.selector == "fixed":
+    if spacing_key(keyframes) == "interval":
         return replace(keyframes, interval=interval)
     return replace(keyframes, max_interval=interval, min_interval=min(keyframes.min_interval, interval))
 
@@ -784,7 +792,7 @@ def plan(
         raise RuntimeError(f"rate control: the chosen stream is {len(data)} bytes, measured {chosen.bytes}")
     return RatePlan(
         float(target), pixels, tuple(streams), chosen, within, stream, data, config.rate.target_kbps, tolerance,
-        "interval" if config.keyframes.selector == "fixed" else "max_interval", distortions,
+        spacing_key(config.keyframes), distortions,
         sum(map(len, stopped.values())),
     )  # fmt: skip
 

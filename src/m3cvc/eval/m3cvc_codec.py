@@ -102,9 +102,9 @@ class M3cvcCodec(EvalCodec):
         self.per_clip = {k: dict(v) for k, v in (per_clip or {}).items()}
         self.name = name or f"m3cvc:{profile_or_config}"
         if self.sweep.startswith("rate.") or self.config.rate.target_bpp or self.config.rate.target_kbps:
-            from ..ratecontrol import check_not_chosen  # rate control would replace the value silently
+            from ..ratecontrol import CHOSEN_KEYS, check_not_chosen  # rate control would replace the value silently
 
-            if self.sweep in ("keyframe_codec.hevc.qp", "keyframes.max_interval", "keyframes.interval"):
+            if self.sweep in CHOSEN_KEYS:
                 raise ConfigError(f"{self.name}: its target rate makes rate control choose {self.sweep}, which cannot "
                                   "be swept then: sweep rate.target_bpp, or remove the target")  # fmt: skip
 
