@@ -338,6 +338,68 @@ def test_rate_analysis_measures_only_what_the_rule_needs_and_threads_do_not_chan
     assert notes == {"within 10 %", "closest below", "below reach"}  # every branch of the rule was taken
 
 
+def test_after_a_coarse_finalist_sparser_spacings_are_searched_only_up_to_the_qp_cap(cut_video, monkeypatch):
+    """Once the densest spacing has a finalist coarser than QP_CAP, a sparser spacing can only win with a
+    fine one, so its search stays at QP_CAP and below; the choice and bytes equal measuring every candidate.
+    A spacing's motion hints are assembled only for its first chain coded whole (none for a spacing
+    whose chains were all cut short: its clips' trials may stop early)."""
+    from fractions import Fraction
+
+    from m3cvc.pipeline import _HintCollector
+    from m3cvc.ratecontrol import QP_CAP, plan
+    from m3cvc.video import read_frames
+
+    paid: list[int] = []
+    payload = _HintCollector.payload
+    monkeypatch.setattr(_HintCollector, "payload", lambda self: paid.append(id(self)) or payload(self))
+    frames = read_frames(cut_video)
+    h, w = frames[0].shape[:2]
+    cfg = _lite()
+    every = plan(cfg, frames, w, h, Fraction(8), 0.05, exhaustive=True)
+    coarse = [c for c in every.candidates if c.interval == 4 and c.qp > QP_CAP]
+    assert coarse
+    for c in coarse:
+        target = c.bpp(every.pixels)
+        want = plan(cfg, frames, w, h, Fraction(8), target, exhaustive=True)
+        paid.clear()
+        got = plan(cfg, frames, w, h, Fraction(8), target)
+        assert got.chosen == want.chosen and got.data == want.data, got.note()
+        assert all(k.qp <= QP_CAP for k in got.candidates if k.interval > 4), got.note()
+        sparser = {k.interval for k in want.candidates if k.interval > 4 and k.qp <= QP_CAP and k.bytes <= c.bytes * 1.1}
+        assert sparser or got.cut_short  # the sparser spacings were searched (fine candidates fit, or cut short)
+        assert len(paid) == len(set(paid)) == len({k.interval for k in got.candidates})
+
+
+def test_deferred_hint_trials_stop_when_asked_and_resume_to_the_same_payload(cut_video):
+    """Rate control tries a spacing's clips while its chains are coded and stops once all are cut short;
+    a later call goes on from the first untried clip, and the payload equals trying every clip at once."""
+    from m3cvc.pipeline import _HintCollector
+    from m3cvc.reconstruct import build_reconstructor
+    from m3cvc.reconstruct.flow import HintTrial
+    from m3cvc.video import read_frames
+
+    recon = build_reconstructor(_lite().reconstruct)
+    frames = read_frames(cut_video)
+
+    def collected(tried: list) -> _HintCollector:
+        kept: list = []
+        hints = _HintCollector(recon.motion_estimator(), True, recon.hint_trial(), lambda small: kept.append(small) or len(kept) - 1, kept.__getitem__)
+        hints.trial.tried = lambda *a, t=hints.trial: tried.append(1) or HintTrial.tried(t, *a)
+        for i, frame in enumerate(frames):
+            (hints.keyframe if i % 6 == 0 else hints.frame)(frame)
+        return hints
+
+    every: list = []
+    once = collected(every).payload()
+    calls: list = []
+    hints = collected(calls)
+    asked: list = []
+    assert hints.try_clips(lambda: asked.append(1) or len(asked) > 1) is False
+    assert len(calls) == 1 and len(every) == 3  # clips of 6 frames whose next keyframe is known: 3 to try
+    assert hints.try_clips(lambda: False) is True and len(calls) == 3
+    assert hints.payload() == once and len(calls) == 3  # nothing tried twice
+
+
 def test_rate_control_writes_the_analysis_stream_which_a_plain_encode_reproduces(cut_video, monkeypatch):
     """Without a describer the analysis has already assembled the chosen stream: the encoder writes it
     without coding the video again, and a plain encode with the chosen settings gives the same bytes.

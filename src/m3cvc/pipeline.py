@@ -376,6 +376,7 @@ class _HintCollector:
         self._vectors: list[np.ndarray] = []
         self._small: list[Any] = []  # with a trial: the clip's keyframe and frames at the trial size (or handles)
         self._started = False
+        self._ended = False  # the last clip is closed (the video has ended)
 
     def _small_of(self, frame: np.ndarray) -> Any:
         small = self.trial.small(frame)
@@ -429,11 +430,28 @@ class _HintCollector:
         load = self.load
         return self.trial.tried(load(handles[0]), load(following), [load(h) for h in handles[1:]], hints)
 
+    def try_clips(self, abandon: Optional[Callable[[], bool]] = None) -> bool:
+        """Run the deferred trials, one clip at a time (its frames in memory only while it is tried); with
+        ``abandon``, asked before each clip, stop early when it is true (rate control: every chain of the
+        round was cut short, so the hints are not needed yet). Tried clips stay tried: a later call goes on
+        where this one stopped. True when every clip is tried. The video must have ended."""
+        if self.estimator is None:
+            return True
+        if not self._ended:
+            self._close(False)
+            self._ended = True
+        for i, clip in enumerate(self.clips):
+            if not isinstance(clip, ClipMotion):
+                if abandon is not None and abandon():
+                    return False
+                self.clips[i] = self._resolved(clip)
+        return True
+
     def payload(self) -> Optional[bytes]:
+        """The motion-hint payload of every clip (the deferred trials run first): the stream's clip-motion unit."""
         if self.estimator is None:
             return None
-        self._close(False)
-        self.clips = [self._resolved(c) for c in self.clips]  # one clip's frames in memory at a time
+        self.try_clips()
         return encode_clip_motion(self.clips)
 
 
