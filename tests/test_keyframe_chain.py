@@ -370,6 +370,31 @@ def test_after_a_coarse_finalist_sparser_spacings_are_searched_only_up_to_the_qp
         assert len(paid) == len(set(paid)) == len({k.interval for k in got.candidates})
 
 
+def test_below_reach_every_spacing_is_searched_only_for_streams_as_small_as_the_smallest(cut_video, monkeypatch):
+    """Below reach rule 2 takes the smallest stream: every spacing's search for it looks for sizes at most the
+    smallest QP 51 stream of all (not its own) and cuts chains past it, so spacings whose QP 51 stream is
+    larger code nothing more; the choice equals measuring every candidate."""
+    from fractions import Fraction
+
+    import m3cvc.ratecontrol as rc
+    from m3cvc.video import read_frames
+
+    thresholds: list = []
+    search = rc._search
+    monkeypatch.setattr(rc, "_search", lambda m, p, qps, threshold=None, prior=None: thresholds.append(threshold) or search(m, p, qps, threshold, prior))
+    frames = read_frames(cut_video)
+    h, w = frames[0].shape[:2]
+    cfg = _lite()
+    coded: list = []
+    got = rc.plan(cfg, frames, w, h, Fraction(8), 1e-4, search_progress=coded.append)
+    want = rc.plan(cfg, frames, w, h, Fraction(8), 1e-4, exhaustive=True)
+    assert got.chosen == want.chosen and got.data == want.data and "below reach" in got.note()
+    top = {c.interval: c.bytes for c in got.candidates if c.qp == rc.QPS[0]}
+    assert sorted(top) == sorted(rc.INTERVALS) and got.chosen.bytes <= min(top.values())
+    assert thresholds[-len(rc.INTERVALS):] == [min(top.values())] * len(rc.INTERVALS)
+    assert len(coded) < sum(c.keyframes for c in want.candidates) / 4  # far fewer keyframes than every chain
+
+
 def test_deferred_hint_trials_stop_when_asked_and_resume_to_the_same_payload(cut_video):
     """Rate control tries a spacing's clips while its chains are coded and stops once all are cut short;
     a later call goes on from the first untried clip, and the payload equals trying every clip at once."""

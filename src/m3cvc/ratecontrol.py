@@ -40,7 +40,7 @@ the encoder would write it, so its size is known to the byte. Coding all 4 spaci
 the searches below stops as soon as its units alone put the stream past the band's top: it can then be
 neither in the band nor below the target, so no rule needs its exact size (its units, scaled to the whole
 chain, place the next probes; it is no candidate; the search for the smallest stream, below reach, cuts
-chains at that stream's size instead, and codes again what another test cut).
+chains at the smallest QP 51 stream's size instead, and codes again what another test cut).
 On the lite_rd clips at the seven targets that cut 27 % of the keyframes coded on bigbuckbunny (68.6 -> 50.1
 per encode) and 9 % on carphone (44.4 -> 40.3), encode CPU about -12 % / -8 %, with the same streams. (The
 ladder's top QP is always coded whole: when nothing fits, the rule needs its exact size.)
@@ -54,11 +54,13 @@ ladder's top QP is always coded whole: when nothing fits, the rule needs its exa
   by the keyframe counts, put it), so most searches end after two rounds; if it is
   in the band and at most ``QP_CAP``, rule 1 below has its answer and sparser spacings are not coded; if it
   is in the band but coarser, a sparser spacing can only win with a fine finalist, so its search covers
-  QP_CAP and below only (bigbuckbunny at 0.0025 bpp: 31 keyframes coded instead of 49; over lite_rd's seven targets 50.1 -> 46.7
-  per encode on bigbuckbunny, 40.3 -> 38.9 on carphone, the same streams);
+  QP_CAP and below only (bigbuckbunny at 0.0025 bpp: 31 keyframes coded instead of 49);
 - otherwise every spacing gets that search, and if none lands in the band, also its QP 51 chain and the
   search for its largest candidate below the target, and only when no spacing has one (below reach) the
-  search for its smallest stream (rule 2).
+  search for streams at most as large as the smallest QP 51 stream of all spacings (rule 2 takes nothing
+  larger; a spacing whose own QP 51 stream is larger codes nothing more). With the previous line, over
+  lite_rd's seven targets: keyframes coded per encode 50.1 -> 44.6 on bigbuckbunny, 40.3 -> 35.6 on
+  carphone (bikes 63.1 -> 55.1), the same streams.
 
 The band tests are those of :func:`choose`, to the last bit. On the quick dataset (24 frames, 0.002-0.03
 bpp, every branch of the rule), a synthetic cut and a still video at targets on the band's edges, and the
@@ -772,18 +774,20 @@ def plan(
                     coarse = True
             if not any(q is not None and in_band(sizes[iv][q]) for iv, q in first_fit.items()):
                 # nothing in the band: per spacing its largest candidate below the target (from its QP 51
-                # chain, coded whole), and only when no spacing has one (the target is below reach) its
-                # smallest (the lowest QP of those as small as QP 51's)
+                # chain, coded whole), and only when no spacing has one (the target is below reach) the
+                # smallest stream
                 for interval in dense_first:
                     measure(interval, [ladder[-1]])
                     m = lambda qps, iv=interval: measure(iv, qps, over_top)  # noqa: E731
                     _search(m, lambda n: bpp(n) < target, ladder, budget)
                 if not any(bpp(c.bytes) < target for c in streams):
+                    # rule 2 takes nothing larger than the smallest QP 51 stream: per spacing, the lowest QP of
+                    # those at most that size (a flat stretch of sizes), chains cut once past it
+                    smallest = min(sizes[iv][ladder[-1]] for iv in dense_first)
+                    beyond = lambda n: n > smallest  # noqa: E731  (it is past the band's top)
                     for interval in dense_first:
-                        smallest = sizes[interval][ladder[-1]]
-                        beyond = lambda n, s=smallest: n > s  # noqa: E731  (the smallest is past the band's top)
-                        m = lambda qps, iv=interval, stop=beyond: measure(iv, qps, stop)  # noqa: E731
-                        _search(m, lambda n, s=smallest: n <= s, ladder, smallest)
+                        m = lambda qps, iv=interval: measure(iv, qps, beyond)  # noqa: E731
+                        _search(m, lambda n: n <= smallest, ladder, smallest)
         distortions: dict[Candidate, float] = {}
         by_content: dict[Any, float] = {}  # spacings that chose the same keyframes decode to the same frames
 
