@@ -416,8 +416,13 @@ def test_encode_writes_a_config_sidecar_whose_command_recreates_the_stream(small
     mine.write_text("keyframe_codec: {hevc: {qp: 33}}\n")  # a user's file, not a sidecar
     assert main(["encode", str(small_video), "-o", str(tmp_path / "c.m3c"), "-q", "-y", "--no-config-out"]) == 0
     assert mine.read_text() == "keyframe_codec: {hevc: {qp: 33}}\n"
+    before = (tmp_path / "c.m3c").read_bytes()
     assert main(["encode", str(small_video), "-o", str(tmp_path / "c.m3c"), "--config", str(mine), "-q", "-y"]) == 2
-    assert "is the input file" in capsys.readouterr().err and "qp: 33" in mine.read_text()
+    err = capsys.readouterr().err  # it names the --config file and the way out
+    assert "(the --config file) is where the config that reproduces" in err and "--no-config-out" in err
+    assert "qp: 33" in mine.read_text() and (tmp_path / "c.m3c").read_bytes() == before
+    assert main(["encode", str(small_video), "-o", str(tmp_path / "c.m3c"), "--config", str(mine), "-q", "-y", "--no-config-out"]) == 0
+    assert "qp: 33" in mine.read_text()
 
 
 def test_batch_encode_never_replaces_its_config_with_a_sidecar(small_video, tmp_path, capsys):

@@ -211,6 +211,24 @@ def test_choice_rule_densest_fine_enough_candidate_in_band_then_lowest_qp():
     assert choose(cands, 0.001, px) == (Candidate(32, 45, 9, 2), False)  # below reach: the smallest
 
 
+def test_rate_plan_note_says_whether_the_target_was_in_a_gap_above_or_below_reach():
+    """Found by a try-out: a target above every stream was reported like one between two rungs."""
+    from m3cvc.ratecontrol import QPS, RatePlan
+
+    px = 1000
+    fine, coarse = Candidate(4, 29, 100, 5), Candidate(4, 31, 80, 5)
+
+    def note(target, cands, cut=0):
+        chosen, within = choose(cands, target, px)
+        return RatePlan(target, px, tuple(cands), chosen, within, cut_short=cut).note()
+
+    assert min(QPS) == 29 and "(above reach;" in note(2.0, [fine, coarse])
+    assert "(closest below; 2 candidates measured, 1 chain cut short" in note(2.0, [fine, coarse], cut=1)  # a larger one exists
+    gap = note(0.72, [coarse, fine])  # 0.64 and 0.8 bpp: more than 10 % from 0.72 either way
+    assert "(closest below;" in gap and "QP 31: 0.64000 bpp" in gap and "(below reach;" in note(0.5, [coarse, fine])
+    assert "(within 10 %;" in note(0.8, [coarse, fine])
+
+
 def test_choice_by_measured_distortion_ranks_one_finalist_per_spacing():
     """``rate.choice: gmsd``: each spacing's lowest in-band QP is a finalist; the lowest measured distortion
     wins (ties: the denser spacing), whatever the rule would take; one finalist needs no measurement."""
@@ -314,7 +332,8 @@ def test_rate_control_lands_within_10_percent_on_the_built_in_clips(quick_clips,
 @pytest.mark.slow
 def test_rate_analysis_measures_only_what_the_rule_needs_and_threads_do_not_change_bytes(quick_clips):
     """The search over the QP ladder measures far fewer candidates, yet chooses what coding every
-    (spacing, QP) candidate chooses, in the band, closest below and below reach; the worker count changes
+    (spacing, QP) candidate chooses, in the band, above reach and below reach (the gap between two rungs:
+    the next test); the worker count changes
     nothing (the search's rounds are fixed)."""
     from fractions import Fraction
 
@@ -335,7 +354,7 @@ def test_rate_analysis_measures_only_what_the_rule_needs_and_threads_do_not_chan
             assert one.candidates == fast.candidates and set(fast.candidates) <= set(every.candidates)
             assert fast.data == one.data == every.data
             notes.add(fast.note().split("(")[1].split(";")[0])
-    assert notes == {"within 10 %", "closest below", "below reach"}  # every branch of the rule was taken
+    assert notes == {"within 10 %", "above reach", "below reach"}  # every branch of the rule but the gap (next test)
 
 
 def test_after_a_coarse_finalist_sparser_spacings_are_searched_only_up_to_the_qp_cap(cut_video, monkeypatch):
@@ -479,7 +498,7 @@ def test_rate_search_agrees_at_the_band_edge_on_flat_sizes_and_on_any_core_count
                 assert ("cut short (too large to be chosen)" in got.note()) == (got.cut_short > 0)
                 cut += got.cut_short
                 if target == 20.0:  # above reach: nothing is too large, and the smallest stream is not searched
-                    assert "closest below" in got.note() and got.cut_short == 0, got.note()
+                    assert "above reach" in got.note() and got.cut_short == 0, got.note()
     assert cut > 0  # chains were cut short, and the choices still equal measuring every candidate whole
 
 

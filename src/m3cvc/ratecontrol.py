@@ -70,9 +70,9 @@ The choice:
 1. candidates within +-``tolerance`` (10 %) of the target: per spacing its lowest QP (the finalists), of
    them those with QP at most ``QP_CAP`` (all when none is); with ``rule`` the smallest spacing, with
    ``gmsd`` the one with the lowest measured distortion (ties: the denser spacing);
-2. otherwise the largest candidate below the target (the target falls between ladder rungs or above
-   the highest), and if every candidate is above it, the smallest one (the target is below reach):
-   the encode says so.
+2. otherwise the largest candidate below the target (the target falls between ladder rungs, "closest
+   below", or above the highest: "above reach", every spacing's finest QP being below it), and
+   if every candidate is above it, the smallest one (the target is below reach): the encode says so.
 
 Texts are not part of the plan (lite has none; with a describer they add their bytes to the result).
 The chosen candidate's stream, assembled by the analysis exactly as the encoder would write it (the
@@ -150,7 +150,14 @@ class RatePlan:
     def note(self, written: Optional[int] = None) -> str:
         """One line for the user; ``written``: the size of the stream written, when texts came on top."""
         c = self.chosen
-        where = "within 10 %" if self.within else ("below reach" if c.bpp(self.pixels) > self.target_bpp else "closest below")
+        if self.within:
+            where = "within 10 %"
+        elif c.bpp(self.pixels) > self.target_bpp:
+            where = "below reach"
+        elif c.qp == min(QPS) and not self.cut_short and all(k.bpp(self.pixels) < self.target_bpp for k in self.candidates):
+            where = "above reach"  # every spacing's finest QP measured, all below the target: nothing larger exists
+        else:
+            where = "closest below"
         asked = f"{self.target_kbps:g} kbit/s = " if self.target_kbps else ""
         line = (
             f"rate control: target {asked}{_bpp(self.target_bpp)} bpp -> {self.spacing_key} {c.interval}, QP {c.qp}: "

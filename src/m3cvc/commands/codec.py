@@ -256,6 +256,11 @@ def encode_main(argv: Sequence[str]) -> int:
 
         logging.getLogger("m3cvc").warning(f"{out} will hold an m3cvc stream, not a {out.suffix} video (players cannot "
                                            "open it; `m3cvc decode` makes the video): the usual extension is .m3c")
+    if not args.no_config_out:
+        for option, given in (("--config", args.config), ("--descriptions", args.descriptions)):
+            if given and Path(given).resolve() == sidecar_path(out).resolve():
+                raise InputError(f"{given} (the {option} file) is where the config that reproduces {out} would be "
+                                 "written: choose another output path, or pass --no-config-out")  # fmt: skip
     sidecar = None if args.no_config_out else check_new_output(str(sidecar_path(out)), inputs, args.overwrite)
     cfg = config_from_args(args)
     descriptions = Descriptions.load(args.descriptions) if args.descriptions else None
