@@ -332,9 +332,9 @@ def test_rate_control_lands_within_10_percent_on_the_built_in_clips(quick_clips,
 @pytest.mark.slow
 def test_rate_analysis_measures_only_what_the_rule_needs_and_threads_do_not_change_bytes(quick_clips):
     """The search over the QP ladder measures far fewer candidates, yet chooses what coding every
-    (spacing, QP) candidate chooses, in the band, above reach and below reach (the gap between two rungs:
-    the next test); the worker count changes
-    nothing (the search's rounds are fixed)."""
+    (spacing, QP) candidate chooses, in the band, above reach and below reach (a target between two rungs:
+    test_rate_plan_note_says_whether_the_target_was_in_a_gap_above_or_below_reach); the worker count
+    changes nothing (the search's rounds are fixed)."""
     from fractions import Fraction
 
     from m3cvc.ratecontrol import plan
@@ -354,7 +354,7 @@ def test_rate_analysis_measures_only_what_the_rule_needs_and_threads_do_not_chan
             assert one.candidates == fast.candidates and set(fast.candidates) <= set(every.candidates)
             assert fast.data == one.data == every.data
             notes.add(fast.note().split("(")[1].split(";")[0])
-    assert notes == {"within 10 %", "above reach", "below reach"}  # every branch of the rule but the gap (next test)
+    assert notes == {"within 10 %", "above reach", "below reach"}  # every branch of the rule but the gap (see above)
 
 
 def test_after_a_coarse_finalist_sparser_spacings_are_searched_only_up_to_the_qp_cap(cut_video, monkeypatch):
