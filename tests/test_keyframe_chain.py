@@ -471,6 +471,57 @@ def test_rate_control_writes_the_analysis_stream_which_a_plain_encode_reproduces
     assert described.stream.keyframe_texts == texts.keyframes and len(described.data) > len(fast.data)
 
 
+def test_opencv_threads_are_off_during_the_analysis_restored_after_and_change_no_byte(cut_video, monkeypatch):
+    """Rate control runs OpenCV single-threaded (its own threads keep the cores busy), gives back the caller's
+    setting afterwards, also around nested and concurrent analyses, and writes the same stream as with
+    OpenCV's pool on."""
+    import threading
+    from contextlib import nullcontext
+    from fractions import Fraction
+
+    import cv2
+
+    import m3cvc.ratecontrol as rc
+    from m3cvc.cpus import opencv_single_threaded
+    from m3cvc.video import read_frames
+
+    frames = read_frames(cut_video)
+    h, w = frames[0].shape[:2]
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        seen = []
+        real_search = rc._search
+        monkeypatch.setattr(rc, "_search", lambda *a, **k: (seen.append(cv2.getNumThreads()), real_search(*a, **k))[1])
+        single = rc.plan(_lite(), frames, w, h, Fraction(8), 0.01, workers=2)
+        assert seen and set(seen) == {1} and cv2.getNumThreads() == 3
+        monkeypatch.setattr(rc, "opencv_single_threaded", nullcontext)  # OpenCV's pool on, as before
+        seen.clear()
+        pooled = rc.plan(_lite(), frames, w, h, Fraction(8), 0.01, workers=2)
+        assert set(seen) == {3} and pooled.data == single.data and pooled.chosen == single.chosen
+
+        # nested and overlapping blocks: the first in saves the setting, the last out restores it
+        inside, go = threading.Event(), threading.Event()
+
+        def other():
+            with opencv_single_threaded():
+                inside.set()
+                go.wait(10)
+
+        t = threading.Thread(target=other)
+        with opencv_single_threaded():
+            with opencv_single_threaded():
+                assert cv2.getNumThreads() == 1
+            t.start()
+            assert inside.wait(10)
+        assert cv2.getNumThreads() == 1  # the other thread's block is still open
+        go.set()
+        t.join(10)
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
+
+
 def test_rate_search_agrees_at_the_band_edge_on_flat_sizes_and_on_any_core_count(cut_video):
     """Found by a try-out: a candidate exactly at the band's top (target = its bpp / 1.1) was accepted by the
     search and refused by the rule; on a static video the sizes barely change with QP (not monotone by a

@@ -94,7 +94,7 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 
 from .config import M3Config
-from .cpus import default_workers
+from .cpus import default_workers, opencv_single_threaded
 from .keyframe_codec import keyframe_codec_from_params
 from .keyframes.selectors import CompositeSelector
 from .reconstruct.detail import AUTO, gmsd, luma
@@ -642,178 +642,181 @@ def plan(
     preset = config.keyframe_codec.hevc.preset
     store, position = _PictureStore(), [0]
     threads = workers or default_workers()
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="m3cvc-rate")
-    try:
-        # the pass: every spacing's decisions (selection, scene cuts, motion hints); keyframes are stored
-        tracks = {}  # spacing -> (its decision track, recorder, motion hints, reconstructor, config)
-        estimates: Optional[_SharedEstimates] = None
-        for interval in INTERVALS:
-            cfg = replace(config, keyframes=spaced(config.keyframes, interval))
-            recon = build_reconstructor(cfg.reconstruct)
-            estimator = recon.motion_estimator()
-            if estimator is not None:  # the same estimator settings for every spacing
-                estimates = estimates or _SharedEstimates(recon.motion_estimator, position)
-                estimator = estimates.estimator()
-            # the hint checks and timing searches wait until the spacing is measured (most never are)
-            hints = _HintCollector(estimator, cfg.reconstruct.mode == "interpolation",
-                                   recon.hint_trial(), lambda small: store.put_small(position[0], small), store.small)
-            recorder = _Recorder(store, position)
-            tracks[interval] = (_Track(cfg, build_selector(cfg.keyframes), recorder, NoneDescriber(), False, hints), recorder, hints, recon, cfg)
-        _share_frame_features([t[0] for t in tracks.values()])
-        count = 0
-        for index, frame in enumerate(frames):
-            position[0] = index
-            # the tracks are independent (their OpenCV flow releases the GIL): one thread each
-            list(pool.map(lambda t: t[0].feed(index, frame), tracks.values()))
-            if measured:
-                store.put_luma(index, luma(frame))
-            count = index + 1
-            if progress:
-                progress(1)
-        if count == 0:
-            from .errors import InputError
+    # OpenCV's own threads off: the tracks, chains and trials below keep the cores busy (cpus.py)
+    with opencv_single_threaded():
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="m3cvc-rate")
+        try:
+            # the pass: every spacing's decisions (selection, scene cuts, motion hints); keyframes are stored
+            tracks = {}  # spacing -> (its decision track, recorder, motion hints, reconstructor, config)
+            estimates: Optional[_SharedEstimates] = None
+            for interval in INTERVALS:
+                cfg = replace(config, keyframes=spaced(config.keyframes, interval))
+                recon = build_reconstructor(cfg.reconstruct)
+                estimator = recon.motion_estimator()
+                if estimator is not None:  # the same estimator settings for every spacing
+                    estimates = estimates or _SharedEstimates(recon.motion_estimator, position)
+                    estimator = estimates.estimator()
+                # the hint checks and timing searches wait until the spacing is measured (most never are)
+                hints = _HintCollector(estimator, cfg.reconstruct.mode == "interpolation",
+                                       recon.hint_trial(), lambda small: store.put_small(position[0], small), store.small)
+                recorder = _Recorder(store, position)
+                track = _Track(cfg, build_selector(cfg.keyframes), recorder, NoneDescriber(), False, hints)
+                tracks[interval] = (track, recorder, hints, recon, cfg)
+            _share_frame_features([t[0] for t in tracks.values()])
+            count = 0
+            for index, frame in enumerate(frames):
+                position[0] = index
+                # the tracks are independent (their OpenCV flow releases the GIL): one thread each
+                list(pool.map(lambda t: t[0].feed(index, frame), tracks.values()))
+                if measured:
+                    store.put_luma(index, luma(frame))
+                count = index + 1
+                if progress:
+                    progress(1)
+            if count == 0:
+                from .errors import InputError
 
-            raise InputError("the input video has no frames")
-        finished = {interval: t[0].finish() for interval, t in tracks.items()}  # may add a tail keyframe
-        motion: dict[int, Optional[bytes]] = {}  # spacing -> its motion hints, once it is first measured
-        pixels = count * width * height
-        streams: dict[Candidate, Any] = {}
-        sizes: dict[int, dict[int, int]] = {interval: {} for interval in INTERVALS}
+                raise InputError("the input video has no frames")
+            finished = {interval: t[0].finish() for interval, t in tracks.items()}  # may add a tail keyframe
+            motion: dict[int, Optional[bytes]] = {}  # spacing -> its motion hints, once it is first measured
+            pixels = count * width * height
+            streams: dict[Candidate, Any] = {}
+            sizes: dict[int, dict[int, int]] = {interval: {} for interval in INTERVALS}
 
-        # chains cut short (see code): spacing -> {QP: the test that cut it}
-        stopped: dict[int, dict[int, Callable[[int], bool]]] = {interval: {} for interval in INTERVALS}
+            # chains cut short (see code): spacing -> {QP: the test that cut it}
+            stopped: dict[int, dict[int, Callable[[int], bool]]] = {interval: {} for interval in INTERVALS}
 
-        def code(job: tuple[int, int, Optional[Callable[[int], bool]]]) -> tuple[int, int, Any]:
-            """A spacing's chain at a QP; ``stop(bytes)``: true once the units coded so far put the stream
-            past what the search can use (then the rest of the chain is not coded)."""
-            interval, qp, stop = job
-            codec = HevcChainCodec(qp, preset, float(target))
-            blank = np.broadcast_to(np.uint8(0), (height, width, 3))  # compress reads only its shape
-            units, total = [], 0
-            for i, intra in tracks[interval][1].keyframes:
-                units.append(codec.compress(blank, intra=intra, picture=store.picture(i)))
-                total += len(units[-1])
-                if search_progress:
-                    search_progress(1)
-                if stop is not None and stop(total):
-                    break
-            return interval, qp, (codec, units)
+            def code(job: tuple[int, int, Optional[Callable[[int], bool]]]) -> tuple[int, int, Any]:
+                """A spacing's chain at a QP; ``stop(bytes)``: true once the units coded so far put the stream
+                past what the search can use (then the rest of the chain is not coded)."""
+                interval, qp, stop = job
+                codec = HevcChainCodec(qp, preset, float(target))
+                blank = np.broadcast_to(np.uint8(0), (height, width, 3))  # compress reads only its shape
+                units, total = [], 0
+                for i, intra in tracks[interval][1].keyframes:
+                    units.append(codec.compress(blank, intra=intra, picture=store.picture(i)))
+                    total += len(units[-1])
+                    if search_progress:
+                        search_progress(1)
+                    if stop is not None and stop(total):
+                        break
+                return interval, qp, (codec, units)
 
-        def measure(interval: int, qps: list[int], stop: Optional[Callable[[int], bool]] = None) -> dict[int, int]:
-            """The sizes known for ``interval`` after coding its chains at ``qps`` (those not known yet). With
-            ``stop`` (a test that holds for every larger size too), a chain whose units alone pass it is cut
-            short: its size is then only an estimate (its units scaled to the whole chain, itself passing
-            ``stop``), good for placing probes, and it is no candidate. A chain cut by another test (or by
-            any, without ``stop``) is coded again and its estimate is not returned: it says nothing about
-            this test."""
-            # the ladder's top QP is always coded whole: when nothing fits, the rule needs its exact size
-            todo = [(interval, q, None if q == QPS[0] else stop) for q in qps
-                    if q not in sizes[interval] or (q in stopped[interval] and stopped[interval][q] is not stop)]
-            _, _, hints, recon, cfg = tracks[interval]
-            keyframes, kf_texts, clip_texts, frames_seen = finished[interval]
-            chains = [pool.submit(code, job) for job in todo]
-            if chains and interval not in motion:
-                # this thread tries the spacing's clips while the workers code its chains; once every chain is
-                # done and cut short the hints are not needed yet (the tried clips stay tried)
-                cut = lambda: all(f.done() and len(f.result()[2][1]) < len(keyframes) for f in chains)  # noqa: E731
-                hints.try_clips(cut)
-            for iv, qp, (codec, units) in (f.result() for f in chains):
-                if len(units) < len(keyframes):
-                    sizes[iv][qp] = -(-sum(map(len, units)) * len(keyframes) // len(units))
-                    stopped[iv][qp] = stop
-                    continue
-                stopped[iv].pop(qp, None)
-                if iv not in motion:
-                    motion[iv] = hints.payload()
-                kfs = [Keyframe(k.index, u, k.trigger) for k, u in zip(keyframes, units)]
-                header_codec = with_refine(codec, cfg.keyframe_codec)  # the codec the header will name
-                stream, data = assemble(
-                    cfg, width, height, Fraction(fps), frames_seen, header_codec, recon, kfs, kf_texts, clip_texts, motion[iv]
-                )  # fmt: skip
-                sizes[iv][qp] = len(data)
-                streams[Candidate(iv, qp, len(data), len(stream.keyframes))] = stream
-            return {q: n for q, n in sizes[interval].items() if stopped[interval].get(q, stop) is stop}
+            def measure(interval: int, qps: list[int], stop: Optional[Callable[[int], bool]] = None) -> dict[int, int]:
+                """The sizes known for ``interval`` after coding its chains at ``qps`` (those not known yet). With
+                ``stop`` (a test that holds for every larger size too), a chain whose units alone pass it is cut
+                short: its size is then only an estimate (its units scaled to the whole chain, itself passing
+                ``stop``), good for placing probes, and it is no candidate. A chain cut by another test (or by
+                any, without ``stop``) is coded again and its estimate is not returned: it says nothing about
+                this test."""
+                # the ladder's top QP is always coded whole: when nothing fits, the rule needs its exact size
+                todo = [(interval, q, None if q == QPS[0] else stop) for q in qps
+                        if q not in sizes[interval] or (q in stopped[interval] and stopped[interval][q] is not stop)]
+                _, _, hints, recon, cfg = tracks[interval]
+                keyframes, kf_texts, clip_texts, frames_seen = finished[interval]
+                chains = [pool.submit(code, job) for job in todo]
+                if chains and interval not in motion:
+                    # this thread tries the spacing's clips while the workers code its chains; once every chain is
+                    # done and cut short the hints are not needed yet (the tried clips stay tried)
+                    cut = lambda: all(f.done() and len(f.result()[2][1]) < len(keyframes) for f in chains)  # noqa: E731
+                    hints.try_clips(cut)
+                for iv, qp, (codec, units) in (f.result() for f in chains):
+                    if len(units) < len(keyframes):
+                        sizes[iv][qp] = -(-sum(map(len, units)) * len(keyframes) // len(units))
+                        stopped[iv][qp] = stop
+                        continue
+                    stopped[iv].pop(qp, None)
+                    if iv not in motion:
+                        motion[iv] = hints.payload()
+                    kfs = [Keyframe(k.index, u, k.trigger) for k, u in zip(keyframes, units)]
+                    header_codec = with_refine(codec, cfg.keyframe_codec)  # the codec the header will name
+                    stream, data = assemble(
+                        cfg, width, height, Fraction(fps), frames_seen, header_codec, recon, kfs, kf_texts, clip_texts, motion[iv]
+                    )  # fmt: skip
+                    sizes[iv][qp] = len(data)
+                    streams[Candidate(iv, qp, len(data), len(stream.keyframes))] = stream
+                return {q: n for q, n in sizes[interval].items() if stopped[interval].get(q, stop) is stop}
 
-        ladder = sorted(QPS)
+            ladder = sorted(QPS)
 
-        def bpp(n: int) -> float:  # computed as choose() does, so the search and the rule agree to the bit
-            return Candidate(0, 0, n, 0).bpp(pixels)
+            def bpp(n: int) -> float:  # computed as choose() does, so the search and the rule agree to the bit
+                return Candidate(0, 0, n, 0).bpp(pixels)
 
-        def ratio(n: int) -> float:
-            return bpp(n) / target
+            def ratio(n: int) -> float:
+                return bpp(n) / target
 
-        def under_top(n: int) -> bool:
-            return ratio(n) - 1.0 <= tolerance
+            def under_top(n: int) -> bool:
+                return ratio(n) - 1.0 <= tolerance
 
-        def in_band(n: int) -> bool:
-            return abs(ratio(n) - 1.0) <= tolerance
+            def in_band(n: int) -> bool:
+                return abs(ratio(n) - 1.0) <= tolerance
 
-        dense_first = sorted(INTERVALS)
+            dense_first = sorted(INTERVALS)
 
-        def guess(interval: int) -> dict[int, float]:
-            """Sizes of a spacing before it is measured (only where probes go): the nearest denser spacing's
-            measured sizes times the ratio of their keyframe counts."""
-            denser = [iv for iv in dense_first if iv < interval and sizes[iv]]
-            if not denser:
-                return {}
-            ratio = len(tracks[interval][1].keyframes) / max(1, len(tracks[denser[-1]][1].keyframes))
-            return {q: n * ratio for q, n in sizes[denser[-1]].items()}
+            def guess(interval: int) -> dict[int, float]:
+                """Sizes of a spacing before it is measured (only where probes go): the nearest denser spacing's
+                measured sizes times the ratio of their keyframe counts."""
+                denser = [iv for iv in dense_first if iv < interval and sizes[iv]]
+                if not denser:
+                    return {}
+                ratio = len(tracks[interval][1].keyframes) / max(1, len(tracks[denser[-1]][1].keyframes))
+                return {q: n * ratio for q, n in sizes[denser[-1]].items()}
 
-        budget = target * pixels / 8.0  # the target in bytes, and the band's top: only where probes go
-        top = budget * (1.0 + tolerance)
-        if exhaustive:
-            for interval in dense_first:
-                measure(interval, ladder)
-        else:
-            first_fit: dict[int, Optional[int]] = {}  # spacing -> its lowest QP at most the band's top
-            over_top = lambda n: not under_top(n)  # noqa: E731  (a chain past the top is neither in the band nor below the target)
-            coarse = False  # a denser spacing has a finalist, coarser than QP_CAP
-            for interval in dense_first:  # with "gmsd", every spacing: its finalist competes on distortion
-                m = lambda qps, iv=interval: measure(iv, qps, over_top)  # noqa: E731
-                # once a coarse finalist is known, the rule takes a sparser spacing only for a fine one: its
-                # search stays at QP_CAP and below (None: its finalist, if any, is coarse and loses to the denser)
-                qps = [q for q in ladder if q <= QP_CAP] if coarse else ladder
-                first_fit[interval] = _search(m, under_top, qps, top, guess(interval))
-                q = first_fit[interval]
-                if not measured and q is not None and in_band(sizes[interval][q]):
-                    if q <= QP_CAP:
-                        break  # the rule: the densest spacing with a fine candidate in the band decides
-                    coarse = True
-            if not any(q is not None and in_band(sizes[iv][q]) for iv, q in first_fit.items()):
-                # nothing in the band: per spacing its largest candidate below the target (from its QP 51
-                # chain, coded whole), and only when no spacing has one (the target is below reach) the
-                # smallest stream
+            budget = target * pixels / 8.0  # the target in bytes, and the band's top: only where probes go
+            top = budget * (1.0 + tolerance)
+            if exhaustive:
                 for interval in dense_first:
-                    measure(interval, [ladder[-1]])
+                    measure(interval, ladder)
+            else:
+                first_fit: dict[int, Optional[int]] = {}  # spacing -> its lowest QP at most the band's top
+                over_top = lambda n: not under_top(n)  # noqa: E731  (a chain past the top is neither in the band nor below the target)
+                coarse = False  # a denser spacing has a finalist, coarser than QP_CAP
+                for interval in dense_first:  # with "gmsd", every spacing: its finalist competes on distortion
                     m = lambda qps, iv=interval: measure(iv, qps, over_top)  # noqa: E731
-                    _search(m, lambda n: bpp(n) < target, ladder, budget)
-                if not any(bpp(c.bytes) < target for c in streams):
-                    # rule 2 takes nothing larger than the smallest QP 51 stream: per spacing, the lowest QP of
-                    # those at most that size (a flat stretch of sizes), chains cut once past it
-                    smallest = min(sizes[iv][ladder[-1]] for iv in dense_first)
-                    beyond = lambda n: n > smallest  # noqa: E731  (it is past the band's top)
+                    # once a coarse finalist is known, the rule takes a sparser spacing only for a fine one: its
+                    # search stays at QP_CAP and below (None: its finalist, if any, is coarse and loses to the denser)
+                    qps = [q for q in ladder if q <= QP_CAP] if coarse else ladder
+                    first_fit[interval] = _search(m, under_top, qps, top, guess(interval))
+                    q = first_fit[interval]
+                    if not measured and q is not None and in_band(sizes[interval][q]):
+                        if q <= QP_CAP:
+                            break  # the rule: the densest spacing with a fine candidate in the band decides
+                        coarse = True
+                if not any(q is not None and in_band(sizes[iv][q]) for iv, q in first_fit.items()):
+                    # nothing in the band: per spacing its largest candidate below the target (from its QP 51
+                    # chain, coded whole), and only when no spacing has one (the target is below reach) the
+                    # smallest stream
                     for interval in dense_first:
-                        m = lambda qps, iv=interval: measure(iv, qps, beyond)  # noqa: E731
-                        _search(m, lambda n: n <= smallest, ladder, smallest)
-        distortions: dict[Candidate, float] = {}
-        by_content: dict[Any, float] = {}  # spacings that chose the same keyframes decode to the same frames
+                        measure(interval, [ladder[-1]])
+                        m = lambda qps, iv=interval: measure(iv, qps, over_top)  # noqa: E731
+                        _search(m, lambda n: bpp(n) < target, ladder, budget)
+                    if not any(bpp(c.bytes) < target for c in streams):
+                        # rule 2 takes nothing larger than the smallest QP 51 stream: per spacing, the lowest QP of
+                        # those at most that size (a flat stretch of sizes), chains cut once past it
+                        smallest = min(sizes[iv][ladder[-1]] for iv in dense_first)
+                        beyond = lambda n: n > smallest  # noqa: E731  (it is past the band's top)
+                        for interval in dense_first:
+                            m = lambda qps, iv=interval: measure(iv, qps, beyond)  # noqa: E731
+                            _search(m, lambda n: n <= smallest, ladder, smallest)
+            distortions: dict[Candidate, float] = {}
+            by_content: dict[Any, float] = {}  # spacings that chose the same keyframes decode to the same frames
 
-        def distortion(c: Candidate) -> float:
-            if c not in distortions:
-                st = streams[c]
-                key = (tuple((k.index, k.data) for k in st.keyframes), st.clip_motion)
-                if key not in by_content:
-                    by_content[key] = _distortion(st, store, config.text.codec, workers)
-                distortions[c] = by_content[key]
-            return distortions[c]
+            def distortion(c: Candidate) -> float:
+                if c not in distortions:
+                    st = streams[c]
+                    key = (tuple((k.index, k.data) for k in st.keyframes), st.clip_motion)
+                    if key not in by_content:
+                        by_content[key] = _distortion(st, store, config.text.codec, workers)
+                    distortions[c] = by_content[key]
+                return distortions[c]
 
-        chosen, within = choose(streams, target, pixels, tolerance, distortion if measured else None)
-        stream = streams[chosen]
-        if getattr(tracks[chosen.interval][3], "sharpen", None) == AUTO:  # the detail strength, for the chosen
-            stream = _with_detail(stream, store, height, width, pool, threads)  # stream only (its size does not depend on it)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        store.close()
+            chosen, within = choose(streams, target, pixels, tolerance, distortion if measured else None)
+            stream = streams[chosen]
+            if getattr(tracks[chosen.interval][3], "sharpen", None) == AUTO:  # the detail strength, for the chosen
+                stream = _with_detail(stream, store, height, width, pool, threads)  # stream only (its size does not depend on it)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            store.close()
     data = write_stream(stream, config.text.codec)
     if len(data) != chosen.bytes:
         raise RuntimeError(f"rate control: the chosen stream is {len(data)} bytes, measured {chosen.bytes}")
