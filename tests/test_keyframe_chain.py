@@ -347,12 +347,14 @@ def test_rate_analysis_measures_only_what_the_rule_needs_and_threads_do_not_chan
         h, w = frames[0].shape[:2]
         for target in (0.002, 0.003, 0.012, 0.03):
             every = plan(cfg, frames, w, h, Fraction(8), target, exhaustive=True)
-            fast = plan(cfg, frames, w, h, Fraction(8), target, workers=2)
-            one = plan(cfg, frames, w, h, Fraction(8), target, workers=1)
+            coded = {1: [], 2: []}  # keyframes coded by the search (with 2 workers, the first round during the pass)
+            fast = plan(cfg, frames, w, h, Fraction(8), target, workers=2, search_progress=coded[2].append)
+            one = plan(cfg, frames, w, h, Fraction(8), target, workers=1, search_progress=coded[1].append)
             assert fast.chosen == one.chosen == every.chosen, (path.name, target, fast.note(), every.note())
             assert len(fast.candidates) < len(every.candidates) == 4 * 12
             assert one.candidates == fast.candidates and set(fast.candidates) <= set(every.candidates)
             assert fast.data == one.data == every.data
+            assert len(coded[2]) == len(coded[1]) and fast.cut_short == one.cut_short  # not one unit more
             notes.add(fast.note().split("(")[1].split(";")[0])
     assert notes == {"within 10 %", "above reach", "below reach"}  # every branch of the rule but the gap (see above)
 
@@ -520,6 +522,51 @@ def test_opencv_threads_are_off_during_the_analysis_restored_after_and_change_no
         assert cv2.getNumThreads() == 3
     finally:
         cv2.setNumThreads(before)
+
+
+def test_the_first_round_is_coded_while_the_pass_runs_and_a_failing_pass_stops_it(cut_video, monkeypatch):
+    """With 2 workers, the densest spacing's first two chains are coded while the pass still reads frames
+    (x265 runs beside the interpreter-bound pass), the same units as after it (a chain waits while its bytes
+    are past the band's top for the frames seen so far); with 1 worker nothing is coded before the pass
+    ends. A video that fails half-way gives its error, with no thread left behind."""
+    import threading
+    from fractions import Fraction
+
+    import m3cvc.keyframe_codec.hevc as hevc
+    from m3cvc.errors import InputError
+    from m3cvc.ratecontrol import plan
+    from m3cvc.video import read_frames
+
+    frames = read_frames(cut_video)
+    h, w = frames[0].shape[:2]
+    read = [0]
+    when: list[int] = []  # frames read when each keyframe was coded
+    real = hevc.HevcChainCodec.compress
+    monkeypatch.setattr(hevc.HevcChainCodec, "compress", lambda self, *a, **k: (when.append(read[0]), real(self, *a, **k))[1])
+
+    def video(fail_at=None):
+        read[0] = 0
+        for i, frame in enumerate(frames):
+            if i == fail_at:
+                raise InputError("the video is damaged at frame 12")
+            read[0] = i + 1
+            yield frame
+
+    got, coded = {}, {}
+    for target, cut in ((0.02, False), (0.01, True), (0.003, True)):  # in the band (0.003: below reach)
+        for workers in (2, 1):
+            when.clear()
+            got[workers] = plan(_lite(), video(), w, h, Fraction(8), target, workers=workers)
+            early = sum(n < len(frames) for n in when)
+            assert (early > 0) == (workers == 2), (target, workers, when)
+            coded[workers] = len(when)
+        assert got[2].data == got[1].data and got[2].candidates == got[1].candidates
+        assert got[2].cut_short == got[1].cut_short and (got[2].cut_short > 0) == cut
+        assert coded[2] == coded[1]  # the same keyframes coded: chains cut at the same units
+    threads = threading.active_count()
+    with pytest.raises(InputError, match="damaged at frame 12"):
+        plan(_lite(), video(fail_at=12), w, h, Fraction(8), 0.05, workers=2)
+    assert threading.active_count() == threads
 
 
 def test_rate_search_agrees_at_the_band_edge_on_flat_sizes_and_on_any_core_count(cut_video):

@@ -45,6 +45,13 @@ On the lite_rd clips at the seven targets that cut 27 % of the keyframes coded o
 per encode) and 9 % on carphone (44.4 -> 40.3), encode CPU about -12 % / -8 %, with the same streams. (The
 ladder's top QP is always coded whole: when nothing fits, the rule needs its exact size.)
 
+The densest spacing's first round (its first two probes, which no size measured yet can move) is coded while
+the pass still runs, as its keyframes are found, on two threads of its own (:class:`_Chain`; with ``workers``
+above 1): the pass keeps about 1.3 of 2 cores busy (the interpreter), x265 does not need it. Those chains
+code the same units as after the pass. Measured over the seven lite_rd targets, 8 interleaved runs each
+(medians): bigbuckbunny encode + decode 2.32 -> 2.08 s, carphone 1.76 -> 1.69 s; the same streams. Running
+the hint trials on the idle workers as well was slower (contention for the interpreter).
+
 - per spacing, densest first (every spacing with ``gmsd``), the lowest QP whose stream fits under the band's top is found by a
   search over the QP ladder (two QPs per round, coded on the ``workers`` threads, each x265
   single-threaded; the rounds never depend on the thread count, so neither does the choice), then
@@ -363,6 +370,71 @@ class _Recorder:
         return b""
 
 
+class _Chain:
+    """A spacing's keyframe chain coded at one QP (x265, one thread) from the stored pictures; :meth:`run` gives
+    ``(interval, qp, (codec, units))``. ``past(bytes, frames)``: true once the units coded so far put the stream
+    past what the search can use with ``frames`` frames in the video (then the rest is not coded); None: the
+    whole chain.
+
+    Its keyframes may still be arriving: rate control starts its first round's chains while the pass runs
+    (:meth:`advance` after each frame, ``ended`` after the last). The pass is bound by the interpreter (about
+    1.3 of 2 cores busy) and x265 is not, so they overlap. Such a chain codes a unit only when the chain coded
+    after the pass would: while the pass runs, the next unit waits until ``past`` with the frames seen so far
+    is false (the band's top only grows with more frames, so the search would go on as well) or the pass ends
+    (then ``past`` with the final count decides). So its units are the same, and so is every stream."""
+
+    def __init__(
+        self, interval: int, qp: int, keyframes: list[tuple[int, bool]], store: _PictureStore, preset: str,
+        target: float, shape: tuple[int, int], past: Optional[Callable[[int, int], bool]],
+        progress: Optional[Callable[[int], None]], frames: Optional[int] = None,
+    ) -> None:  # fmt: skip
+        self.interval, self.qp, self.keyframes, self.store = interval, qp, keyframes, store
+        self.preset, self.target, self.shape, self.past, self.progress = preset, target, shape, past, progress
+        self._cond = threading.Condition()
+        self._frames = frames or 0  # frames the pass has seen
+        self._ended = frames is not None  # the keyframes are final
+        self._cancelled = False
+
+    def advance(self, frames: int, ended: bool = False) -> None:
+        with self._cond:
+            self._frames, self._ended = frames, self._ended or ended
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+    def _next(self, done: int, total: int) -> Optional[tuple[int, bool]]:
+        """The next keyframe to code (None: the chain is complete, cut short or cancelled); waits as above."""
+        with self._cond:
+            while not self._cancelled:
+                if self.past is not None and done and self.past(total, self._frames):
+                    if self._ended:
+                        return None  # cut short
+                elif done < len(self.keyframes):
+                    return self.keyframes[done]
+                elif self._ended:
+                    return None  # whole
+                self._cond.wait()
+            return None
+
+    def run(self) -> tuple[int, int, tuple[Any, list[bytes]]]:
+        from .keyframe_codec.hevc import HevcChainCodec
+
+        codec = HevcChainCodec(self.qp, self.preset, float(self.target))
+        blank = np.broadcast_to(np.uint8(0), (*self.shape, 3))  # compress reads only its shape
+        units: list[bytes] = []
+        total = 0
+        while (nxt := self._next(len(units), total)) is not None:
+            index, intra = nxt
+            units.append(codec.compress(blank, intra=intra, picture=self.store.picture(index)))
+            total += len(units[-1])
+            if self.progress:
+                self.progress(1)
+        return self.interval, self.qp, (codec, units)
+
+
 class _PerFrame:
     """A function of a frame computed once for the frame the pass is at (every track is fed the same frame
     object) and reused by the other tracks; the first caller computes while the others wait."""
@@ -623,11 +695,11 @@ def plan(
     candidates that the rule needs (module doc); ``exhaustive``: measure all 4 x 12 (for checks).
 
     ``progress(1)`` after each frame of the pass, ``search_progress(1)`` after each keyframe coded by the
-    search; ``workers``: encoder threads (0: :func:`default_workers`)."""
+    search (from the pass on); ``workers``: encoder threads (0: :func:`default_workers`; above 1, two more
+    code the first round during the pass)."""
     from .bitstream import Keyframe, write_stream
     from .describe import NoneDescriber
     from .keyframe_codec import with_refine
-    from .keyframe_codec.hevc import HevcChainCodec
     from .keyframes import build_selector
     from .pipeline import _HintCollector, _Track, assemble
     from .reconstruct import build_reconstructor
@@ -645,6 +717,8 @@ def plan(
     # OpenCV's own threads off: the tracks, chains and trials below keep the cores busy (cpus.py)
     with opencv_single_threaded():
         pool = ThreadPoolExecutor(threads, thread_name_prefix="m3cvc-rate")
+        early: dict[tuple[int, int], tuple[_Chain, Optional[Callable[[int], bool]], Any]] = {}
+        early_pool: Optional[ThreadPoolExecutor] = None
         try:
             # the pass: every spacing's decisions (selection, scene cuts, motion hints); keyframes are stored
             tracks = {}  # spacing -> (its decision track, recorder, motion hints, reconstructor, config)
@@ -663,6 +737,33 @@ def plan(
                 track = _Track(cfg, build_selector(cfg.keyframes), recorder, NoneDescriber(), False, hints)
                 tracks[interval] = (track, recorder, hints, recon, cfg)
             _share_frame_features([t[0] for t in tracks.values()])
+            ladder = sorted(QPS)
+            dense_first = sorted(INTERVALS)
+
+            def bpp(n: int, frames: Optional[int] = None) -> float:
+                # as choose() computes it, so that the search and the rule agree to the bit; ``frames``: so far
+                return Candidate(0, 0, n, 0).bpp(pixels if frames is None else frames * width * height)
+
+            def under_top(n: int, frames: Optional[int] = None) -> bool:
+                return bpp(n, frames) / target - 1.0 <= tolerance
+
+            def in_band(n: int) -> bool:
+                return abs(bpp(n) / target - 1.0) <= tolerance
+
+            over_top = lambda n: not under_top(n)  # noqa: E731  (a chain past the top is neither in the band nor below the target)
+            # the densest spacing's first round (its search's first probes, the same whatever the sizes) is coded
+            # while the pass runs, on threads of its own (_Chain); a chain the search does not ask for is cancelled
+            if not exhaustive and threads > 1:
+                keyframes_of = tracks[dense_first[0]][1].keyframes
+                for qp in (ladder[i] for i in _probes(0, len(ladder), ladder, {}, None, {})):
+                    stop = None if qp == QPS[0] else over_top  # as measure() codes it (the top QP whole)
+                    past = None if stop is None else (lambda n, frames: not under_top(n, frames))
+                    chain = _Chain(
+                        dense_first[0], qp, keyframes_of, store, preset, target, (height, width), past, search_progress
+                    )  # fmt: skip
+                    early[(dense_first[0], qp)] = (chain, stop, None)
+                early_pool = ThreadPoolExecutor(len(early), thread_name_prefix="m3cvc-rate-early")
+                early = {k: (c, stop, early_pool.submit(c.run)) for k, (c, stop, _) in early.items()}
             count = 0
             for index, frame in enumerate(frames):
                 position[0] = index
@@ -671,6 +772,8 @@ def plan(
                 if measured:
                     store.put_luma(index, luma(frame))
                 count = index + 1
+                for chain, _, _ in early.values():
+                    chain.advance(count)
                 if progress:
                     progress(1)
             if count == 0:
@@ -678,6 +781,8 @@ def plan(
 
                 raise InputError("the input video has no frames")
             finished = {interval: t[0].finish() for interval, t in tracks.items()}  # may add a tail keyframe
+            for chain, _, _ in early.values():
+                chain.advance(count, ended=True)
             motion: dict[int, Optional[bytes]] = {}  # spacing -> its motion hints, once it is first measured
             pixels = count * width * height
             streams: dict[Candidate, Any] = {}
@@ -686,21 +791,19 @@ def plan(
             # chains cut short (see code): spacing -> {QP: the test that cut it}
             stopped: dict[int, dict[int, Callable[[int], bool]]] = {interval: {} for interval in INTERVALS}
 
-            def code(job: tuple[int, int, Optional[Callable[[int], bool]]]) -> tuple[int, int, Any]:
-                """A spacing's chain at a QP; ``stop(bytes)``: true once the units coded so far put the stream
-                past what the search can use (then the rest of the chain is not coded)."""
-                interval, qp, stop = job
-                codec = HevcChainCodec(qp, preset, float(target))
-                blank = np.broadcast_to(np.uint8(0), (height, width, 3))  # compress reads only its shape
-                units, total = [], 0
-                for i, intra in tracks[interval][1].keyframes:
-                    units.append(codec.compress(blank, intra=intra, picture=store.picture(i)))
-                    total += len(units[-1])
-                    if search_progress:
-                        search_progress(1)
-                    if stop is not None and stop(total):
-                        break
-                return interval, qp, (codec, units)
+            def code(interval: int, qp: int, stop: Optional[Callable[[int], bool]]) -> Future:
+                """A spacing's chain at a QP, on the workers (or the one the pass started); ``stop(bytes)``: true
+                once the units coded so far put the stream past what the search can use (then the rest of the
+                chain is not coded)."""
+                chain, started, future = early.pop((interval, qp), (None, None, None))
+                if chain is not None and started is stop:
+                    return future
+                if chain is not None:
+                    chain.cancel()
+                past = None if stop is None else (lambda n, frames: stop(n))
+                keyframes = tracks[interval][1].keyframes
+                chain = _Chain(interval, qp, keyframes, store, preset, target, (height, width), past, search_progress, count)
+                return pool.submit(chain.run)
 
             def measure(interval: int, qps: list[int], stop: Optional[Callable[[int], bool]] = None) -> dict[int, int]:
                 """The sizes known for ``interval`` after coding its chains at ``qps`` (those not known yet). With
@@ -714,7 +817,7 @@ def plan(
                         if q not in sizes[interval] or (q in stopped[interval] and stopped[interval][q] is not stop)]
                 _, _, hints, recon, cfg = tracks[interval]
                 keyframes, kf_texts, clip_texts, frames_seen = finished[interval]
-                chains = [pool.submit(code, job) for job in todo]
+                chains = [code(*job) for job in todo]
                 if chains and interval not in motion:
                     # this thread tries the spacing's clips while the workers code its chains; once every chain is
                     # done and cut short the hints are not needed yet (the tried clips stay tried)
@@ -737,22 +840,6 @@ def plan(
                     streams[Candidate(iv, qp, len(data), len(stream.keyframes))] = stream
                 return {q: n for q, n in sizes[interval].items() if stopped[interval].get(q, stop) is stop}
 
-            ladder = sorted(QPS)
-
-            def bpp(n: int) -> float:  # computed as choose() does, so the search and the rule agree to the bit
-                return Candidate(0, 0, n, 0).bpp(pixels)
-
-            def ratio(n: int) -> float:
-                return bpp(n) / target
-
-            def under_top(n: int) -> bool:
-                return ratio(n) - 1.0 <= tolerance
-
-            def in_band(n: int) -> bool:
-                return abs(ratio(n) - 1.0) <= tolerance
-
-            dense_first = sorted(INTERVALS)
-
             def guess(interval: int) -> dict[int, float]:
                 """Sizes of a spacing before it is measured (only where probes go): the nearest denser spacing's
                 measured sizes times the ratio of their keyframe counts."""
@@ -769,7 +856,6 @@ def plan(
                     measure(interval, ladder)
             else:
                 first_fit: dict[int, Optional[int]] = {}  # spacing -> its lowest QP at most the band's top
-                over_top = lambda n: not under_top(n)  # noqa: E731  (a chain past the top is neither in the band nor below the target)
                 coarse = False  # a denser spacing has a finalist, coarser than QP_CAP
                 for interval in dense_first:  # with "gmsd", every spacing: its finalist competes on distortion
                     m = lambda qps, iv=interval: measure(iv, qps, over_top)  # noqa: E731
@@ -815,6 +901,10 @@ def plan(
             if getattr(tracks[chosen.interval][3], "sharpen", None) == AUTO:  # the detail strength, for the chosen
                 stream = _with_detail(stream, store, height, width, pool, threads)  # stream only (its size does not depend on it)
         finally:
+            for chain, _, _ in early.values():  # not asked for (or the pass failed)
+                chain.cancel()
+            if early_pool is not None:
+                early_pool.shutdown(wait=True)
             pool.shutdown(wait=True, cancel_futures=True)
             store.close()
     data = write_stream(stream, config.text.codec)
