@@ -569,6 +569,38 @@ def test_the_first_round_is_coded_while_the_pass_runs_and_a_failing_pass_stops_i
     assert threading.active_count() == threads
 
 
+def test_a_chain_that_sees_a_keyframe_before_the_pass_counts_a_frame_waits_for_the_count():
+    """Found by a try-out: a first-round chain that starts late can find frame 0's keyframe before the pass has
+    counted frame 0; it codes it, and must then wait for the count before asking whether it is past the top
+    (it divided by 0 frames and the encode failed)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from m3cvc.ratecontrol import _Chain, _PictureStore
+
+    frames = synthetic_frames(2)
+    h, w = frames[0].shape[:2]
+    store = _PictureStore()
+    try:
+        for i, frame in enumerate(frames):
+            store.put(i, frame)
+        keyframes = [(0, True)]  # frame 0's keyframe, recorded before the pass counts frame 0
+        asked, coded = [], threading.Event()
+        past = lambda n, seen: (asked.append(seen), 8.0 * n / (seen * w * h) > 24.0)[1]  # noqa: E731
+        chain = _Chain(4, 51, keyframes, store, "medium", 0.01, (h, w), past, lambda n: coded.set())
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(chain.run)
+            assert coded.wait(10)
+            assert not future.done() and 0 not in asked  # it waits for the count, without asking
+            keyframes.append((1, False))
+            chain.advance(2)
+            chain.advance(2, ended=True)
+            _, _, (_, units) = future.result(10)
+        assert len(units) == 2 and asked and 0 not in asked
+    finally:
+        store.close()
+
+
 def test_rate_search_agrees_at_the_band_edge_on_flat_sizes_and_on_any_core_count(cut_video):
     """Found by a try-out: a candidate exactly at the band's top (target = its bpp / 1.1) was accepted by the
     search and refused by the rule; on a static video the sizes barely change with QP (not monotone by a

@@ -409,8 +409,9 @@ class _Chain:
         """The next keyframe to code (None: the chain is complete, cut short or cancelled); waits as above."""
         with self._cond:
             while not self._cancelled:
-                if self.past is not None and done and self.past(total, self._frames):
-                    if self._ended:
+                # before the pass has counted a frame (its first keyframe may already be coded) nothing is known
+                if self.past is not None and done and (not self._frames or self.past(total, self._frames)):
+                    if self._ended and self._frames:
                         return None  # cut short
                 elif done < len(self.keyframes):
                     return self.keyframes[done]
