@@ -718,7 +718,7 @@ def plan(
     # OpenCV's own threads off: the tracks, chains and trials below keep the cores busy (cpus.py)
     with opencv_single_threaded():
         pool = ThreadPoolExecutor(threads, thread_name_prefix="m3cvc-rate")
-        early: dict[tuple[int, int], tuple[_Chain, Optional[Callable[[int], bool]], Any]] = {}
+        early: dict[tuple[int, int], tuple[_Chain, Optional[Callable[[int], bool]], Future]] = {}
         early_pool: Optional[ThreadPoolExecutor] = None
         try:
             # the pass: every spacing's decisions (selection, scene cuts, motion hints); keyframes are stored
@@ -756,15 +756,14 @@ def plan(
             # while the pass runs, on threads of its own (_Chain); a chain the search does not ask for is cancelled
             if not exhaustive and threads > 1:
                 keyframes_of = tracks[dense_first[0]][1].keyframes
+                early_pool = ThreadPoolExecutor(PROBES, thread_name_prefix="m3cvc-rate-early")
                 for qp in (ladder[i] for i in _probes(0, len(ladder), ladder, {}, None, {})):
                     stop = None if qp == QPS[0] else over_top  # as measure() codes it (the top QP whole)
                     past = None if stop is None else (lambda n, frames: not under_top(n, frames))
                     chain = _Chain(
                         dense_first[0], qp, keyframes_of, store, preset, target, (height, width), past, search_progress
                     )  # fmt: skip
-                    early[(dense_first[0], qp)] = (chain, stop, None)
-                early_pool = ThreadPoolExecutor(len(early), thread_name_prefix="m3cvc-rate-early")
-                early = {k: (c, stop, early_pool.submit(c.run)) for k, (c, stop, _) in early.items()}
+                    early[(dense_first[0], qp)] = (chain, stop, early_pool.submit(chain.run))
             count = 0
             for index, frame in enumerate(frames):
                 position[0] = index
